@@ -1,0 +1,21 @@
+"""Deterministic task identity: the same idempotency key always yields the same taskUUID.
+
+A redelivered SQS message or a re-uploaded identical S3 object therefore maps to the task Runware
+already has (it answers conflictTaskUUID), never to a second paid run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+# Namespacing keeps our UUIDs apart from other applications hashing the same keys.
+_NAMESPACE = b"runrelay/taskUUID/v1\x00"
+
+
+def task_uuid_for(idempotency_key: str) -> uuid.UUID:
+    """A UUID-v4-shaped identifier (version 4, RFC 4122 variant bits) derived from the key by SHA-256."""
+    digest = bytearray(hashlib.sha256(_NAMESPACE + idempotency_key.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x40  # version 4
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return uuid.UUID(bytes=bytes(digest))

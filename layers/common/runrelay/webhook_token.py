@@ -1,0 +1,37 @@
+"""Per-task webhook tokens: Runware does not sign webhooks, so each webhookURL carries a MAC.
+
+token = HMAC-SHA256(secret, taskUUID); the receiver recomputes it from the body's taskUUID and compares
+in constant time. During a secret rotation both the current and the previous secret are accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from urllib.parse import urlencode
+
+TOKEN_PARAMETER = "token"
+WEBHOOK_PATH = "/webhooks/runware"
+
+
+def token_for(secret: str, task_uuid: str) -> str:
+    return hmac.new(secret.encode("utf-8"), task_uuid.lower().encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def token_is_valid(token: str, task_uuid: str, secrets: Iterable[str]) -> bool:
+    """True when the token was made for this taskUUID with any of the accepted secrets."""
+    if not token:
+        return False
+    given = token.encode("utf-8", "replace")
+    valid = False
+    for secret in secrets:
+        if secret:
+            # No early exit: the time taken does not tell which secret matched.
+            valid |= hmac.compare_digest(given, token_for(secret, task_uuid).encode("ascii"))
+    return valid
+
+
+def webhook_url_for(base_url: str, secret: str, task_uuid: str) -> str:
+    """The webhookURL sent with a task: <API base>/webhooks/runware?token=<HMAC>."""
+    return f"{base_url.rstrip('/')}{WEBHOOK_PATH}?{urlencode({TOKEN_PARAMETER: token_for(secret, task_uuid)})}"
