@@ -33,14 +33,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-# sam and checkov pin libraries that clash with ours, so each lives in its own venv.
+# sam and checkov pin libraries that clash with ours, so each lives in its own venv. The macro is
+# expanded inside the recipe, so a single $@ is the stamp file.
 SAM_CLI := aws-sam-cli==1.170.0
 CHECKOV := checkov==3.3.30
 define tool_venv
 	@test -x .tools/$(1)/bin/python || $(PYTHON_BOOT) -m venv .tools/$(1)
 	.tools/$(1)/bin/python -m pip install -q --upgrade pip
 	.tools/$(1)/bin/python -m pip install -q "$(2)"
-	@touch $$@
+	@touch $@
 endef
 .tools/sam/.installed: Makefile
 	$(call tool_venv,sam,$(SAM_CLI))

@@ -7,9 +7,10 @@ Response models are the opposite: lenient, keeping every unknown field Runware m
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+import re
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -17,14 +18,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StrictInt,
     StrictStr,
     field_serializer,
 )
 
-MODEL_ID = "minimax:m2.7@0"
-TEXT_INFERENCE = "textInference"
+MODEL_ID: Final = "minimax:m2.7@0"
+TEXT_INFERENCE: Final = "textInference"
 MAX_SEED = 4_294_967_295
 MAX_TOKENS_LIMIT = 196_608
 MAX_SYSTEM_PROMPT_CHARS = 200_000
@@ -56,13 +58,37 @@ def _hundredths(value: float) -> float:
     return int(rounded) if rounded == int(rounded) else rounded
 
 
-Hundredths = Annotated[float, AfterValidator(_hundredths)]
+# Strict: a bool or a numeric string is refused as the schema's `type: number` refuses it, not coerced.
+Hundredths = Annotated[float, Strict(), AfterValidator(_hundredths)]
+
+# RFC 3986 `URI` restricted to http(s) with a non-empty host: the same grammar as the schema's
+# `format: uri` check (so no spaces, no non-ASCII, no `<>{}|^`, only %XX escapes, a numeric port).
+_PCT = r"%[0-9A-Fa-f]{2}"
+_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="  # unreserved + sub-delims
+_HTTP_URI = re.compile(
+    rf"""
+    (?i:https?)://
+    (?:(?:[{_SUB}:]|{_PCT})*@)?                  # userinfo
+    (?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?:[{_SUB}]|{_PCT})+)  # host: [IPv6] or reg-name / IPv4
+    (?::[0-9]*)?                                 # port
+    (?:/(?:[{_SUB}:@]|{_PCT})*)*                 # path-abempty
+    (?:\?(?:[{_SUB}:@/?]|{_PCT})*)?              # query
+    (?:\#(?:[{_SUB}:@/?]|{_PCT})*)?              # fragment
+    """,
+    re.VERBOSE,
+)
 
 
 def _absolute_uri(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
-        raise ValueError("must be an absolute http(s) URI without spaces")
+    match = _HTTP_URI.fullmatch(value)
+    ok = match is not None
+    if match is not None and match["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ip6"])
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError("must be an absolute http(s) URI with a host (RFC 3986: no spaces, ASCII only)")
     return value
 
 

@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
-TOKEN_PARAMETER = "token"
+TOKEN_PARAMETER = "token"  # noqa: S105 - the query parameter name, not a secret
 WEBHOOK_PATH = "/webhooks/runware"
 
 
@@ -34,4 +34,5 @@ def token_is_valid(token: str, task_uuid: str, secrets: Iterable[str]) -> bool:
 
 def webhook_url_for(base_url: str, secret: str, task_uuid: str) -> str:
     """The webhookURL sent with a task: <API base>/webhooks/runware?token=<HMAC>."""
-    return f"{base_url.rstrip('/')}{WEBHOOK_PATH}?{urlencode({TOKEN_PARAMETER: token_for(secret, task_uuid)})}"
+    query = urlencode({TOKEN_PARAMETER: token_for(secret, task_uuid)})
+    return f"{base_url.rstrip('/')}{WEBHOOK_PATH}?{query}"

@@ -1,0 +1,27 @@
+"""ReconcileFunction (scheduled): polls Runware for overdue tasks so a lost webhook loses nothing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from runrelay import wiring
+from runrelay.deadline import Deadline
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = wiring.reconcile_service().run(Deadline.for_invocation(context))
+    metrics.add_metric(
+        name="ReconciledTasks", unit=MetricUnit.Count, value=report.results_stored + report.failed
+    )
+    metrics.add_metric(name="OverdueTasks", unit=MetricUnit.Count, value=report.still_processing)
+    logger.info("reconcile finished", **asdict(report))
+    return asdict(report)

@@ -1,0 +1,62 @@
+"""WebhookFunction: Runware's callbacks (HTTP API, payload v2) → results stored once in DynamoDB."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from runrelay import wiring
+from runrelay.task_store import StoreOutcome
+from runrelay.webhook_token import TOKEN_PARAMETER, WEBHOOK_PATH
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+@app.post(WEBHOOK_PATH)
+def receive_webhook() -> Response:
+    event = app.current_event
+    token = event.get_query_string_value(TOKEN_PARAMETER)
+    try:
+        reply, report = wiring.webhook_receiver().receive(event.decoded_body, token)
+    except Exception:
+        # Storage trouble: answer 5xx so Runware delivers again later.
+        logger.exception("webhook could not be stored")
+        return _json(500, {"error": "storageUnavailable", "message": "try again later"})
+    if report.task_uuid:
+        logger.append_keys(task_uuid=report.task_uuid)
+    if report.rejected_reason:
+        metrics.add_metric(name="RejectedWebhooks", unit=MetricUnit.Count, value=1)
+        logger.warning("webhook rejected", reason=report.rejected_reason, status=reply.status)
+        return _json(reply.status, reply.body)
+    duplicates = report.outcomes.count(StoreOutcome.DUPLICATE)
+    stored = sum(o in (StoreOutcome.STORED, StoreOutcome.COMPLETED) for o in report.outcomes)
+    metrics.add_metric(name="CompletionsStored", unit=MetricUnit.Count, value=stored)
+    metrics.add_metric(name="DuplicateWebhooks", unit=MetricUnit.Count, value=duplicates)
+    for result in report.results:
+        if result.usage:
+            metrics.add_metric(
+                name="PromptTokens", unit=MetricUnit.Count, value=result.usage.promptTokens or 0
+            )
+            metrics.add_metric(
+                name="CompletionTokens", unit=MetricUnit.Count, value=result.usage.completionTokens or 0
+            )
+        if result.cost is not None:
+            metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=result.cost)
+    logger.info("webhook stored", outcomes=[o.value for o in report.outcomes])
+    return _json(reply.status, reply.body)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,274 @@
+"""What arrives on the ingest queue, turned into task specs with stable idempotency keys.
+
+An SQS body is one of: a task spec or an array of them (DESIGN.md "Inputs"), an S3 event notification,
+S3's `s3:TestEvent`, or our own continuation of a large S3 object. S3 objects are streamed: `.jsonl`
+line by line (never whole in memory), `.json` as a spec or an array, anything else as one prompt.
+Bad input never raises: it becomes a `Rejection` carrying a clear reason, and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+
+from .contract import MAX_NUMBER_RESULTS, MAX_SEED, InferenceSettings, Message
+
+MAX_METADATA_BYTES = 4096
+MAX_JSON_OBJECT_BYTES = 8 * 1024 * 1024  # a .json input is parsed whole; .jsonl has no limit
+MAX_PROMPT_OBJECT_BYTES = 1024 * 1024  # a plain-text prompt file
+CONTINUATION_KEY = "runrelayContinuation"
+_READ_CHUNK = 256 * 1024
+
+
+class TaskSpec(BaseModel):
+    """The caller's task: a prompt or a conversation, optional settings, and an optional idempotency id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictStr | None = Field(default=None, min_length=1, max_length=512)
+    prompt: StrictStr | None = Field(default=None, min_length=1)
+    messages: list[Message] | None = Field(default=None, min_length=1)
+    settings: InferenceSettings | None = None
+    numberResults: StrictInt = Field(default=1, ge=1, le=MAX_NUMBER_RESULTS)
+    seed: StrictInt | None = Field(default=None, ge=0, le=MAX_SEED)
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> TaskSpec:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' or 'messages'")
+        if self.metadata is not None and len(json.dumps(self.metadata)) > MAX_METADATA_BYTES:
+            raise ValueError(f"'metadata' must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return self
+
+    def conversation(self) -> list[Message]:
+        if self.messages is not None:
+            return self.messages
+        return [Message(role="user", content=self.prompt or "")]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Input we cannot turn into a task, with the reason the caller will read."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One would-be task: where it came from, its idempotency key and its spec or why it was refused."""
+
+    source_id: str
+    seq: int
+    idempotency_key: str
+    spec: TaskSpec | Rejection
+
+
+@dataclass(frozen=True)
+class S3ObjectRef:
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None = None
+    size: int | None = None
+    start_byte: int = 0
+    start_line: int = 0
+
+    @property
+    def source_id(self) -> str:
+        # The ETag names the content: re-uploading identical bytes maps to the same tasks.
+        return f"s3://{self.bucket}/{self.key}#{self.etag}"
+
+
+@dataclass(frozen=True)
+class SqsTaskMessage:
+    message_id: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class IgnoredMessage:
+    reason: str
+
+
+SqsBody = SqsTaskMessage | list[S3ObjectRef] | IgnoredMessage | Rejection
+
+
+def parse_spec(raw: Any) -> TaskSpec | Rejection:
+    if not isinstance(raw, dict):
+        return Rejection("invalidTaskSpec", f"a task spec must be a JSON object, got {type(raw).__name__}")
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(spec)'}: {e['msg']}" for e in error.errors()
+        )
+        return Rejection("invalidTaskSpec", problems)
+
+
+def classify_sqs_body(message_id: str, body: str) -> SqsBody:
+    """Tell what an ingest-queue message is, without touching S3 or DynamoDB."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        return Rejection("malformedMessage", f"message body is not valid JSON: {error}")
+    if isinstance(payload, dict):
+        if payload.get("Event") == "s3:TestEvent":
+            return IgnoredMessage("S3 test event")
+        if isinstance(payload.get("Records"), list):
+            refs = [_s3_ref(record) for record in payload["Records"] if _is_object_created(record)]
+            return refs if refs else IgnoredMessage("S3 notification without ObjectCreated records")
+        if isinstance(payload.get(CONTINUATION_KEY), dict):
+            try:
+                return [_continuation_ref(payload[CONTINUATION_KEY])]
+            except (KeyError, TypeError, ValueError) as error:
+                return Rejection("malformedContinuation", f"continuation message is incomplete: {error!r}")
+    return SqsTaskMessage(message_id, payload)
+
+
+def items_of_message(message: SqsTaskMessage) -> Iterator[SourceItem]:
+    """Task specs carried by an SQS message: one object or an array of them."""
+    source_id = f"sqs:{message.message_id}"
+    specs = message.payload if isinstance(message.payload, list) else [message.payload]
+    if not specs:
+        yield SourceItem(source_id, 0, f"{source_id}:0", Rejection("emptyMessage", "the array holds no task"))
+    for index, raw in enumerate(specs):
+        spec = parse_spec(raw)
+        caller_id = spec.id if isinstance(spec, TaskSpec) else None
+        # The caller's id is the idempotency key (like OpenAI Batch's custom_id); else the message id.
+        key = f"id:{caller_id}" if caller_id else f"{source_id}:{index}"
+        yield SourceItem(source_id, index, key, spec)
+
+
+def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]]:
+    """Task specs in an S3 object, each with the byte offset just past it (for continuations).
+
+    `body` is the streaming body of a GetObject (from `ref.start_byte` on when continuing).
+    """
+    name = ref.key.lower()
+    if name.endswith(".jsonl") or name.endswith(".ndjson"):
+        yield from _jsonl_items(ref, body)
+        return
+    limit = MAX_JSON_OBJECT_BYTES if name.endswith(".json") else MAX_PROMPT_OBJECT_BYTES
+    data = body.read(limit + 1)
+    end = len(data)
+    if len(data) > limit:
+        yield _item(ref, 0, Rejection("objectTooLarge", f"{ref.key} exceeds {limit} bytes; use .jsonl")), end
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        yield _item(ref, 0, Rejection("notUtf8", f"{ref.key} is not UTF-8 text: {error}")), end
+        return
+    if name.endswith(".json"):
+        try:
+            payload = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            yield _item(ref, 0, Rejection("malformedJson", f"{ref.key} is not valid JSON: {error}")), end
+            return
+        specs = payload if isinstance(payload, list) else [payload]
+        if not specs:
+            yield _item(ref, 0, Rejection("emptyObject", f"{ref.key} holds an empty array")), end
+        for index, raw in enumerate(specs):
+            yield _item(ref, index, parse_spec(raw)), end
+        return
+    if not text.strip():
+        yield _item(ref, 0, Rejection("emptyPrompt", f"{ref.key} is empty: nothing to ask")), end
+        return
+    yield _item(ref, 0, TaskSpec(prompt=text)), end
+
+
+def _jsonl_items(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]]:
+    line_number = ref.start_line
+    offset = ref.start_byte
+    seen_any = ref.start_line > 0
+    for raw_line in _lines(body):
+        offset += len(raw_line)
+        line_number += 1
+        stripped = raw_line.strip()
+        if not stripped:
+            continue  # blank lines are not tasks
+        seen_any = True
+        try:
+            parsed: TaskSpec | Rejection = parse_spec(json.loads(stripped.decode("utf-8")))
+        except UnicodeDecodeError as error:
+            parsed = Rejection("notUtf8", f"line {line_number} is not UTF-8: {error}")
+        except (ValueError, RecursionError) as error:
+            parsed = Rejection("malformedLine", f"line {line_number} is not valid JSON: {error}")
+        if isinstance(parsed, Rejection) and not parsed.message.startswith("line "):
+            parsed = Rejection(parsed.code, f"line {line_number}: {parsed.message}")
+        yield _item(ref, line_number, parsed), offset
+    if not seen_any:
+        yield _item(ref, 0, Rejection("emptyObject", f"{ref.key} holds no task lines")), offset
+
+
+def _lines(body: Any) -> Iterator[bytes]:
+    """Lines of a streaming body, newline kept, reading fixed-size chunks (memory stays flat)."""
+    pending = b""
+    while chunk := body.read(_READ_CHUNK):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if pending:
+        yield pending
+
+
+def _item(ref: S3ObjectRef, seq: int, spec: TaskSpec | Rejection) -> SourceItem:
+    return SourceItem(ref.source_id, seq, f"{ref.source_id}:{seq}", spec)
+
+
+def _is_object_created(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and record.get("eventSource") == "aws:s3"
+        and str(record.get("eventName", "")).startswith("ObjectCreated")
+    )
+
+
+def _s3_ref(record: dict[str, Any]) -> S3ObjectRef:
+    s3 = record.get("s3", {})
+    obj = s3.get("object", {})
+    # Keys arrive URL-encoded with '+' for spaces (and moto also encodes '/').
+    return S3ObjectRef(
+        bucket=s3.get("bucket", {}).get("name", ""),
+        key=unquote_plus(obj.get("key", "")),
+        etag=str(obj.get("eTag") or obj.get("etag") or "").strip('"'),
+        version_id=obj.get("versionId") or None,
+        size=obj.get("size"),
+    )
+
+
+def _continuation_ref(raw: dict[str, Any]) -> S3ObjectRef:
+    return S3ObjectRef(
+        bucket=str(raw["bucket"]),
+        key=str(raw["key"]),
+        etag=str(raw["etag"]),
+        version_id=raw.get("versionId"),
+        size=raw.get("size"),
+        start_byte=int(raw.get("startByte", 0)),
+        start_line=int(raw.get("startLine", 0)),
+    )
+
+
+def continuation_message(ref: S3ObjectRef, start_byte: int, start_line: int) -> str:
+    """The queue message that resumes a large object where this invocation stopped."""
+    return json.dumps(
+        {
+            CONTINUATION_KEY: {
+                "bucket": ref.bucket,
+                "key": ref.key,
+                "etag": ref.etag,
+                "versionId": ref.version_id,
+                "size": ref.size,
+                "startByte": start_byte,
+                "startLine": start_line,
+            }
+        }
+    )

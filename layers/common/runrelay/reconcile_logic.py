@@ -1,0 +1,102 @@
+"""Reconcile: heal lost webhooks by polling Runware (getResponse) for tasks open too long.
+
+Overdue tasks come from the sparse OpenTasks index (never a Scan). Results go through the same
+idempotent `TaskStore.store_result` as webhooks, so a late webhook and a poll never double-store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .deadline import Deadline
+from .runware_client import PollOutcome
+from .runware_errors import TransientRunwareError
+from .task_store import StoreOutcome, TaskStatus, TaskStore
+
+
+class RunwarePoller(Protocol):
+    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome: ...
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    results_stored: int = 0
+    completed: int = 0
+    failed: int = 0
+    still_processing: int = 0
+    expired: int = 0
+    polls: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    overdue_after_seconds: int = 900
+    max_task_age_seconds: int = 86_400
+    poll_batch_size: int = 50
+    max_tasks_per_run: int = 5_000
+    # Stop starting new polls with this much time left.
+    reserve_seconds: float = 5.0
+
+
+class ReconcileService:
+    def __init__(self, store: TaskStore, runware: RunwarePoller, config: ReconcileConfig) -> None:
+        self.store = store
+        self.runware = runware
+        self.config = config
+
+    def run(self, deadline: Deadline, now: float | None = None) -> ReconcileReport:
+        now = time.time() if now is None else now
+        cutoff = int(now - self.config.overdue_after_seconds)
+        overdue = list(self.store.open_tasks_since_before(cutoff, limit=self.config.max_tasks_per_run))
+        report = ReconcileReport(checked=len(overdue))
+        for start in range(0, len(overdue), self.config.poll_batch_size):
+            if deadline.remaining() < self.config.reserve_seconds:
+                break
+            batch = overdue[start : start + self.config.poll_batch_size]
+            try:
+                outcome = self.runware.get_response(batch, deadline)
+            except TransientRunwareError:
+                break  # Runware is struggling; the next scheduled run tries again
+            report.polls += 1
+            self._apply(batch, outcome, now, report)
+        return report
+
+    def _apply(self, batch: list[str], outcome: PollOutcome, now: float, report: ReconcileReport) -> None:
+        answered: set[str] = set()
+        for result in outcome.results:
+            answered.add(result.taskUUID)
+            stored = self.store.store_result(result)
+            report.outcomes[stored.value] = report.outcomes.get(stored.value, 0) + 1
+            if stored in (StoreOutcome.STORED, StoreOutcome.COMPLETED):
+                report.results_stored += 1
+            report.completed += stored is StoreOutcome.COMPLETED
+        for task_uuid, error in outcome.errors.items():
+            answered.add(task_uuid)
+            view = self.store.get_task(task_uuid, resolve_payloads=False)
+            if view is None:
+                continue
+            # Runware may not know a task we never managed to submit: only give up once it is old.
+            if "notfound" in error.code.lower() and not self._too_old(view.item, now):
+                continue
+            if self.store.mark_failed(task_uuid, error.model_dump(exclude_none=True)):
+                report.failed += 1
+        for task_uuid in batch:
+            if task_uuid in answered and task_uuid not in outcome.processing:
+                continue
+            view = self.store.get_task(task_uuid, resolve_payloads=False)
+            if view is None or view.status not in (TaskStatus.PENDING, TaskStatus.SUBMITTED):
+                continue
+            if self._too_old(view.item, now):
+                expired = {"code": "taskExpired", "message": "no result within MAX_TASK_AGE_SECONDS"}
+                if self.store.mark_failed(task_uuid, expired):
+                    report.expired += 1
+            else:
+                report.still_processing += 1
+
+    def _too_old(self, item: dict[str, object], now: float) -> bool:
+        created = float(str(item.get("createdAt", now)))
+        return now - created > self.config.max_task_age_seconds

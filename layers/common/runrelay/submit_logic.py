@@ -1,0 +1,222 @@
+"""Submit: ingest-queue records → PENDING rows → batched async POSTs to Runware → SUBMITTED.
+
+Order matters for exactly-once: the row is written (conditionally) before the POST, and the taskUUID is
+derived from the idempotency key. A crash anywhere heals on redelivery: rows still PENDING are sent again
+with the same taskUUID, and Runware's conflictTaskUUID answer counts as accepted.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .contract import TextInferenceTask
+from .deadline import Deadline
+from .inputs import (
+    IgnoredMessage,
+    Rejection,
+    S3ObjectRef,
+    SourceItem,
+    SqsTaskMessage,
+    TaskSpec,
+    classify_sqs_body,
+    continuation_message,
+    items_of_message,
+    items_of_object,
+)
+from .runware_client import SubmitOutcome
+from .task_ids import task_uuid_for
+from .task_store import NewTask, TaskStatus, TaskStore
+from .webhook_token import webhook_url_for
+
+
+class RunwareSubmitter(Protocol):
+    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome: ...
+
+
+@dataclass
+class SubmitReport:
+    """What one record produced; the handler turns it into metrics."""
+
+    submitted: int = 0
+    already_known: int = 0
+    rejected: int = 0
+    retries: int = 0
+    http_requests: int = 0
+    continued: bool = False
+    ignored: str | None = None
+    task_uuids: list[str] = field(default_factory=list)
+
+    def add(self, other: SubmitReport) -> None:
+        self.submitted += other.submitted
+        self.already_known += other.already_known
+        self.rejected += other.rejected
+        self.retries += other.retries
+        self.http_requests += other.http_requests
+        self.continued = self.continued or other.continued
+
+
+@dataclass(frozen=True)
+class SubmitConfig:
+    webhook_base_url: str
+    webhook_secret: str
+    max_tasks_per_request: int = 100
+    # Stop taking new chunks of a big object with this much time left; the rest is re-queued.
+    continuation_reserve_seconds: float = 20.0
+    write_concurrency: int = 8
+
+
+@dataclass
+class _Planned:
+    item: SourceItem
+    task: NewTask
+    request: TextInferenceTask | None = None
+    rejection: Rejection | None = None
+
+
+class SubmitService:
+    def __init__(
+        self,
+        store: TaskStore,
+        runware: RunwareSubmitter,
+        config: SubmitConfig,
+        *,
+        open_object: Callable[[S3ObjectRef], Any] | None = None,
+        enqueue: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.runware = runware
+        self.config = config
+        self._open_object = open_object
+        self._enqueue = enqueue
+        self._pool = ThreadPoolExecutor(max_workers=config.write_concurrency, thread_name_prefix="rows")
+
+    def process_record(self, message_id: str, body: str, deadline: Deadline) -> SubmitReport:
+        """Handle one ingest-queue record. Raises on transient trouble so SQS redelivers the record."""
+        kind = classify_sqs_body(message_id, body)
+        if isinstance(kind, IgnoredMessage):
+            return SubmitReport(ignored=kind.reason)
+        if isinstance(kind, Rejection):
+            source_id = f"sqs:{message_id}"
+            return self._submit_items([SourceItem(source_id, 0, f"{source_id}:0", kind)], deadline)
+        if isinstance(kind, SqsTaskMessage):
+            return self._submit_items(items_of_message(kind), deadline)
+        report = SubmitReport()
+        for ref in kind:
+            report.add(self._submit_object(ref, deadline))
+        return report
+
+    def _submit_object(self, ref: S3ObjectRef, deadline: Deadline) -> SubmitReport:
+        if self._open_object is None:
+            raise RuntimeError("S3 input needs an object reader")
+        body = self._open_object(ref)
+        try:
+            report = SubmitReport()
+            offsets = items_of_object(ref, body)
+            for chunk in _chunks(offsets, self.config.max_tasks_per_request):
+                report.add(self._submit_items([item for item, _ in chunk], deadline))
+                _, end_byte = chunk[-1]
+                if deadline.remaining() < self.config.continuation_reserve_seconds and self._has_more(
+                    ref, end_byte
+                ):
+                    self._continue_later(ref, end_byte, chunk[-1][0].seq)
+                    report.continued = True
+                    return report
+            return report
+        finally:
+            close = getattr(body, "close", None)
+            if close:
+                close()
+
+    def _has_more(self, ref: S3ObjectRef, end_byte: int) -> bool:
+        return ref.size is None or end_byte < ref.size
+
+    def _continue_later(self, ref: S3ObjectRef, start_byte: int, start_line: int) -> None:
+        if self._enqueue is None:
+            raise RuntimeError(f"no time left for {ref.key} and no queue to continue it on")
+        self._enqueue(continuation_message(ref, start_byte, start_line))
+
+    def _submit_items(self, items: Iterable[SourceItem], deadline: Deadline) -> SubmitReport:
+        report = SubmitReport()
+        for chunk in _chunks(items, self.config.max_tasks_per_request):
+            report.add(self._submit_chunk([self._plan(item) for item in chunk], deadline))
+        return report
+
+    def _plan(self, item: SourceItem) -> _Planned:
+        task_uuid = str(task_uuid_for(item.idempotency_key))
+        spec = item.spec
+        if isinstance(spec, Rejection):
+            return _Planned(item, self._new_task(item, task_uuid, None), rejection=spec)
+        task = self._new_task(item, task_uuid, spec)
+        try:
+            request = self._request_for(task_uuid, spec)
+        except ValueError as error:  # e.g. a spec valid alone but not as a Runware task
+            return _Planned(item, task, rejection=Rejection("invalidTaskSpec", str(error)))
+        return _Planned(item, task, request=request)
+
+    @staticmethod
+    def _new_task(item: SourceItem, task_uuid: str, spec: TaskSpec | None) -> NewTask:
+        return NewTask(
+            task_uuid=task_uuid,
+            idempotency_key=item.idempotency_key,
+            source_id=item.source_id,
+            source_seq=item.seq,
+            number_results=spec.numberResults if spec else 1,
+            caller_id=spec.id if spec else None,
+            metadata=spec.metadata if spec else None,
+        )
+
+    def _request_for(self, task_uuid: str, spec: TaskSpec) -> TextInferenceTask:
+        return TextInferenceTask(
+            taskUUID=task_uuid,  # pydantic parses the string
+            messages=spec.conversation(),
+            settings=spec.settings,
+            seed=spec.seed,
+            numberResults=spec.numberResults,
+            deliveryMethod="async",
+            includeUsage=True,
+            includeCost=True,
+            webhookURL=webhook_url_for(self.config.webhook_base_url, self.config.webhook_secret, task_uuid),
+        )
+
+    def _submit_chunk(self, planned: list[_Planned], deadline: Deadline) -> SubmitReport:
+        report = SubmitReport(task_uuids=[p.task.task_uuid for p in planned])
+        statuses = list(self._pool.map(self._write_row, planned))
+        to_send: list[TextInferenceTask] = []
+        for plan, existing in zip(planned, statuses, strict=True):
+            if plan.rejection is not None:
+                report.rejected += existing is None
+                report.already_known += existing is not None
+            elif existing is None or existing is TaskStatus.PENDING:
+                # New, or left PENDING by an earlier run that crashed or timed out: (re)send.
+                assert plan.request is not None
+                to_send.append(plan.request)
+            else:
+                report.already_known += 1
+        if not to_send:
+            return report
+        outcome = self.runware.submit(to_send, deadline)
+        report.http_requests += outcome.http_requests
+        report.retries += outcome.retries
+        accepted = list(dict.fromkeys(outcome.accepted))
+        list(self._pool.map(self.store.mark_submitted, accepted))
+        report.submitted += len(accepted)
+        rejections = [(uuid, error.model_dump(exclude_none=True)) for uuid, error in outcome.rejected.items()]
+        list(self._pool.map(lambda pair: self.store.mark_rejected(*pair), rejections))
+        report.rejected += len(rejections)
+        return report
+
+    def _write_row(self, plan: _Planned) -> TaskStatus | None:
+        if plan.rejection is not None:
+            error = {"code": plan.rejection.code, "message": plan.rejection.message}
+            return self.store.create_rejected(plan.task, error)
+        return self.store.create_pending(plan.task)
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,445 @@
+"""The tasks table: one item per task, its results inside it, every transition a conditional write.
+
+Item: pk=`TASK#<taskUUID>`, sk=`TASK`. Results live in the `results` map under a content-derived id,
+so a repeated webhook can never store a result twice, and `resultCount` doubles as an optimistic-lock
+version: two results of one task arriving at once cannot overwrite each other. Open tasks carry
+`openShard`/`openSince` (the sparse `OpenTasks` index the reconciler reads); final tasks drop them.
+Texts too large for DynamoDB's 400 KB item limit go to S3 with a pointer in the item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from .aws_clients import client
+from .contract import InferenceResult
+
+TASK_SK = "TASK"
+OPEN_TASKS_INDEX = "OpenTasks"
+BY_SOURCE_INDEX = "BySource"
+# Results larger than this (as JSON) are stored in S3; four of them still fit well under 400 KB.
+INLINE_RESULT_LIMIT = 48 * 1024
+_OPTIMISTIC_RETRIES = 20
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    SUBMITTED = "SUBMITTED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+
+
+FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED})
+
+
+class StoreOutcome(StrEnum):
+    STORED = "stored"  # a new result, task still waiting for more
+    COMPLETED = "completed"  # a new result that completed the task
+    DUPLICATE = "duplicate"  # this result was stored before
+    FAILED = "failed"  # the task is now FAILED
+    IGNORED = "ignored"  # the task was already final; nothing changed
+
+
+@dataclass(frozen=True)
+class NewTask:
+    task_uuid: str
+    idempotency_key: str
+    source_id: str
+    source_seq: int
+    number_results: int = 1
+    caller_id: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass
+class TaskView:
+    """A task as read back, results resolved (S3 pointers followed)."""
+
+    task_uuid: str
+    status: str
+    item: dict[str, Any]
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.item.get("error")
+
+
+def task_key(task_uuid: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TASK#{task_uuid}"}, "sk": {"S": TASK_SK}}
+
+
+def result_id(result: InferenceResult) -> str:
+    """Identity of a result: its content. A redelivery is byte-identical; distinct results differ."""
+    identity = [result.text, result.seed, result.reasoningContent, result.finishReason]
+    return hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()[:20]
+
+
+def to_dynamo(value: Any) -> dict[str, Any]:
+    """Serialise JSON-like data for DynamoDB (floats become Decimals)."""
+    return _serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal))
+
+
+def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+class TaskStore:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        payload_bucket: str | None = None,
+        open_shards: int = 4,
+        retention_days: int = 30,
+        dynamodb: Any = None,
+        s3: Any = None,
+    ) -> None:
+        self.table_name = table_name
+        self.payload_bucket = payload_bucket
+        self.open_shards = open_shards
+        self.retention_seconds = retention_days * 86_400
+        self._dynamodb = dynamodb
+        self._s3 = s3
+
+    @property
+    def dynamodb(self) -> Any:
+        if self._dynamodb is None:
+            self._dynamodb = client("dynamodb")
+        return self._dynamodb
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = client("s3")
+        return self._s3
+
+    # -- creation -------------------------------------------------------------------------------
+
+    def create_pending(self, task: NewTask) -> TaskStatus | None:
+        """Write the PENDING row before anything is sent. Returns None if new, else the existing status."""
+        now = time.time()
+        item = self._new_item(task, TaskStatus.PENDING, now)
+        item["openShard"] = {"S": self._shard_of(task.task_uuid)}
+        item["openSince"] = {"N": str(int(now))}
+        return self._put_new(item)
+
+    def create_rejected(self, task: NewTask, error: Mapping[str, Any]) -> TaskStatus | None:
+        """Record input we refused (bad line, bad message) so the caller sees why, once."""
+        item = self._new_item(task, TaskStatus.REJECTED, time.time())
+        item["error"] = to_dynamo(dict(error))
+        return self._put_new(item)
+
+    def _new_item(self, task: NewTask, status: TaskStatus, now: float) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            **task_key(task.task_uuid),
+            "taskUUID": {"S": task.task_uuid},
+            "status": {"S": status.value},
+            "idempotencyKey": {"S": task.idempotency_key},
+            "sourceId": {"S": task.source_id},
+            "sourceSeq": {"N": str(task.source_seq)},
+            "numberResults": {"N": str(task.number_results)},
+            "resultCount": {"N": "0"},
+            "results": {"M": {}},
+            "createdAt": {"N": str(round(now, 3))},
+            "updatedAt": {"N": str(round(now, 3))},
+            "expiresAt": {"N": str(int(now + self.retention_seconds))},
+        }
+        if task.caller_id is not None:
+            item["callerId"] = {"S": task.caller_id}
+        if task.metadata:
+            item["metadata"] = to_dynamo(dict(task.metadata))
+        return item
+
+    def _put_new(self, item: dict[str, Any]) -> TaskStatus | None:
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            old = error.response.get("Item")
+            if old is None:  # older DynamoDB Local builds do not return it
+                view = self.get_task(item["taskUUID"]["S"], resolve_payloads=False)
+                return TaskStatus(view.status) if view else TaskStatus.PENDING
+            return TaskStatus(old["status"]["S"])
+        return None
+
+    # -- transitions ----------------------------------------------------------------------------
+
+    def mark_submitted(self, task_uuid: str) -> bool:
+        """PENDING → SUBMITTED; a webhook that already completed the task is left alone."""
+        now = time.time()
+        return self._transition(
+            task_uuid,
+            "SET #s = :to, submittedAt = :now, updatedAt = :now, openSince = :since",
+            "#s = :pending",
+            {
+                ":to": {"S": TaskStatus.SUBMITTED.value},
+                ":pending": {"S": TaskStatus.PENDING.value},
+                ":now": {"N": str(round(now, 3))},
+                ":since": {"N": str(int(now))},
+            },
+        )
+
+    def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        """PENDING → REJECTED (a permanent error at submit)."""
+        return self._finalise(task_uuid, TaskStatus.REJECTED, error, from_statuses=(TaskStatus.PENDING,))
+
+    def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        """PENDING/SUBMITTED → FAILED (Runware reported an error, or the task outlived its maximum age)."""
+        return self._finalise(
+            task_uuid, TaskStatus.FAILED, error, from_statuses=(TaskStatus.PENDING, TaskStatus.SUBMITTED)
+        )
+
+    def record_attempt_error(self, task_uuid: str, error: Mapping[str, Any]) -> None:
+        """Keep the latest transient/account error on a still-open task, for operators."""
+        self._transition(
+            task_uuid,
+            "SET lastError = :e, updatedAt = :now",
+            "#s IN (:pending, :submitted)",
+            {
+                ":e": to_dynamo(dict(error)),
+                ":now": {"N": str(round(time.time(), 3))},
+                ":pending": {"S": TaskStatus.PENDING.value},
+                ":submitted": {"S": TaskStatus.SUBMITTED.value},
+            },
+        )
+
+    def _finalise(
+        self,
+        task_uuid: str,
+        status: TaskStatus,
+        error: Mapping[str, Any],
+        from_statuses: tuple[TaskStatus, ...],
+    ) -> bool:
+        now = time.time()
+        allowed = {f":from{i}": {"S": s.value} for i, s in enumerate(from_statuses)}
+        return self._transition(
+            task_uuid,
+            "SET #s = :to, #err = :e, completedAt = :now, updatedAt = :now REMOVE openShard, openSince",
+            f"#s IN ({', '.join(allowed)})",
+            {
+                ":to": {"S": status.value},
+                ":e": to_dynamo(dict(error)),
+                ":now": {"N": str(round(now, 3))},
+                **allowed,
+            },
+            extra_names={"#err": "error"},
+        )
+
+    def _transition(
+        self,
+        task_uuid: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        extra_names: dict[str, str] | None = None,
+    ) -> bool:
+        names = {"#s": "status", **(extra_names or {})}
+        used = {k: v for k, v in names.items() if k in update or k in condition}
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key=task_key(task_uuid),
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+                ExpressionAttributeNames=used,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    # -- results --------------------------------------------------------------------------------
+
+    def store_result(self, result: InferenceResult) -> StoreOutcome:
+        """Store one result exactly once and complete the task when all `numberResults` are in.
+
+        Optimistic concurrency on `resultCount`: read, then write conditioned on the count read and on
+        this result being absent. A lost race re-reads; a present result is a duplicate.
+        """
+        task_uuid = result.taskUUID
+        rid = result_id(result)
+        for _ in range(_OPTIMISTIC_RETRIES):
+            current = self._read_item(task_uuid)
+            if current is None:
+                self._create_orphan(task_uuid)
+                continue
+            status = TaskStatus(current["status"])
+            if rid in current.get("results", {}):
+                self._repair_completion(task_uuid, current)
+                return StoreOutcome.DUPLICATE
+            prior = int(current.get("resultCount", 0))
+            completes = prior + 1 >= int(current.get("numberResults", 1)) and status not in FINAL_STATUSES
+            if self._write_result(task_uuid, rid, result, prior, completes):
+                return StoreOutcome.COMPLETED if completes else StoreOutcome.STORED
+        raise RuntimeError(f"could not store a result for {task_uuid}: too much contention")
+
+    def _write_result(
+        self, task_uuid: str, rid: str, result: InferenceResult, prior: int, completes: bool
+    ) -> bool:
+        now = time.time()
+        update = "SET results.#rid = :r, resultCount = :next, updatedAt = :now"
+        values: dict[str, Any] = {
+            ":r": to_dynamo(self._result_entry(task_uuid, rid, result, now)),
+            ":next": {"N": str(prior + 1)},
+            ":prior": {"N": str(prior)},
+            ":now": {"N": str(round(now, 3))},
+        }
+        names = {"#rid": rid}
+        if completes:
+            update += ", #s = :completed, completedAt = :now REMOVE openShard, openSince"
+            values[":completed"] = {"S": TaskStatus.COMPLETED.value}
+            names["#s"] = "status"
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key=task_key(task_uuid),
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(pk) AND resultCount = :prior "
+                "AND attribute_not_exists(results.#rid)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def _result_entry(self, task_uuid: str, rid: str, result: InferenceResult, now: float) -> dict[str, Any]:
+        body = result.model_dump(mode="json", exclude_none=True, exclude={"taskUUID", "taskType"})
+        body["receivedAt"] = round(now, 3)
+        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        if len(encoded) <= INLINE_RESULT_LIMIT or not self.payload_bucket:
+            return body
+        key = f"completions/{task_uuid}/{rid}.json"
+        # Written before the item points at it, so a pointer never dangles; rewriting is idempotent.
+        self.s3.put_object(Bucket=self.payload_bucket, Key=key, Body=encoded, ContentType="application/json")
+        summary: dict[str, Any] = {
+            k: body[k] for k in ("finishReason", "cost", "usage", "seed", "status") if k in body
+        }
+        return {**summary, "payloadRef": f"s3://{self.payload_bucket}/{key}", "payloadBytes": len(encoded)}
+
+    def _create_orphan(self, task_uuid: str) -> None:
+        """A result for a task we have no row for (e.g. the row expired): keep it rather than lose it."""
+        orphan = NewTask(task_uuid, idempotency_key=f"orphan:{task_uuid}", source_id="orphan", source_seq=0)
+        self._put_new(self._new_item(orphan, TaskStatus.SUBMITTED, time.time()))
+
+    def _repair_completion(self, task_uuid: str, current: Mapping[str, Any]) -> None:
+        """Heal a task whose results are all stored but whose status write never happened."""
+        if current["status"] in FINAL_STATUSES:
+            return
+        if int(current.get("resultCount", 0)) < int(current.get("numberResults", 1)):
+            return
+        now = {"N": str(round(time.time(), 3))}
+        self._transition(
+            task_uuid,
+            "SET #s = :completed, completedAt = :now, updatedAt = :now REMOVE openShard, openSince",
+            "#s IN (:pending, :submitted)",
+            {
+                ":completed": {"S": TaskStatus.COMPLETED.value},
+                ":pending": {"S": TaskStatus.PENDING.value},
+                ":submitted": {"S": TaskStatus.SUBMITTED.value},
+                ":now": now,
+            },
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _read_item(self, task_uuid: str) -> dict[str, Any] | None:
+        answer = self.dynamodb.get_item(
+            TableName=self.table_name, Key=task_key(task_uuid), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return from_dynamo(item) if item else None
+
+    def get_task(self, task_uuid: str, *, resolve_payloads: bool = True) -> TaskView | None:
+        item = self._read_item(task_uuid)
+        if item is None:
+            return None
+        results = [
+            self._resolve(entry) if resolve_payloads else entry for entry in item.get("results", {}).values()
+        ]
+        results.sort(key=lambda entry: (entry.get("receivedAt", 0), entry.get("seed") or 0))
+        return TaskView(task_uuid=task_uuid, status=item["status"], item=item, results=results)
+
+    def _resolve(self, entry: dict[str, Any]) -> dict[str, Any]:
+        ref = entry.get("payloadRef")
+        if not ref:
+            return entry
+        bucket, _, key = ref.removeprefix("s3://").partition("/")
+        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return {**json.loads(body), "payloadRef": ref}
+
+    def open_tasks_since_before(self, cutoff_epoch: int, limit: int = 1000) -> Iterator[str]:
+        """taskUUIDs still open since before `cutoff_epoch`, through the sparse OpenTasks index (no Scan)."""
+        yielded = 0
+        for shard in range(self.open_shards):
+            pages = self.dynamodb.get_paginator("query").paginate(
+                TableName=self.table_name,
+                IndexName=OPEN_TASKS_INDEX,
+                KeyConditionExpression="openShard = :shard AND openSince < :cutoff",
+                ExpressionAttributeValues={
+                    ":shard": {"S": f"OPEN#{shard}"},
+                    ":cutoff": {"N": str(cutoff_epoch)},
+                },
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    yield item["pk"]["S"].removeprefix("TASK#")
+                    yielded += 1
+                    if yielded >= limit:
+                        return
+
+    def tasks_of_source(self, source_id: str) -> list[TaskView]:
+        """Every task made from one input (an S3 object or an SQS message), in input order."""
+        uuids: list[str] = []
+        pages = self.dynamodb.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=BY_SOURCE_INDEX,
+            KeyConditionExpression="sourceId = :source",
+            ExpressionAttributeValues={":source": {"S": source_id}},
+        )
+        for page in pages:
+            uuids.extend(item["pk"]["S"].removeprefix("TASK#") for item in page.get("Items", []))
+        views = [self.get_task(uuid) for uuid in uuids]
+        return [view for view in views if view is not None]
+
+    def _shard_of(self, task_uuid: str) -> str:
+        return f"OPEN#{int(task_uuid.replace('-', '')[:8], 16) % self.open_shards}"
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -1,0 +1,194 @@
+"""Receive Runware webhook callbacks: authenticate, normalise every documented shape, store once.
+
+Answers: 200 stored/duplicate; 401 no token; 403 token not valid for the body's taskUUID; 400 bad JSON or
+shape; 413 body too large. Nothing is written for any rejected request. 5xx only when storage fails,
+so Runware retries later.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .contract import InferenceResult, RunwareError
+from .task_store import StoreOutcome, TaskStore
+from .webhook_token import token_is_valid
+
+MAX_JSON_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class WebhookReport:
+    """What happened, for logs and metrics."""
+
+    task_uuid: str | None = None
+    outcomes: list[StoreOutcome] = field(default_factory=list)
+    rejected_reason: str | None = None
+    results: list[InferenceResult] = field(default_factory=list)
+
+
+class BadWebhook(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class _Failure:
+    task_uuid: str
+    error: RunwareError
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        store: TaskStore,
+        secrets: Callable[[], Sequence[str]],
+        max_body_bytes: int = 1_048_576,
+    ) -> None:
+        self.store = store
+        self._secrets = secrets
+        self.max_body_bytes = max_body_bytes
+
+    def receive(self, body: str | bytes | None, token: str | None) -> tuple[WebhookReply, WebhookReport]:
+        report = WebhookReport()
+        try:
+            items = self._authenticated_items(body, token, report)
+        except BadWebhook as bad:
+            report.rejected_reason = bad.code
+            return WebhookReply(bad.status, {"error": bad.code, "message": str(bad)}), report
+        for item in items:
+            if isinstance(item, _Failure):
+                changed = self.store.mark_failed(item.task_uuid, item.error.model_dump(exclude_none=True))
+                report.outcomes.append(StoreOutcome.FAILED if changed else StoreOutcome.IGNORED)
+            else:
+                report.outcomes.append(self.store.store_result(item))
+                report.results.append(item)
+        stored = [o.value for o in report.outcomes]
+        return WebhookReply(200, {"taskUUID": report.task_uuid, "outcomes": stored}), report
+
+    def _authenticated_items(
+        self, body: str | bytes | None, token: str | None, report: WebhookReport
+    ) -> list[InferenceResult | _Failure]:
+        raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+        if len(raw) > self.max_body_bytes:
+            raise BadWebhook(413, "payloadTooLarge", f"body exceeds {self.max_body_bytes} bytes")
+        if not token:
+            raise BadWebhook(401, "missingToken", "the webhook URL's token parameter is missing")
+        payload = _parse_json(raw)
+        items = _normalise(payload)
+        uuids = {item.task_uuid if isinstance(item, _Failure) else item.taskUUID for item in items}
+        if len(uuids) != 1:
+            raise BadWebhook(400, "mixedTasks", "a webhook body must concern exactly one taskUUID")
+        task_uuid = uuids.pop()
+        if not token_is_valid(token, task_uuid, self._secrets()):
+            raise BadWebhook(403, "invalidToken", "the token is not valid for this taskUUID")
+        report.task_uuid = task_uuid
+        return items
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise BadWebhook(400, "emptyBody", "the body is empty")
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise BadWebhook(400, "malformedJson", f"the body is not valid JSON: {error}") from None
+    if _depth(payload) > MAX_JSON_DEPTH:
+        raise BadWebhook(400, "tooDeep", f"JSON nesting deeper than {MAX_JSON_DEPTH}")
+    return payload
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion (a hostile body must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _normalise(payload: Any) -> list[InferenceResult | _Failure]:
+    """Every shape in RUNWARE-NOTES.md: {"data": [...]}, a bare result, {"errors": [...]}, {"error": ...},
+    and results with status "error"."""
+    if isinstance(payload, list):
+        payload = {"data": payload}
+    if not isinstance(payload, dict):
+        raise BadWebhook(400, "invalidShape", "the body must be a JSON object")
+    entries: list[Any] = []
+    if isinstance(payload.get("data"), list):
+        entries.extend(payload["data"])
+    elif "data" in payload and isinstance(payload["data"], dict):
+        entries.append(payload["data"])
+    failures: list[Any] = []
+    if isinstance(payload.get("errors"), list):
+        failures.extend(payload["errors"])
+    if isinstance(payload.get("error"), dict):
+        failures.append({"taskUUID": payload.get("taskUUID"), **payload["error"]})
+    elif not entries and not failures and "taskUUID" in payload:
+        entries.append(payload)
+    items: list[InferenceResult | _Failure] = [_failure(raw) for raw in failures]
+    items.extend(_result_or_failure(raw) for raw in entries)
+    if not items:
+        raise BadWebhook(400, "invalidShape", "no result or error found in the body")
+    return items
+
+
+def _result_or_failure(raw: Any) -> InferenceResult | _Failure:
+    if not isinstance(raw, dict):
+        raise BadWebhook(400, "invalidShape", "each result must be a JSON object")
+    canonical = _require_uuid(raw.get("taskUUID"))
+    try:
+        result = InferenceResult.model_validate({**raw, "taskUUID": canonical})
+    except ValidationError as error:
+        raise BadWebhook(
+            400, "invalidResult", f"result fields have the wrong types: {error.errors()[0]['msg']}"
+        ) from None
+    if result.is_error:
+        error_item = result.error or RunwareError(
+            code=str(raw.get("code") or "taskFailed"), message=str(raw.get("message") or "status error")
+        )
+        return _Failure(result.taskUUID, error_item)
+    if result.text is None:
+        raise BadWebhook(400, "invalidResult", "a result must carry 'text' or an error")
+    return result
+
+
+def _failure(raw: Any) -> _Failure:
+    if not isinstance(raw, dict):
+        raise BadWebhook(400, "invalidShape", "each error must be a JSON object")
+    task_uuid = _require_uuid(raw.get("taskUUID"))
+    try:
+        error = RunwareError.model_validate({k: v for k, v in raw.items() if k != "status"})
+    except ValidationError:
+        raise BadWebhook(400, "invalidError", "error fields have the wrong types") from None
+    return _Failure(task_uuid, error)
+
+
+def _require_uuid(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadWebhook(400, "missingTaskUUID", "taskUUID is missing")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise BadWebhook(400, "invalidTaskUUID", "taskUUID is not a UUID") from None
+    if str(parsed) != value.lower():
+        raise BadWebhook(400, "invalidTaskUUID", "taskUUID must be in canonical 8-4-4-4-12 form")
+    return str(parsed)  # lower case, as our rows are keyed

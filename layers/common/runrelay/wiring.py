@@ -1,0 +1,88 @@
+"""Composition root: builds each function's service once per container from its settings."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from .aws_clients import client
+from .inputs import S3ObjectRef
+from .reconcile_logic import ReconcileConfig, ReconcileService
+from .runware_client import RunwareClient
+from .secrets import runware_api_key, signing_secret, webhook_secrets
+from .settings import settings
+from .submit_logic import SubmitConfig, SubmitService
+from .task_store import TaskStore
+from .webhook_logic import WebhookReceiver
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set")
+    return value
+
+
+@cache
+def task_store() -> TaskStore:
+    config = settings()
+    return TaskStore(
+        config.table_name,
+        payload_bucket=config.payload_bucket,
+        retention_days=config.task_retention_days,
+    )
+
+
+@cache
+def runware_client() -> RunwareClient:
+    config = settings()
+    secret_id = _required(config.runware_api_key_secret_id, "RUNWARE_API_KEY_SECRET_ID")
+    return RunwareClient(config.runware_api_url, runware_api_key(secret_id))
+
+
+def _open_object(ref: S3ObjectRef) -> Any:
+    extra: dict[str, str] = {}
+    if ref.version_id:
+        extra["VersionId"] = ref.version_id
+    if ref.start_byte:
+        extra["Range"] = f"bytes={ref.start_byte}-"
+    return client("s3").get_object(Bucket=ref.bucket, Key=ref.key, **extra)["Body"]
+
+
+def _enqueue(body: str) -> None:
+    queue_url = _required(settings().ingest_queue_url, "INGEST_QUEUE_URL")
+    client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
+
+
+@cache
+def submit_service() -> SubmitService:
+    config = settings()
+    secret_id = _required(config.webhook_secret_id, "WEBHOOK_SECRET_ID")
+    submit_config = SubmitConfig(
+        webhook_base_url=_required(config.webhook_base_url, "WEBHOOK_BASE_URL"),
+        webhook_secret=signing_secret(secret_id),
+        max_tasks_per_request=config.max_tasks_per_request,
+    )
+    return SubmitService(
+        task_store(), runware_client(), submit_config, open_object=_open_object, enqueue=_enqueue
+    )
+
+
+@cache
+def webhook_receiver() -> WebhookReceiver:
+    config = settings()
+    secret_id = _required(config.webhook_secret_id, "WEBHOOK_SECRET_ID")
+    # Looked up per request through Powertools' cache, so a rotation is seen within minutes.
+    return WebhookReceiver(task_store(), lambda: webhook_secrets(secret_id), config.max_webhook_body_bytes)
+
+
+@cache
+def reconcile_service() -> ReconcileService:
+    config = settings()
+    return ReconcileService(
+        task_store(),
+        runware_client(),
+        ReconcileConfig(
+            overdue_after_seconds=config.overdue_after_seconds,
+            max_task_age_seconds=config.max_task_age_seconds,
+        ),
+    )
