@@ -1,7 +1,8 @@
 """Deterministic fake completions: the same task, seed and result index always give the same result.
 
 A "token" is one whitespace-separated word, so `maxTokens` truncation and usage numbers are exact and
-tests can predict them.
+tests can predict them. `maxTokens` budgets reasoning and text together: reasoning may use at most half
+of it, the text the rest; a text cut short ends with `finishReason: "length"`.
 """
 
 from __future__ import annotations
@@ -98,10 +99,12 @@ def generate(task: Mapping[str, Any], index: int) -> Completion:
     full_text = " ".join(_sentence(rng, topic) for _ in range(rng.randint(1, 4)))
     reasoning = " ".join(_sentence(rng, "the answer") for _ in range(rng.randint(1, 2)))
     max_tokens = int(settings.get("maxTokens", DEFAULT_MAX_TOKENS))
+    reasoning = " ".join(reasoning.split()[: max_tokens // 2])
+    text_budget = max_tokens - count_tokens(reasoning)
     words = full_text.split()
     finish_reason = "stop"
-    if len(words) > max_tokens:
-        words, finish_reason = words[:max_tokens], "length"
+    if len(words) > text_budget:
+        words, finish_reason = words[:text_budget], "length"
     text = " ".join(words)
 
     prompt_text = " ".join(str(m.get("content", "")) for m in messages)
@@ -138,7 +141,7 @@ def shape_result(task: Mapping[str, Any], index: int, completion: Completion) ->
         "finishReason": completion.finish_reason,
         "seed": completion.seed,
     }
-    if quirk < 0.5:
+    if quirk < 0.5 and completion.reasoning:
         result["reasoningContent"] = completion.reasoning
     if task.get("includeCost") is True:
         cost = (

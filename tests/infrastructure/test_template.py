@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runrelay.settings import RuntimeSettings
 
 from local.template_model import function_config, properties, redrive_target
 
@@ -30,6 +31,7 @@ FUNCTION_ENV = {
         "WEBHOOK_SECRET_ID",
         "WEBHOOK_BASE_URL",
         "MAX_TASKS_PER_REQUEST",
+        "INGEST_QUEUE_URL",
     },
     "WebhookFunction": {"WEBHOOK_SECRET_ID", "MAX_WEBHOOK_BODY_BYTES"},
     "ReconcileFunction": {"RUNWARE_API_KEY_SECRET_ID", "OVERDUE_AFTER_SECONDS", "MAX_TASK_AGE_SECONDS"},
@@ -103,7 +105,7 @@ def built(sam: str, tool_env: dict[str, str], tmp_path_factory: pytest.TempPathF
             "--no-cached",
         ],
         tool_env,
-        timeout=900,
+        timeout=540,  # inside pytest-timeout's 600 s
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return build_dir
@@ -177,6 +179,9 @@ def test_handler_code_and_environment(template: dict[str, Any], logical_id: str)
     assert env["RUNWARE_API_URL"] == {"Ref": "RunwareApiUrl"}
     assert env["PAYLOAD_BUCKET"] == {"Ref": "InputBucket"}
     assert env["WEBHOOK_SECRET_ID"] == {"Ref": "WebhookSecret"}
+    assert env["TASK_RETENTION_DAYS"] == {"Ref": "TaskRetentionDays"}
+    if "INGEST_QUEUE_URL" in env:
+        assert env["INGEST_QUEUE_URL"] == {"Ref": "IngestQueue"}
     if "RUNWARE_API_KEY_SECRET_ID" in env:
         assert env["RUNWARE_API_KEY_SECRET_ID"] == {"Ref": "RunwareApiKeySecretName"}
 
@@ -445,3 +450,11 @@ def test_dashboard_body_is_json(template: dict[str, Any]) -> None:
         assert name.startswith("AWS::") or name.split(".")[0] in template["Resources"], name
     widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
     assert len(widgets) >= 4
+
+
+def test_environment_names_match_runtime_settings(template: dict[str, Any]) -> None:
+    """Every variable the template sets is one the code reads, so a rename on either side fails here."""
+    read = {field.alias for field in RuntimeSettings.model_fields.values()}
+    for logical_id in FUNCTIONS:
+        env = set(function_config(template, logical_id)["Environment"]["Variables"])
+        assert env - read - {n for n in env if n.startswith("POWERTOOLS_")} == set(), logical_id

@@ -57,6 +57,7 @@ class SubmitReport:
         self.retries += other.retries
         self.http_requests += other.http_requests
         self.continued = self.continued or other.continued
+        self.task_uuids.extend(other.task_uuids)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,118 @@
+"""Input parsing: every body kind, streamed JSONL with bad lines, and clear rejections."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from runrelay.inputs import (
+    IgnoredMessage,
+    Rejection,
+    S3ObjectRef,
+    SqsTaskMessage,
+    TaskSpec,
+    classify_sqs_body,
+    continuation_message,
+    items_of_message,
+    items_of_object,
+)
+
+
+def s3_event(key: str, etag: str = "abc") -> str:
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "in"}, "object": {"key": key, "eTag": etag, "size": 10, "versionId": "v1"}},
+    }
+    return json.dumps({"Records": [record]})
+
+
+def test_s3_notification_keys_are_url_decoded() -> None:
+    refs = classify_sqs_body("m", s3_event("incoming%2Fmy+file%C3%A9.jsonl"))
+    assert isinstance(refs, list)
+    assert refs[0].key == "incoming/my fileé.jsonl"
+    assert refs[0].source_id == "s3://in/incoming/my fileé.jsonl#abc"
+
+
+def test_test_event_and_non_created_records_are_ignored() -> None:
+    assert isinstance(classify_sqs_body("m", json.dumps({"Event": "s3:TestEvent"})), IgnoredMessage)
+    removed = json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete"}]})
+    assert isinstance(classify_sqs_body("m", removed), IgnoredMessage)
+
+
+def test_malformed_body_is_a_rejection() -> None:
+    kind = classify_sqs_body("m", "{not json")
+    assert isinstance(kind, Rejection)
+    assert "not valid JSON" in kind.message
+
+
+def test_message_specs_and_keys() -> None:
+    message = SqsTaskMessage("m1", [{"id": "mine", "prompt": "a"}, {"prompt": "b"}, {"prompt": ""}, 7])
+    items = list(items_of_message(message))
+    assert [i.idempotency_key for i in items] == ["id:mine", "sqs:m1:1", "sqs:m1:2", "sqs:m1:3"]
+    assert isinstance(items[0].spec, TaskSpec)
+    assert isinstance(items[2].spec, Rejection)
+    assert "prompt" in items[2].spec.message
+    assert isinstance(items[3].spec, Rejection)
+
+
+def test_spec_needs_exactly_one_of_prompt_and_messages() -> None:
+    both = list(
+        items_of_message(SqsTaskMessage("m", {"prompt": "a", "messages": [{"role": "user", "content": "b"}]}))
+    )
+    neither = list(items_of_message(SqsTaskMessage("m", {"numberResults": 2})))
+    for item in both + neither:
+        assert isinstance(item.spec, Rejection)
+        assert "exactly one" in item.spec.message
+
+
+def test_jsonl_streams_lines_and_rejects_bad_ones_in_place() -> None:
+    lines = [
+        json.dumps({"prompt": "one"}),
+        "{broken",
+        "",
+        json.dumps({"prompt": "two", "numberResults": 9}),
+        "\xff",
+    ]
+    data = "\n".join(lines).encode("latin-1")
+    ref = S3ObjectRef("in", "incoming/x.jsonl", "e", size=len(data))
+    produced = list(items_of_object(ref, io.BytesIO(data)))
+    seqs = [item.seq for item, _ in produced]
+    assert seqs == [1, 2, 4, 5]
+    kinds = [type(item.spec).__name__ for item, _ in produced]
+    assert kinds == ["TaskSpec", "Rejection", "Rejection", "Rejection"]
+    assert produced[-1][1] == len(data)
+    messages = [item.spec.message for item, _ in produced if isinstance(item.spec, Rejection)]
+    assert messages[0].startswith("line 2")
+    assert "numberResults" in messages[1]
+    assert "UTF-8" in messages[2]
+
+
+def test_jsonl_continuation_resumes_with_same_keys() -> None:
+    data = b"".join(json.dumps({"prompt": f"p{i}"}).encode() + b"\n" for i in range(5))
+    ref = S3ObjectRef("in", "k.jsonl", "e", size=len(data))
+    whole = list(items_of_object(ref, io.BytesIO(data)))
+    item, offset = whole[1]
+    resumed_kind = classify_sqs_body("m", continuation_message(ref, offset, item.seq))
+    assert isinstance(resumed_kind, list)
+    resumed = resumed_kind[0]
+    rest = list(items_of_object(resumed, io.BytesIO(data[offset:])))
+    assert [i.idempotency_key for i, _ in rest] == [i.idempotency_key for i, _ in whole[2:]]
+
+
+def test_plain_text_json_and_empty_objects() -> None:
+    text = list(items_of_object(S3ObjectRef("in", "a.txt", "e"), io.BytesIO(b"Tell me a story")))
+    assert isinstance(text[0][0].spec, TaskSpec)
+    assert text[0][0].spec.prompt == "Tell me a story"
+    array = list(
+        items_of_object(S3ObjectRef("in", "a.json", "e"), io.BytesIO(b'[{"prompt": "a"}, {"prompt": "b"}]'))
+    )
+    assert [i.seq for i, _ in array] == [0, 1]
+    for name, data in [("e.txt", b"  \n"), ("e.jsonl", b""), ("e.json", b"[]"), ("bad.txt", b"\xff\xfe")]:
+        [(item, _)] = list(items_of_object(S3ObjectRef("in", name, "e"), io.BytesIO(data)))
+        assert isinstance(item.spec, Rejection), name
+
+
+def test_incomplete_continuation_is_rejected() -> None:
+    kind = classify_sqs_body("m", json.dumps({"runrelayContinuation": {"bucket": "b"}}))
+    assert isinstance(kind, Rejection)

@@ -1,0 +1,203 @@
+"""Submit logic with an in-memory Runware: rows before POSTs, batching, rejections, crash healing."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from runrelay.contract import RunwareError, TextInferenceTask
+from runrelay.deadline import Deadline
+from runrelay.inputs import S3ObjectRef
+from runrelay.runware_client import SubmitOutcome
+from runrelay.runware_errors import TransientRunwareError
+from runrelay.submit_logic import SubmitConfig, SubmitService
+from runrelay.task_store import TaskStatus, TaskStore
+from runrelay.webhook_token import token_is_valid
+
+from local.openapi_contract import request_item_schema
+
+
+class FakeRunware:
+    """Accepts like Runware: a known taskUUID is a conflict, a scripted one is rejected or raises."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[dict[str, Any]]] = []
+        self.known: set[str] = set()
+        self.reject: set[str] = set()
+        self.fail_next = 0
+
+    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransientRunwareError(503, [], "busy")
+        self.requests.append([t.to_request() for t in tasks])
+        outcome = SubmitOutcome(http_requests=1)
+        for task in tasks:
+            uuid = str(task.taskUUID)
+            if uuid in self.reject:
+                outcome.rejected[uuid] = RunwareError(code="invalidParameter", message="no", taskUUID=uuid)
+            elif uuid in self.known:
+                outcome.conflicts.append(uuid)
+                outcome.accepted.append(uuid)
+            else:
+                self.known.add(uuid)
+                outcome.accepted.append(uuid)
+        return outcome
+
+
+@pytest.fixture
+def runware() -> FakeRunware:
+    return FakeRunware()
+
+
+def service(
+    store: TaskStore, runware: FakeRunware, objects: dict[str, bytes] | None = None, **config: Any
+) -> SubmitService:
+    queue: list[str] = []
+
+    def open_object(ref: S3ObjectRef) -> io.BytesIO:
+        return io.BytesIO((objects or {})[ref.key][ref.start_byte :])
+
+    svc = SubmitService(
+        store,
+        runware,
+        SubmitConfig(webhook_base_url="https://hooks.example/", webhook_secret="s", **config),
+        open_object=open_object,
+        enqueue=queue.append,
+    )
+    svc.queue = queue  # type: ignore[attr-defined]
+    return svc
+
+
+def statuses(store: TaskStore, uuids: list[str]) -> list[str]:
+    return [v.status for v in (store.get_task(u) for u in uuids) if v]
+
+
+def test_message_tasks_are_sent_async_with_valid_requests(store: TaskStore, runware: FakeRunware) -> None:
+    body = json.dumps(
+        [{"id": "a", "prompt": "hi", "settings": {"temperature": 0.7}}, {"prompt": "yo", "numberResults": 3}]
+    )
+    report = service(store, runware).process_record("m1", body, Deadline.after(60))
+    assert report.submitted == 2
+    [sent] = runware.requests
+    validator = jsonschema.Draft202012Validator(
+        request_item_schema(), format_checker=jsonschema.FormatChecker()
+    )
+    for task in sent:
+        validator.validate(task)
+        assert task["deliveryMethod"] == "async"
+        assert task["includeUsage"] is True
+        assert task["includeCost"] is True
+        url = task["webhookURL"]
+        assert url.startswith("https://hooks.example/webhooks/runware?token=")
+        assert token_is_valid(url.split("token=")[1], task["taskUUID"], ["s"])
+    assert statuses(store, report.task_uuids) == ["SUBMITTED", "SUBMITTED"]
+
+
+def test_redelivery_sends_nothing_twice(store: TaskStore, runware: FakeRunware) -> None:
+    svc = service(store, runware)
+    svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
+    again = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
+    assert again.already_known == 1
+    assert len(runware.requests) == 1
+
+
+def test_transient_failure_leaves_pending_then_heals(store: TaskStore, runware: FakeRunware) -> None:
+    svc = service(store, runware)
+    runware.fail_next = 1
+    with pytest.raises(TransientRunwareError):
+        svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
+    report = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
+    assert report.submitted == 1
+    assert statuses(store, report.task_uuids) == ["SUBMITTED"]
+
+
+def test_crash_after_post_heals_through_conflict(store: TaskStore, runware: FakeRunware) -> None:
+    svc = service(store, runware)
+    report = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
+    # Simulate a crash between Runware's acceptance and our SUBMITTED write.
+    uuid = report.task_uuids[0]
+    store.dynamodb.update_item(
+        TableName=store.table_name,
+        Key={"pk": {"S": f"TASK#{uuid}"}, "sk": {"S": "TASK"}},
+        UpdateExpression="SET #s = :p",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":p": {"S": "PENDING"}},
+    )
+    healed = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
+    assert healed.submitted == 1
+    assert statuses(store, [uuid]) == ["SUBMITTED"]
+    assert len(runware.known) == 1
+
+
+def test_malformed_message_and_runware_rejection(store: TaskStore, runware: FakeRunware) -> None:
+    svc = service(store, runware)
+    bad = svc.process_record("bad", "{{{", Deadline.after(60))
+    assert bad.rejected == 1
+    [view] = [store.get_task(u) for u in bad.task_uuids]
+    assert view is not None
+    assert view.status == TaskStatus.REJECTED
+    assert view.error is not None
+    assert "not valid JSON" in view.error["message"]
+    from runrelay.task_ids import task_uuid_for
+
+    runware.reject.add(str(task_uuid_for("id:refused")))
+    report = svc.process_record("m2", json.dumps({"id": "refused", "prompt": "x"}), Deadline.after(60))
+    assert report.rejected == 1
+    assert statuses(store, report.task_uuids) == ["REJECTED"]
+
+
+def test_jsonl_object_is_batched(store: TaskStore, runware: FakeRunware) -> None:
+    lines = [json.dumps({"prompt": f"p{i}"}) for i in range(25)]
+    lines.insert(10, "{oops")
+    data = ("\n".join(lines) + "\n").encode()
+    svc = service(store, runware, {"in/a.jsonl": data}, max_tasks_per_request=10)
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": "b"},
+                    "object": {"key": "in/a.jsonl", "eTag": "e", "size": len(data)},
+                },
+            }
+        ]
+    }
+    report = svc.process_record("m", json.dumps(event), Deadline.after(60))
+    assert (report.submitted, report.rejected) == (25, 1)
+    assert [len(r) for r in runware.requests] == [10, 9, 6]  # the bad line is not sent
+    views = store.tasks_of_source("s3://b/in/a.jsonl#e")
+    assert len(views) == 26
+    assert views[10].status == TaskStatus.REJECTED
+
+
+def test_big_object_continues_on_the_queue(store: TaskStore, runware: FakeRunware) -> None:
+    data = b"".join(json.dumps({"prompt": f"p{i}"}).encode() + b"\n" for i in range(30))
+    svc = service(
+        store, runware, {"big.jsonl": data}, max_tasks_per_request=10, continuation_reserve_seconds=3600
+    )
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": "b"},
+                    "object": {"key": "big.jsonl", "eTag": "e", "size": len(data)},
+                },
+            }
+        ]
+    }
+    first = svc.process_record("m", json.dumps(event), Deadline.after(60))
+    assert first.continued
+    assert first.submitted == 10
+    queue = svc.queue  # type: ignore[attr-defined]
+    total = first.submitted
+    while queue:
+        total += svc.process_record("c", queue.pop(0), Deadline.after(60)).submitted
+    assert total == 30
+    assert len(store.tasks_of_source("s3://b/big.jsonl#e")) == 30

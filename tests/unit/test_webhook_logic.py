@@ -1,0 +1,129 @@
+"""Webhook receiver: every documented body shape, authentication, limits; nothing written when rejected."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from runrelay.task_ids import task_uuid_for
+from runrelay.task_store import NewTask, TaskStatus, TaskStore
+from runrelay.webhook_logic import WebhookReceiver
+from runrelay.webhook_token import token_for
+
+from .conftest import item_count
+
+SECRET = "current-secret"
+OLD_SECRET = "previous-secret"
+UUID = str(task_uuid_for("webhook-task"))
+OTHER_UUID = str(task_uuid_for("other-task"))
+
+
+@pytest.fixture
+def receiver(store: TaskStore) -> WebhookReceiver:
+    store.create_pending(NewTask(UUID, "webhook-task", "src", 0, number_results=2))
+    return WebhookReceiver(store, lambda: [SECRET, OLD_SECRET], max_body_bytes=64 * 1024)
+
+
+def result(text: str = "hi", **extra: Any) -> dict[str, Any]:
+    return {"taskType": "textInference", "taskUUID": UUID, "text": text, "finishReason": "stop", **extra}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": [result()]},
+        result(),
+        [result()],
+    ],
+    ids=["wrapped", "bare", "array"],
+)
+def test_result_shapes_are_stored(receiver: WebhookReceiver, store: TaskStore, body: Any) -> None:
+    reply, _ = receiver.receive(json.dumps(body), token_for(SECRET, UUID))
+    assert reply.status == 200
+    view = store.get_task(UUID)
+    assert view is not None
+    assert [r["text"] for r in view.results] == ["hi"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errors": [{"code": "timeoutProvider", "message": "slow", "taskUUID": UUID}]},
+        {"error": {"code": "timeoutProvider", "message": "slow"}, "taskUUID": UUID},
+        {"error": {"code": "timeoutProvider", "message": "slow", "taskUUID": UUID}},
+        {"taskUUID": UUID, "status": "error", "error": {"code": "timeoutProvider", "message": "slow"}},
+        {"data": [{"taskUUID": UUID, "status": "error", "code": "timeoutProvider", "message": "slow"}]},
+    ],
+)
+def test_error_shapes_fail_the_task(receiver: WebhookReceiver, store: TaskStore, body: Any) -> None:
+    reply, _ = receiver.receive(json.dumps(body), token_for(SECRET, UUID))
+    assert reply.status == 200
+    view = store.get_task(UUID)
+    assert view is not None
+    assert view.status == TaskStatus.FAILED
+    assert view.error is not None
+    assert view.error["code"] == "timeoutProvider"
+
+
+def test_duplicates_and_completion(receiver: WebhookReceiver, store: TaskStore) -> None:
+    token = token_for(SECRET, UUID)
+    first, _ = receiver.receive(json.dumps({"data": [result("a", seed=1)]}), token)
+    again, _ = receiver.receive(json.dumps(result("a", seed=1)), token)
+    second, _ = receiver.receive(json.dumps({"data": [result("b", seed=2)]}), token)
+    assert [first.body["outcomes"], again.body["outcomes"], second.body["outcomes"]] == [
+        ["stored"],
+        ["duplicate"],
+        ["completed"],
+    ]
+    view = store.get_task(UUID)
+    assert view is not None
+    assert view.status == TaskStatus.COMPLETED
+
+
+def test_previous_secret_is_accepted_during_rotation(receiver: WebhookReceiver) -> None:
+    reply, _ = receiver.receive(json.dumps(result()), token_for(OLD_SECRET, UUID))
+    assert reply.status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "status", "code"),
+    [
+        (json.dumps(result()), None, 401, "missingToken"),
+        (json.dumps(result()), "", 401, "missingToken"),
+        (json.dumps(result()), "0" * 64, 403, "invalidToken"),
+        (json.dumps(result()), token_for(SECRET, OTHER_UUID), 403, "invalidToken"),
+        (json.dumps(result()), token_for("stranger", UUID), 403, "invalidToken"),
+        ("not json", "t", 400, "malformedJson"),
+        ("", "t", 400, "emptyBody"),
+        ("42", "t", 400, "invalidShape"),
+        (json.dumps({"hello": "world"}), "t", 400, "invalidShape"),
+        (json.dumps({**result(), "taskUUID": "not-a-uuid"}), "t", 400, "invalidTaskUUID"),
+        (json.dumps({"data": [{"text": "no uuid"}]}), "t", 400, "missingTaskUUID"),
+        (json.dumps({"data": [result(), {**result(), "taskUUID": OTHER_UUID}]}), "t", 400, "mixedTasks"),
+        (json.dumps({"data": [{"taskUUID": UUID}]}), "t", 400, "invalidResult"),
+        (json.dumps({**result(), "cost": "cheap"}), "t", 400, "invalidResult"),
+        (json.dumps({"data": ["text"]}), "t", 400, "invalidShape"),
+        ("[" * 40 + "]" * 40, "t", 400, "tooDeep"),
+        ("[" * 100_000, "t", 413, "payloadTooLarge"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_and_write_nothing(
+    receiver: WebhookReceiver, aws: dict[str, Any], body: str, token: str | None, status: int, code: str
+) -> None:
+    before = item_count(aws)
+    reply, report = receiver.receive(body, token)
+    assert (reply.status, reply.body["error"]) == (status, code)
+    assert reply.body["message"]
+    assert report.rejected_reason == code
+    assert item_count(aws) == before
+    view = receiver.store.get_task(UUID)
+    assert view is not None
+    assert view.results == []
+
+
+def test_unknown_fields_are_kept(receiver: WebhookReceiver, store: TaskStore) -> None:
+    receiver.receive(json.dumps(result(futureField=[1, 2])), token_for(SECRET, UUID))
+    view = store.get_task(UUID)
+    assert view is not None
+    assert view.results[0]["futureField"] == [1, 2]
