@@ -210,7 +210,9 @@ class EmulatorServer:
             raise RuntimeError("the emulator is already running")
         self._http = _HttpServer(self._address, self.app, self._verbose)
         self._dispatcher.start()
-        self._thread = threading.Thread(target=self._http.serve_forever, name="runware-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="runware-emulator", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -161,7 +161,8 @@ def _unsupported_task_type(index: int, task: Mapping[str, Any]) -> dict[str, Any
             "this endpoint serves textInference, getResponse and authentication."
         )
     code = INVALID_PARAMETER if task_type == AUTHENTICATION else "unsupportedTaskType"
-    return _error(code, message, "taskType", taskType=task_type)
+    extra = {"taskUUID": task["taskUUID"]} if isinstance(task.get("taskUUID"), str) else {}
+    return _error(code, message, "taskType", taskType=task_type, **extra)
 
 
 def _stream_problems(tasks: list[Any]) -> list[dict[str, Any]]:

@@ -77,7 +77,9 @@ class WebhookSink:
         self._failures_left = 0
         self._failure_status = 500
         self._server = _SinkServer(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-sink", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="webhook-sink", daemon=True
+        )
 
     def start(self) -> Self:
         self._thread.start()
