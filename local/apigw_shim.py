@@ -63,7 +63,9 @@ class ApiGatewayShim:
     """A ThreadingHTTPServer on a free loopback port; `base_url` is what the template's
     `https://${Api}.execute-api...` becomes locally."""
 
-    def __init__(self, *, api_id: str = "localapi", region: str = "us-east-1", account_id: str = "123456789012"):
+    def __init__(
+        self, *, api_id: str = "localapi", region: str = "us-east-1", account_id: str = "123456789012"
+    ):
         self.api_id = api_id
         self.region = region
         self.account_id = account_id
@@ -248,7 +250,13 @@ def _request_handler_for(shim: ApiGatewayShim) -> type[BaseHTTPRequestHandler]:
             except Exception:
                 log.exception("%s: the integration failed", route.route_key)
                 response = _json_response(500, _INTERNAL_ERROR)
-            log.debug("%s %s -> %d in %.0f ms", self.command, split.path, response.status, (time.monotonic() - started) * 1000)
+            log.debug(
+                "%s %s -> %d in %.0f ms",
+                self.command,
+                split.path,
+                response.status,
+                (time.monotonic() - started) * 1000,
+            )
             self._send(response, request_id)
 
         def _read_body(self) -> bytes:

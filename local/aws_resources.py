@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 
 from local import template_model
+from local.aws_credentials import LOCAL_CREDENTIALS
 from local.intrinsics import (
     ACCOUNT_ID,
     IntrinsicResolver,
@@ -27,16 +28,15 @@ from local.intrinsics import (
     pseudo_parameters,
 )
 
-RUNWARE_API_KEY_SECRET_PARAMETER = "RunwareApiKeySecretName"
+RUNWARE_API_KEY_SECRET_PARAMETER = "RunwareApiKeySecretName"  # noqa: S105 - a parameter name
 INPUT_PREFIX_PARAMETER = "InputPrefix"
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 # Logical ids the rest of the project relies on (template.yaml).
 TABLE = "TasksTable"
 INGEST_QUEUE = "IngestQueue"
 DEAD_LETTER_QUEUE = "IngestDeadLetterQueue"
 INPUT_BUCKET = "InputBucket"
-WEBHOOK_SECRET = "WebhookSecret"
+WEBHOOK_SECRET = "WebhookSecret"  # noqa: S105 - a logical id
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class AwsClients:
         config = Config(retries={"max_attempts": 3, "mode": "standard"})
 
         def client(service: str, url: str) -> Any:
-            return boto3.client(service, endpoint_url=url, region_name=region, config=config, **LOCAL_CREDENTIALS)
+            return boto3.client(
+                service, endpoint_url=url, region_name=region, config=config, **LOCAL_CREDENTIALS
+            )
 
         return cls(
             dynamodb=client("dynamodb", dynamodb_url),
@@ -171,7 +173,9 @@ def provision(
     if runware_api_key is not None:
         if RUNWARE_API_KEY_SECRET_PARAMETER not in parameters:
             raise TemplateError(f"template has no {RUNWARE_API_KEY_SECRET_PARAMETER} parameter")
-        key_arn = _put_secret(clients.secretsmanager, parameters[RUNWARE_API_KEY_SECRET_PARAMETER], runware_api_key)
+        key_arn = _put_secret(
+            clients.secretsmanager, parameters[RUNWARE_API_KEY_SECRET_PARAMETER], runware_api_key
+        )
     return StackResources(
         stack_name=names.stack_name,
         region=region,
@@ -261,7 +265,11 @@ class _Provisioner:
         properties = self.resolver.resolve(template_model.properties(self.template, logical_id))
         fifo = bool(properties.get("FifoQueue"))
         name = self.names.queue(logical_id, fifo=fifo)
-        arns = {qid: resource.attributes["Arn"] for qid, resource in self.physical.items() if "Arn" in resource.attributes}
+        arns = {
+            qid: resource.attributes["Arn"]
+            for qid, resource in self.physical.items()
+            if "Arn" in resource.attributes
+        }
         attributes = template_model.queue_attributes(self.template, logical_id, arns)
         if fifo:
             attributes["FifoQueue"] = "true"
@@ -280,7 +288,11 @@ class _Provisioner:
         name = self.names.bucket(logical_id)
         # The template's BucketName (derived from the stack id) is replaced by our stack-prefixed one.
         properties = self.resolver.resolve(
-            {k: v for k, v in template_model.properties(self.template, logical_id).items() if k != "BucketName"}
+            {
+                k: v
+                for k, v in template_model.properties(self.template, logical_id).items()
+                if k != "BucketName"
+            }
         )
         if self.region == "us-east-1":
             s3.create_bucket(Bucket=name)
@@ -299,10 +311,12 @@ class _Provisioner:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
         encryption = properties.get("BucketEncryption")
         if encryption:
-            s3.put_bucket_encryption(
-                Bucket=name,
-                ServerSideEncryptionConfiguration={"Rules": encryption["ServerSideEncryptionConfiguration"]},
-            )
+            rules = [
+                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                for rule in encryption["ServerSideEncryptionConfiguration"]
+                if "ServerSideEncryptionByDefault" in rule
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         block = properties.get("PublicAccessBlockConfiguration")
         if block:
             s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
@@ -363,7 +377,9 @@ def _notification_configuration(cfn: Mapping[str, Any]) -> dict[str, Any]:
         item: dict[str, Any] = {api_key: entry[target_key], "Events": [entry["Event"]]}
         rules = ((entry.get("Filter") or {}).get("S3Key") or {}).get("Rules")
         if rules:
-            item["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+            item["Filter"] = {
+                "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+            }
         return item
 
     api: dict[str, Any] = {}
@@ -405,7 +421,9 @@ def _add_stand_ins(
         if logical_id in physical:
             continue
         name = names.other(logical_id)
-        service, resource_path = _STAND_IN_SERVICES.get(resource.get("Type", ""), ("cloudformation", "{name}"))
+        service, resource_path = _STAND_IN_SERVICES.get(
+            resource.get("Type", ""), ("cloudformation", "{name}")
+        )
         arn = f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource_path.format(name=name)}"
         if service == "sns":
             physical[logical_id] = PhysicalResource(ref=arn, attributes={"Arn": arn, "TopicName": name})

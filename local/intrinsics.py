@@ -57,7 +57,9 @@ def pseudo_parameters(stack_name: str, region: str, account_id: str = ACCOUNT_ID
     }
 
 
-def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def parameter_values(
+    template: Mapping[str, Any], overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Every template parameter's value: the override if given, else the default; checked like CFN."""
     overrides = dict(overrides or {})
     declared: Mapping[str, Mapping[str, Any]] = template.get("Parameters") or {}

@@ -130,7 +130,9 @@ def function_specs(
     physical = dict(resources.physical)
     for api, url in api_base_urls.items():
         stand_in = physical.get(api, PhysicalResource(ref=api))
-        physical[api] = PhysicalResource(ref=stand_in.ref, attributes={**stand_in.attributes, "ApiEndpoint": url})
+        physical[api] = PhysicalResource(
+            ref=stand_in.ref, attributes={**stand_in.attributes, "ApiEndpoint": url}
+        )
     resolver = IntrinsicResolver(
         template,
         parameters=resources.parameters,

@@ -20,7 +20,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SQS_MAX_RECEIVE = 10  # per ReceiveMessage call
-SYSTEM_ATTRIBUTES = ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
+SYSTEM_ATTRIBUTES = (
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "SenderId",
+    "ApproximateFirstReceiveTimestamp",
+)
 FIFO_ATTRIBUTES = ("SequenceNumber", "MessageGroupId", "MessageDeduplicationId")
 _WINDOW_POLL_SECONDS = 0.05
 
@@ -62,9 +67,12 @@ class SqsPoller:
             raise ValueError("a batch_size over 10 needs a batching window, as in Lambda")
         self._sqs = sqs
         self._queue_url = queue_url
-        self._queue_arn = queue_arn or sqs.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
+        self._queue_arn = (
+            queue_arn
+            or sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+        )
         self._handler = handler
         self._region = region
         self._batch_size = batch_size
@@ -238,7 +246,11 @@ class SqsPoller:
             self._sqs.change_message_visibility_batch(
                 QueueUrl=self._queue_url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self._retry_delay}
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": m["ReceiptHandle"],
+                        "VisibilityTimeout": self._retry_delay,
+                    }
                     for i, m in enumerate(chunk)
                 ],
             )

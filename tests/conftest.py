@@ -46,3 +46,61 @@ def webhook_sink() -> Iterator[WebhookSink]:
 
 
 # ==== end of the Runware emulator section ============================================================
+
+
+# ==== Local AWS stack: DynamoDB Local, moto server, resources from template.yaml (owner: local/ stack) ====
+
+LOCAL_REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[str]:
+    """Endpoint URL of an in-memory DynamoDB Local on a free 127.0.0.1 port (one per test session)."""
+    from local.services import DynamoDBLocal
+
+    with DynamoDBLocal() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Endpoint URL of a moto server (S3, SQS, Secrets Manager) in a child process (one per session)."""
+    from local.services import MotoServer
+
+    with MotoServer() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def aws_clients(dynamodb_local: str, moto_server: str) -> Any:
+    """`local.aws_resources.AwsClients` for the session's DynamoDB Local and moto server."""
+    from local.aws_resources import AwsClients
+
+    return AwsClients.for_endpoints(dynamodb_url=dynamodb_local, moto_url=moto_server, region=LOCAL_REGION)
+
+
+@pytest.fixture
+def local_stack_name() -> str:
+    """A stack name no other test uses: resources of different tests never collide on shared servers."""
+    import uuid
+
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def provisioned_stack(aws_clients: Any, local_stack_name: str) -> Any:
+    """`StackResources` of template.yaml provisioned under a fresh stack name (Runware key "test-key")."""
+    from local.aws_resources import PhysicalNames, provision
+    from local.template_model import load_template
+
+    return provision(
+        load_template(),
+        aws_clients,
+        PhysicalNames(local_stack_name),
+        region=LOCAL_REGION,
+        parameter_overrides={"RunwareApiKeySecretName": f"{local_stack_name}/runware-api-key"},
+        runware_api_key="test-key",
+    )
+
+
+# ==== end of the local AWS stack section ===========================================================

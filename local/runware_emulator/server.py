@@ -211,7 +211,10 @@ class EmulatorServer:
         self._http = _HttpServer(self._address, self.app, self._verbose)
         self._dispatcher.start()
         self._thread = threading.Thread(
-            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="runware-emulator", daemon=True
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="runware-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -256,7 +259,7 @@ class EmulatorServer:
     def faults(self) -> FaultConfig:
         return self._faults.config
 
-    def set_faults(self, faults: FaultConfig | None = None, **changes: Any) -> FaultConfig:
+    def set_faults(self, faults: FaultConfig | None = None, /, **changes: Any) -> FaultConfig:
         """Replace the fault settings (`faults`), or change some fields of the current ones (`**changes`)."""
         config = (faults or self._faults.config).with_changes(changes)
         self.app.set_faults(config)

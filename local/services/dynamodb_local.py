@@ -15,6 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local.aws_credentials import LOCAL_CREDENTIALS
 from local.net import LOOPBACK, free_port, wait_for
 from local.services import process_cleanup
 
@@ -67,7 +68,7 @@ class DynamoDBLocal:
         if self._process is not None:
             return self
         jar = self._jar or find_jar()
-        self._log = tempfile.TemporaryFile(prefix="dynamodb-local-")
+        self._log = tempfile.TemporaryFile(prefix="dynamodb-local-")  # noqa: SIM115 - closed in stop()
         self._cleanup_handle = process_cleanup.register("DynamoDB Local", self.stop)
         try:
             for attempt in range(_BIND_ATTEMPTS):
@@ -87,7 +88,7 @@ class DynamoDBLocal:
                     stdin=subprocess.DEVNULL,
                     stdout=self._log,
                     stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+                    preexec_fn=_die_with_parent,
                 )
                 try:
                     wait_for(self._answers, self._startup_timeout, "DynamoDB Local to answer ListTables")
@@ -110,8 +111,7 @@ class DynamoDBLocal:
             "dynamodb",
             endpoint_url=self.endpoint_url,
             region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
+            **LOCAL_CREDENTIALS,
             config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}),
         )
         try:

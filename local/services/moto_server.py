@@ -38,7 +38,7 @@ class MotoServer:
     def start(self) -> Self:
         if self._process is not None:
             return self
-        self._log = tempfile.TemporaryFile("w+", prefix="moto-server-")
+        self._log = tempfile.TemporaryFile("w+", prefix="moto-server-")  # noqa: SIM115 - closed in stop()
         self._cleanup_handle = process_cleanup.register("moto server", self.stop)
         try:
             self._process = subprocess.Popen(
@@ -56,7 +56,8 @@ class MotoServer:
         return self
 
     def _read_port(self) -> int:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         deadline = time.monotonic() + self._startup_timeout
         while (remaining := deadline - time.monotonic()) > 0:
             readable, _, _ = select.select([self._process.stdout], [], [], remaining)

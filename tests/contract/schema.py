@@ -33,7 +33,10 @@ def examples_dir() -> Path:
 
 @functools.cache
 def openapi() -> Schema:
-    document: Schema = json.loads(spec_path().read_text(encoding="utf-8"))
+    path = spec_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"Runware OpenAPI file not found at {path} (set RUNRELAY_SPEC to its path)")
+    document: Schema = json.loads(path.read_text(encoding="utf-8"))
     return document
 
 

@@ -56,7 +56,9 @@ CASES = [
     _case(("numberResults",), 2.5),
     # strings
     _case(("settings", "systemPrompt"), "", "at least 1 character"),
-    _case(("settings", "systemPrompt"), _BIG_PROMPT, "at most 200000 characters", "systemPrompt=200001 chars"),
+    _case(
+        ("settings", "systemPrompt"), _BIG_PROMPT, "at most 200000 characters", "systemPrompt=200001 chars"
+    ),
     _case(("settings", "systemPrompt"), 7),
     # the 0.01 grid, its bounds and its float quirk
     _case(("settings", "temperature"), 0, "greater than 0"),
@@ -131,7 +133,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("path", "value", "hint"), CASES)
-def test_invalid_input_is_refused_by_both_naming_the_field(path: Path, value: object, hint: str | None) -> None:
+def test_invalid_input_is_refused_by_both_naming_the_field(
+    path: Path, value: object, hint: str | None
+) -> None:
     request = _mutated(path, value)
     field = path[-1] if value is DELETE or isinstance(path[-1], str) else path[-2]
 

@@ -1,4 +1,4 @@
-"""What our request models serialise is what the shared OpenAPI file allows, checked against the file itself."""
+"""Our request models serialise only what the shared OpenAPI file allows, checked against the file itself."""
 
 from __future__ import annotations
 
@@ -80,9 +80,12 @@ def _full_task() -> TextInferenceTask:
 
 def test_full_request_array_validates_with_an_authentication_task_first() -> None:
     auth = AuthenticationTask(apiKey="rw-key", connectionSessionUUID=UUID(OTHER_UUID)).to_request()
-    tasks = [_full_task().to_request(), TextInferenceTask(taskUUID=UUID(OTHER_UUID), messages=[
-        Message(role="user", content="x")
-    ]).to_request()]
+    tasks = [
+        _full_task().to_request(),
+        TextInferenceTask(
+            taskUUID=UUID(OTHER_UUID), messages=[Message(role="user", content="x")]
+        ).to_request(),
+    ]
     assert auth == {"taskType": "authentication", "apiKey": "rw-key", "connectionSessionUUID": OTHER_UUID}
     assert schema_errors(authentication_validator(), auth) == []
     assert schema_errors(array_validator(with_authentication=True), [auth, *tasks]) == []
@@ -135,7 +138,9 @@ def test_none_means_unset_and_is_never_sent_as_null() -> None:
 
 def test_required_constants_are_always_serialised() -> None:
     """taskType and model have defaults in the model, but the schema requires them on the wire."""
-    task = TextInferenceTask.model_validate({"taskUUID": TASK_UUID, "messages": [{"role": "user", "content": "x"}]})
+    task = TextInferenceTask.model_validate(
+        {"taskUUID": TASK_UUID, "messages": [{"role": "user", "content": "x"}]}
+    )
     body = task.to_request()
     assert body["taskType"] == "textInference"
     assert body["model"] == "minimax:m2.7@0"
@@ -154,11 +159,14 @@ def test_required_constants_are_always_serialised() -> None:
     ],
 )
 def test_no_float_artefacts_in_the_json(given: float, sent: float, text: str) -> None:
-    body = TextInferenceTask.model_validate({**minimal_request(), "settings": {"temperature": given}}).to_request()
+    body = TextInferenceTask.model_validate(
+        {**minimal_request(), "settings": {"temperature": given}}
+    ).to_request()
     assert body["settings"]["temperature"] == sent
     dumped = json.dumps(body)
     assert text in dumped
-    assert "0000000" not in dumped and "9999999" not in dumped
+    assert "0000000" not in dumped
+    assert "9999999" not in dumped
     assert schema_errors(item_validator(), body) == []
 
 
@@ -176,7 +184,7 @@ def test_full_sample_request_round_trips_unchanged() -> None:
 
 
 def test_equivalent_uuid_spellings_are_sent_in_the_schema_form() -> None:
-    """pydantic parses other UUID spellings; what goes on the wire is always the hyphenated lower-case form."""
+    """pydantic parses other UUID spellings; the wire always gets the hyphenated lower-case form."""
     for spelling in (TASK_UUID.upper(), TASK_UUID.replace("-", ""), "{" + TASK_UUID + "}", UUID(TASK_UUID)):
         body = TextInferenceTask.model_validate({**minimal_request(), "taskUUID": spelling}).to_request()
         assert body["taskUUID"] == TASK_UUID

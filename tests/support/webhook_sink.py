@@ -78,7 +78,10 @@ class WebhookSink:
         self._failure_status = 500
         self._server = _SinkServer(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="webhook-sink", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="webhook-sink",
+            daemon=True,
         )
 
     def start(self) -> Self:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runrelay.contract import InferenceResult
@@ -52,19 +51,6 @@ def test_three_results_complete_only_after_the_third(store: TaskStore) -> None:
     assert view is not None
     assert view.item["resultCount"] == 3
     assert len(view.results) == 3
-
-
-def test_concurrent_results_of_one_task_are_all_kept(store: TaskStore) -> None:
-    task = new_task(number_results=4)
-    store.create_pending(task)
-    deliveries = [result(task, f"text {i}", seed=i) for i in range(4)] * 3  # each delivered three times
-    with ThreadPoolExecutor(8) as pool:
-        outcomes = list(pool.map(store.store_result, deliveries))
-    assert outcomes.count(StoreOutcome.DUPLICATE) == 8
-    view = store.get_task(task.task_uuid)
-    assert view is not None
-    assert view.status == TaskStatus.COMPLETED
-    assert sorted(r["text"] for r in view.results) == [f"text {i}" for i in range(4)]
 
 
 def test_webhook_before_submitted_is_kept_and_submit_does_not_move_back(store: TaskStore) -> None:

@@ -50,6 +50,8 @@ def _hundredths(value: float) -> float:
     if abs(rounded - value) > 1e-9:
         raise ValueError(f"{value!r} is not a multiple of 0.01")
     quotient = rounded / 0.01
+    if not math.isfinite(quotient):  # |value| near float max: int(inf) would escape as OverflowError
+        raise ValueError(f"{value!r} is far outside the allowed range")
     if int(quotient) != quotient:
         neighbours = f"{rounded - 0.01:.2f} or {rounded + 0.01:.2f}"
         raise ValueError(

@@ -6,9 +6,11 @@ from functools import cache
 from typing import Any
 
 from .aws_clients import client
+from .contract import TextInferenceTask
+from .deadline import Deadline
 from .inputs import S3ObjectRef
 from .reconcile_logic import ReconcileConfig, ReconcileService
-from .runware_client import RunwareClient
+from .runware_client import PollOutcome, RunwareClient, SubmitOutcome
 from .secrets import runware_api_key, signing_secret, webhook_secrets
 from .settings import settings
 from .submit_logic import SubmitConfig, SubmitService
@@ -39,6 +41,16 @@ def runware_client() -> RunwareClient:
     return RunwareClient(config.runware_api_url, runware_api_key(secret_id))
 
 
+class _RunwareOnDemand:
+    """Fetches the API key only when a request is really sent: bad input never needs it."""
+
+    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome:
+        return runware_client().submit(tasks, deadline)
+
+    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome:
+        return runware_client().get_response(task_uuids, deadline)
+
+
 def _open_object(ref: S3ObjectRef) -> Any:
     extra: dict[str, str] = {}
     if ref.version_id:
@@ -63,7 +75,7 @@ def submit_service() -> SubmitService:
         max_tasks_per_request=config.max_tasks_per_request,
     )
     return SubmitService(
-        task_store(), runware_client(), submit_config, open_object=_open_object, enqueue=_enqueue
+        task_store(), _RunwareOnDemand(), submit_config, open_object=_open_object, enqueue=_enqueue
     )
 
 
@@ -80,7 +92,7 @@ def reconcile_service() -> ReconcileService:
     config = settings()
     return ReconcileService(
         task_store(),
-        runware_client(),
+        _RunwareOnDemand(),
         ReconcileConfig(
             overdue_after_seconds=config.overdue_after_seconds,
             max_task_age_seconds=config.max_task_age_seconds,

@@ -1,0 +1,75 @@
+"""TaskStore on Amazon DynamoDB Local: real conditional writes under concurrency, real capacity numbers."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from runrelay.contract import InferenceResult
+from runrelay.task_ids import task_uuid_for
+from runrelay.task_store import NewTask, StoreOutcome, TaskStatus, TaskStore
+
+
+def store_for(stack: Any, clients: Any) -> TaskStore:
+    return TaskStore(
+        stack.table_name, payload_bucket=stack.bucket_name, dynamodb=clients.dynamodb, s3=clients.s3
+    )
+
+
+def test_concurrent_deliveries_store_each_result_once(provisioned_stack: Any, aws_clients: Any) -> None:
+    store = store_for(provisioned_stack, aws_clients)
+    tasks = [NewTask(str(task_uuid_for(f"c{i}")), f"c{i}", "src", i, number_results=4) for i in range(5)]
+    for task in tasks:
+        store.create_pending(task)
+        store.mark_submitted(task.task_uuid)
+    deliveries = [
+        InferenceResult(taskUUID=task.task_uuid, text=f"{task.task_uuid} result {n}", seed=n)
+        for task in tasks
+        for n in range(4)
+    ] * 3  # every result delivered three times, all at once
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(store.store_result, deliveries))
+    assert outcomes.count(StoreOutcome.COMPLETED) == 5
+    assert outcomes.count(StoreOutcome.DUPLICATE) == 40
+    for task in tasks:
+        view = store.get_task(task.task_uuid)
+        assert view is not None
+        assert view.status == TaskStatus.COMPLETED
+        assert view.item["resultCount"] == 4
+        assert len(view.results) == 4
+
+
+def test_overdue_tasks_come_from_the_index(provisioned_stack: Any, aws_clients: Any) -> None:
+    store = store_for(provisioned_stack, aws_clients)
+    open_task = NewTask(str(task_uuid_for("open")), "open", "src", 0)
+    done_task = NewTask(str(task_uuid_for("done")), "done", "src", 1)
+    for task in (open_task, done_task):
+        store.create_pending(task)
+    store.store_result(InferenceResult(taskUUID=done_task.task_uuid, text="t"))
+    assert list(store.open_tasks_since_before(2**31)) == [open_task.task_uuid]
+
+
+def test_a_small_completion_costs_at_most_two_write_units(provisioned_stack: Any, aws_clients: Any) -> None:
+    store = store_for(provisioned_stack, aws_clients)
+    task = NewTask(str(task_uuid_for("wcu")), "wcu", "src", 0)
+    store.create_pending(task)
+    store.mark_submitted(task.task_uuid)
+    consumed: list[float] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        params["ReturnConsumedCapacity"] = "TOTAL"
+
+    def collect(parsed: dict[str, Any], **_: Any) -> None:
+        if "ConsumedCapacity" in parsed:
+            consumed.append(parsed["ConsumedCapacity"].get("WriteCapacityUnits") or 0.0)
+
+    events = aws_clients.dynamodb.meta.events
+    events.register("provide-client-params.dynamodb.UpdateItem", record)
+    events.register("after-call.dynamodb.UpdateItem", collect)
+    try:
+        store.store_result(InferenceResult(taskUUID=task.task_uuid, text="short answer", seed=1, cost=0.0001))
+    finally:
+        events.unregister("provide-client-params.dynamodb.UpdateItem", record)
+        events.unregister("after-call.dynamodb.UpdateItem", collect)
+    assert consumed
+    assert sum(consumed) <= 2.0

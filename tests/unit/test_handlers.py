@@ -1,0 +1,121 @@
+"""The three thin handlers driven by the sample events in events/ (moto in-process for AWS)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from runrelay import settings as settings_module
+from runrelay import wiring
+
+from .conftest import BUCKET, TABLE
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+EVENTS_SECRET = "events-webhook-secret"  # the secret the sample events' tokens were made with
+
+
+class Context:
+    function_name = "runrelay-test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:runrelay-test"
+    aws_request_id = "req-1"
+    log_group_name = "/aws/lambda/runrelay-test"
+    log_stream_name = "stream"
+    function_version = "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def load_handler(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"handler_{name}", ROOT / "functions" / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def _clear_caches() -> None:
+    settings_module.settings.cache_clear()
+    for built in (wiring.task_store, wiring.runware_client, wiring.submit_service, wiring.webhook_receiver):
+        built.cache_clear()
+
+
+@pytest.fixture
+def lambda_env(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    secrets.create_secret(Name="webhook", SecretString=json.dumps({"current": EVENTS_SECRET, "previous": ""}))
+    for key, value in {
+        "TABLE_NAME": TABLE,
+        "PAYLOAD_BUCKET": BUCKET,
+        "WEBHOOK_SECRET_ID": "webhook",
+        "POWERTOOLS_METRICS_NAMESPACE": "runrelay",
+        "POWERTOOLS_SERVICE_NAME": "runrelay",
+    }.items():
+        monkeypatch.setenv(key, value)
+    parameters.clear_caches()
+    _clear_caches()
+    yield
+    parameters.clear_caches()
+    _clear_caches()
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("webhook_wrapped.json", 200),
+        ("webhook_bare.json", 200),
+        ("webhook_error.json", 200),
+        ("webhook_bad_token.json", 403),
+        ("webhook_missing_token.json", 401),
+    ],
+)
+def test_webhook_handler_on_sample_events(lambda_env: None, name: str, status: int) -> None:
+    handler = load_handler("webhook")
+    answer = handler.lambda_handler(event(name), Context())
+    assert answer["statusCode"] == status
+    body = json.loads(answer["body"])
+    assert ("error" in body) is (status != 200)
+
+
+def test_webhook_handler_answers_404_elsewhere(lambda_env: None) -> None:
+    handler = load_handler("webhook")
+    wrong = event("webhook_wrapped.json") | {"rawPath": "/other", "routeKey": "POST /other"}
+    wrong["requestContext"] = wrong["requestContext"] | {
+        "http": {**wrong["requestContext"]["http"], "path": "/other"}
+    }
+    assert handler.lambda_handler(wrong, Context())["statusCode"] == 404
+
+
+def test_webhook_handler_answers_500_when_storage_fails(
+    lambda_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    _clear_caches()
+    handler = load_handler("webhook")
+    answer = handler.lambda_handler(event("webhook_wrapped.json"), Context())
+    assert answer["statusCode"] == 500
+
+
+def test_submit_handler_reports_partial_failures(lambda_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Runware key secret exists: every record that needs Runware fails and goes back to SQS."""
+    monkeypatch.setenv("RUNWARE_API_KEY_SECRET_ID", "missing-secret")
+    monkeypatch.setenv("WEBHOOK_BASE_URL", "https://hooks.example")
+    handler = load_handler("submit")
+    answer = handler.lambda_handler(event("sqs_task_specs.json"), Context())
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    assert failed == {"11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"}
