@@ -171,8 +171,8 @@ class SqsPoller:
             more = self._receive(self._batch_size - len(batch), 0)
             if more:
                 batch.extend(more)
-            else:
-                time.sleep(_WINDOW_POLL_SECONDS)
+            elif self._stop.wait(_WINDOW_POLL_SECONDS):
+                break  # stopping: hand over what we hold rather than sit out the window
         return batch
 
     def _process(self, batch: list[dict[str, Any]]) -> None:
@@ -270,10 +270,10 @@ class SqsPoller:
                 name: _lambda_message_attribute(value)
                 for name, value in message.get("MessageAttributes", {}).items()
             },
-            "md5OfBody": message["MD5OfBody"],
         }
         if "MD5OfMessageAttributes" in message:
             record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        record["md5OfBody"] = message["MD5OfBody"]
         record.update(eventSource="aws:sqs", eventSourceARN=self._queue_arn, awsRegion=self._region)
         return record
 

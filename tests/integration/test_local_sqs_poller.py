@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from local.aws_credentials import LOCAL_CREDENTIALS
 from local.net import wait_for
 from local.sqs_poller import SqsPoller
 
@@ -36,17 +38,25 @@ class Recorder:
         return [[record["body"] for record in event["Records"]] for event in self.events]
 
 
+@pytest.fixture(scope="module")
+def sqs(moto_server: str) -> Any:
+    return boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1", **LOCAL_CREDENTIALS)
+
+
 @pytest.fixture
-def queues(aws_clients: Any) -> Callable[..., tuple[str, str]]:
+def queues(sqs: Any) -> Callable[..., tuple[str, str]]:
     """Make (queue URL, DLQ URL) with the given visibility timeout and maxReceiveCount."""
 
     def make(*, visibility_timeout: int = 30, max_receive_count: int = 3) -> tuple[str, str]:
-        sqs, name = aws_clients.sqs, f"poller-{uuid.uuid4().hex[:10]}"
+        name = f"poller-{uuid.uuid4().hex[:10]}"
         dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
         queue = sqs.create_queue(
-            QueueName=name, Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive}
+            QueueName=name,
+            Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive},
         )["QueueUrl"]
         return queue, dlq
 
@@ -54,12 +64,12 @@ def queues(aws_clients: Any) -> Callable[..., tuple[str, str]]:
 
 
 @pytest.fixture
-def start_poller(aws_clients: Any) -> Iterator[Callable[..., SqsPoller]]:
+def start_poller(sqs: Any) -> Iterator[Callable[..., SqsPoller]]:
     started: list[SqsPoller] = []
 
     def start(queue_url: str, handler: Callable[[dict[str, Any]], Any], **options: Any) -> SqsPoller:
         options.setdefault("poll_wait_seconds", 0)
-        poller = SqsPoller(aws_clients.sqs, queue_url, handler, **options).start()
+        poller = SqsPoller(sqs, queue_url, handler, **options).start()
         started.append(poller)
         return poller
 
@@ -88,9 +98,9 @@ def _fail(*bodies: str, max_count: int = 99) -> Callable[[dict[str, Any]], Any]:
     return respond
 
 
-def test_records_have_the_lambda_sqs_event_shape(aws_clients: Any, queues: Any, start_poller: Any) -> None:
+def test_records_have_the_lambda_sqs_event_shape(sqs: Any, queues: Any, start_poller: Any) -> None:
     queue, _ = queues()
-    aws_clients.sqs.send_message(
+    sqs.send_message(
         QueueUrl=queue,
         MessageBody="test",
         MessageAttributes={
@@ -99,7 +109,9 @@ def test_records_have_the_lambda_sqs_event_shape(aws_clients: Any, queues: Any, 
         },
     )
     recorder = Recorder()
-    poller = start_poller(queue, recorder, queue_arn="arn:aws:sqs:us-east-1:123456789012:q", region="us-east-1")
+    poller = start_poller(
+        queue, recorder, queue_arn="arn:aws:sqs:us-east-1:123456789012:q", region="us-east-1"
+    )
     assert poller.wait_until_idle(10)
 
     (record,) = recorder.events[0]["Records"]
@@ -123,10 +135,10 @@ def test_records_have_the_lambda_sqs_event_shape(aws_clients: Any, queues: Any, 
 
 
 def test_partial_batch_failure_retries_only_the_failed_message(
-    aws_clients: Any, queues: Any, start_poller: Any
+    sqs: Any, queues: Any, start_poller: Any
 ) -> None:
     queue, dlq = queues()
-    _send(aws_clients.sqs, queue, "a", "b", "c")
+    _send(sqs, queue, "a", "b", "c")
     recorder = Recorder(_fail("b", max_count=1))
     poller = start_poller(
         queue, recorder, batching_window_seconds=0.5, report_batch_item_failures=True, retry_delay_seconds=0
@@ -145,21 +157,23 @@ def test_partial_batch_failure_retries_only_the_failed_message(
         1,
         3,
     )
-    assert aws_clients.sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages") is None
+    assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages") is None
 
 
 def test_a_message_failing_max_receive_count_times_moves_to_the_dlq(
-    aws_clients: Any, queues: Any, start_poller: Any
+    sqs: Any, queues: Any, start_poller: Any
 ) -> None:
     queue, dlq = queues(max_receive_count=2)
-    _send(aws_clients.sqs, queue, "poison", "fine")
+    _send(sqs, queue, "poison", "fine")
     recorder = Recorder(_fail("poison"))
-    start_poller(queue, recorder, batching_window_seconds=0.3, report_batch_item_failures=True, retry_delay_seconds=0)
+    start_poller(
+        queue, recorder, batching_window_seconds=0.3, report_batch_item_failures=True, retry_delay_seconds=0
+    )
 
     dead: list[dict[str, Any]] = []
 
     def dead_lettered() -> bool:
-        dead.extend(aws_clients.sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []))
+        dead.extend(sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []))
         return bool(dead)
 
     wait_for(dead_lettered, 10, "the poison message in the DLQ")
@@ -181,10 +195,10 @@ def test_a_message_failing_max_receive_count_times_moves_to_the_dlq(
     ],
 )
 def test_invalid_responses_and_exceptions_fail_the_whole_batch(
-    aws_clients: Any, queues: Any, start_poller: Any, response: Any
+    sqs: Any, queues: Any, start_poller: Any, response: Any
 ) -> None:
     queue, _ = queues()
-    _send(aws_clients.sqs, queue, "a", "b")
+    _send(sqs, queue, "a", "b")
     calls = []
 
     def respond(event: dict[str, Any]) -> Any:
@@ -206,19 +220,19 @@ def test_invalid_responses_and_exceptions_fail_the_whole_batch(
 
 
 def test_without_report_batch_item_failures_a_returned_failure_list_is_ignored(
-    aws_clients: Any, queues: Any, start_poller: Any
+    sqs: Any, queues: Any, start_poller: Any
 ) -> None:
     queue, _ = queues()
-    _send(aws_clients.sqs, queue, "a")
+    _send(sqs, queue, "a")
     recorder = Recorder(_fail("a"))
     poller = start_poller(queue, recorder, report_batch_item_failures=False, retry_delay_seconds=0)
     assert poller.wait_until_idle(10)
     assert recorder.bodies() == [["a"]]
 
 
-def test_failed_messages_wait_out_the_visibility_timeout(aws_clients: Any, queues: Any, start_poller: Any) -> None:
+def test_failed_messages_wait_out_the_visibility_timeout(sqs: Any, queues: Any, start_poller: Any) -> None:
     queue, _ = queues(visibility_timeout=1)
-    _send(aws_clients.sqs, queue, "slow-retry")
+    _send(sqs, queue, "slow-retry")
     seen_at: list[float] = []
 
     def respond(event: dict[str, Any]) -> Any:
@@ -231,20 +245,20 @@ def test_failed_messages_wait_out_the_visibility_timeout(aws_clients: Any, queue
     assert seen_at[1] - seen_at[0] >= 0.9
 
 
-def test_the_batching_window_gathers_messages_sent_later(aws_clients: Any, queues: Any, start_poller: Any) -> None:
+def test_the_batching_window_gathers_messages_sent_later(sqs: Any, queues: Any, start_poller: Any) -> None:
     queue, _ = queues()
     recorder = Recorder()
     poller = start_poller(queue, recorder, batch_size=10, batching_window_seconds=1.5)
-    _send(aws_clients.sqs, queue, "first")
+    _send(sqs, queue, "first")
     time.sleep(0.4)
-    _send(aws_clients.sqs, queue, "second")
+    _send(sqs, queue, "second")
     assert poller.wait_until_idle(10)
     assert recorder.bodies() == [["first", "second"]]
 
 
-def test_a_full_batch_is_invoked_before_the_window_closes(aws_clients: Any, queues: Any, start_poller: Any) -> None:
+def test_a_full_batch_is_invoked_before_the_window_closes(sqs: Any, queues: Any, start_poller: Any) -> None:
     queue, _ = queues()
-    _send(aws_clients.sqs, queue, "1", "2", "3")
+    _send(sqs, queue, "1", "2", "3")
     recorder = Recorder()
     started = time.monotonic()
     poller = start_poller(queue, recorder, batch_size=2, batching_window_seconds=20)
@@ -254,7 +268,7 @@ def test_a_full_batch_is_invoked_before_the_window_closes(aws_clients: Any, queu
     poller.stop()
 
 
-def test_batch_size_over_ten_requires_a_window(aws_clients: Any, queues: Any) -> None:
+def test_batch_size_over_ten_requires_a_window(sqs: Any, queues: Any) -> None:
     queue, _ = queues()
     with pytest.raises(ValueError, match="batching window"):
-        SqsPoller(aws_clients.sqs, queue, Recorder(), batch_size=11)
+        SqsPoller(sqs, queue, Recorder(), batch_size=11)

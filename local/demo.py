@@ -1,0 +1,198 @@
+"""`make demo`: the main job end to end on the embedded local stack.
+
+Starts DynamoDB Local, the S3/SQS/Secrets Manager server, the Runware emulator (unless RUNWARE_API_URL is
+set) and the webhook route; uploads the sample prompt files to S3 and sends task messages to SQS; waits
+with a progress bar; prints every task with its completion; stops everything. Exit status 0 only if
+every valid task COMPLETED and every invalid one was REJECTED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from local.stack import LocalStack
+from runrelay.task_store import FINAL_STATUSES, TaskStatus, TaskStore, TaskView
+
+INPUTS = Path(__file__).resolve().parent / "demo_inputs"
+
+# What the demo sends over SQS: a single spec, an array of two, and a malformed body.
+SQS_MESSAGES: list[tuple[str, int, int]] = [
+    (json.dumps({"id": "sqs-single", "prompt": "Summarise what AWS Lambda does in one sentence."}), 1, 0),
+    (
+        json.dumps(
+            [
+                {"id": "sqs-array-1", "prompt": "List three uses of Amazon SQS."},
+                {
+                    "id": "sqs-array-2",
+                    "messages": [{"role": "user", "content": "Name a colour of the sea."}],
+                    "numberResults": 2,
+                    "seed": 7,
+                },
+            ]
+        ),
+        2,
+        0,
+    ),
+    ("this message is not JSON", 0, 1),
+]
+# Expected (valid, invalid) tasks per uploaded file.
+S3_FILES: dict[str, tuple[int, int]] = {"prompts.jsonl": (4, 1), "story.txt": (1, 0)}
+
+
+@dataclass
+class Source:
+    label: str
+    source_id: str
+    valid: int
+    invalid: int
+
+    @property
+    def expected(self) -> int:
+        return self.valid + self.invalid
+
+
+def send_inputs(stack: LocalStack) -> list[Source]:
+    assert stack.clients is not None
+    endpoints = stack.endpoints
+    sources: list[Source] = []
+    for name, (valid, invalid) in S3_FILES.items():
+        key = f"{endpoints.input_prefix}{name}"
+        put = stack.clients.s3.put_object(
+            Bucket=endpoints.bucket_name, Key=key, Body=(INPUTS / name).read_bytes()
+        )
+        etag = put["ETag"].strip('"')
+        sources.append(Source(f"s3://{key}", f"s3://{endpoints.bucket_name}/{key}#{etag}", valid, invalid))
+    for index, (body, valid, invalid) in enumerate(SQS_MESSAGES, start=1):
+        sent = stack.clients.sqs.send_message(QueueUrl=endpoints.ingest_queue_url, MessageBody=body)
+        sources.append(Source(f"sqs message {index}", f"sqs:{sent['MessageId']}", valid, invalid))
+    return sources
+
+
+def settled(views: list[TaskView]) -> int:
+    return sum(view.status in FINAL_STATUSES for view in views)
+
+
+def wait_for(
+    store: TaskStore, sources: list[Source], timeout: float, console: Console
+) -> dict[str, list[TaskView]]:
+    total = sum(source.expected for source in sources)
+    found: dict[str, list[TaskView]] = {source.source_id: [] for source in sources}
+    deadline = time.monotonic() + timeout
+    columns = (
+        TextColumn("[bold]tasks settled"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("settled", total=total)
+        while time.monotonic() < deadline:
+            for source in sources:
+                found[source.source_id] = store.tasks_of_source(source.source_id)
+            done = sum(settled(views) for views in found.values())
+            progress.update(bar, completed=done)
+            if done >= total:
+                break
+            time.sleep(0.5)
+    return found
+
+
+def excerpt(text: str | None, width: int = 48) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def report(
+    console: Console, sources: list[Source], found: dict[str, list[TaskView]], table_name: str
+) -> bool:
+    table = Table(title="runrelay demo: every task and its completion", show_lines=False)
+    for column in ("source", "seq", "taskUUID", "status", "results", "tokens", "cost $", "text / reason"):
+        table.add_column(column, overflow="fold" if column == "taskUUID" else "ellipsis")
+    ok = True
+    for source in sources:
+        views = found[source.source_id]
+        completed = sum(v.status == TaskStatus.COMPLETED for v in views)
+        rejected = sum(v.status == TaskStatus.REJECTED for v in views)
+        if (completed, rejected, len(views)) != (source.valid, source.invalid, source.expected):
+            ok = False
+        for view in views:
+            tokens = sum(int((r.get("usage") or {}).get("totalTokens") or 0) for r in view.results)
+            cost = sum(float(r.get("cost") or 0.0) for r in view.results)
+            first = view.results[0] if view.results else {}
+            reason = (view.error or {}).get("message")
+            style = {"COMPLETED": "green", "REJECTED": "yellow"}.get(view.status, "red")
+            table.add_row(
+                source.label,
+                str(view.item.get("sourceSeq", "")),
+                view.task_uuid,
+                f"[{style}]{view.status}[/{style}]",
+                f"{len(view.results)}/{view.item.get('numberResults', 1)}",
+                str(tokens) if tokens else "",
+                f"{cost:.6f}" if cost else "",
+                excerpt(first.get("text") or reason),
+            )
+    console.print(table)
+    console.print(
+        f"Completions are stored in DynamoDB table [bold]{table_name}[/bold], one item per task "
+        "(pk = TASK#<taskUUID>, results in its 'results' map; texts over 48 KB go to the input bucket "
+        "under completions/ with a pointer in the item)."
+    )
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for every task")
+    args = parser.parse_args(argv)
+    console = Console()
+    console.print(
+        "[bold]Starting the local stack[/bold] (DynamoDB Local, S3/SQS, Runware emulator, webhook API)…"
+    )
+    # Reconcile every few seconds and call tasks overdue after 20 s, so a lost webhook heals within the demo.
+    stack = LocalStack(
+        parameter_overrides={"OverdueAfterSeconds": "20"},
+        schedule_period_seconds=5.0,
+        retry_delay_seconds=2,
+        state_file=None,
+    )
+    with stack:
+        endpoints = stack.endpoints
+        console.print(f"  Runware API: {endpoints.runware_api_url}")
+        console.print(f"  webhook URL: {endpoints.webhook_url}")
+        console.print(
+            f"  input:       s3://{endpoints.bucket_name}/{endpoints.input_prefix} and {endpoints.ingest_queue_url}"
+        )
+        assert stack.clients is not None
+        store = TaskStore(
+            endpoints.table_name,
+            payload_bucket=endpoints.bucket_name,
+            dynamodb=stack.clients.dynamodb,
+            s3=stack.clients.s3,
+        )
+        sources = send_inputs(stack)
+        console.print(f"Sent {len(S3_FILES)} files to S3 and {len(SQS_MESSAGES)} messages to SQS.")
+        found = wait_for(store, sources, args.timeout, console)
+        ok = report(console, sources, found, endpoints.table_name)
+    if ok:
+        console.print(
+            "[bold green]Every valid task COMPLETED and every invalid one was REJECTED.[/bold green]"
+        )
+        return 0
+    console.print("[bold red]Some tasks did not reach the expected state (see the table above).[/bold red]")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
