@@ -88,7 +88,12 @@ class ApiGatewayShim:
         if self._server is None:
             self._server = ThreadingHTTPServer((LOOPBACK, 0), _request_handler_for(self))
             self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever, name="apigw-shim", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="apigw-shim",
+                daemon=True,
+            )
             self._thread.start()
         return self
 

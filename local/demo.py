@@ -9,12 +9,12 @@ every valid task COMPLETED and every invalid one was REJECTED.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,6 +24,7 @@ from local.stack import LocalStack
 from runrelay.task_store import FINAL_STATUSES, TaskStatus, TaskStore, TaskView
 
 INPUTS = Path(__file__).resolve().parent / "demo_inputs"
+FUNCTION_LOG = Path(__file__).resolve().parent.parent / ".runrelay" / "demo-functions.log"
 
 # What the demo sends over SQS: a single spec, an array of two, and a malformed body.
 SQS_MESSAGES: list[tuple[str, int, int]] = [
@@ -119,7 +120,7 @@ def report(
 ) -> bool:
     table = Table(title="runrelay demo: every task and its completion", show_lines=False)
     for column in ("source", "seq", "taskUUID", "status", "results", "tokens", "cost $", "text / reason"):
-        table.add_column(column, overflow="fold" if column == "taskUUID" else "ellipsis")
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     ok = True
     for source in sources:
         views = found[source.source_id]
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for every task")
     args = parser.parse_args(argv)
-    console = Console()
+    # Piped output (CI, logs) gets a width the table fits in; a terminal keeps its own.
+    console = Console(file=sys.stdout, width=None if Console().is_terminal else 170)
     console.print(
         "[bold]Starting the local stack[/bold] (DynamoDB Local, S3/SQS, Runware emulator, webhook API)…"
     )
@@ -167,13 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         retry_delay_seconds=2,
         state_file=None,
     )
-    with stack:
+    FUNCTION_LOG.parent.mkdir(exist_ok=True)
+    # The functions log JSON lines and EMF metrics to stdout as on Lambda; here they go to a file so the
+    # demo's own output stays readable.
+    with FUNCTION_LOG.open("w") as function_log, contextlib.redirect_stdout(function_log), stack:
         endpoints = stack.endpoints
         console.print(f"  Runware API: {endpoints.runware_api_url}")
         console.print(f"  webhook URL: {endpoints.webhook_url}")
-        console.print(
-            f"  input:       s3://{endpoints.bucket_name}/{endpoints.input_prefix} and {endpoints.ingest_queue_url}"
-        )
+        console.print(f"  input:       s3://{endpoints.bucket_name}/{endpoints.input_prefix}")
+        console.print(f"               {endpoints.ingest_queue_url}")
         assert stack.clients is not None
         store = TaskStore(
             endpoints.table_name,
@@ -185,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"Sent {len(S3_FILES)} files to S3 and {len(SQS_MESSAGES)} messages to SQS.")
         found = wait_for(store, sources, args.timeout, console)
         ok = report(console, sources, found, endpoints.table_name)
+    console.print(f"Function logs (JSON, with EMF metrics): {FUNCTION_LOG}")
     if ok:
         console.print(
             "[bold green]Every valid task COMPLETED and every invalid one was REJECTED.[/bold green]"

@@ -211,7 +211,7 @@ def test_invalid_responses_and_exceptions_fail_the_whole_batch(
 
     recorder = Recorder(respond)
     poller = start_poller(
-        queue, recorder, batching_window_seconds=0.5, report_batch_item_failures=True, retry_delay_seconds=0
+        queue, recorder, batching_window_seconds=0.2, report_batch_item_failures=True, retry_delay_seconds=0
     )
     assert poller.wait_until_idle(10)
 
