@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -109,8 +110,9 @@ class LocalStack:
     """Start with `with LocalStack() as stack:`; `stack.endpoints` says where everything is.
 
     Pass `dynamodb_url`/`moto_url` to reuse running services (tests do), `handler_overrides` to run
-    other handlers than the template's files, and `retry_delay_seconds` to retry failed SQS messages
-    sooner than the queue's visibility timeout.
+    other handlers than the template's files, `retry_delay_seconds` to retry failed SQS messages
+    sooner than the queue's visibility timeout and `batching_window_cap_seconds` to shorten the
+    template's batching windows (tests, demo).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class LocalStack:
         handler_overrides: Mapping[str, Handler] | None = None,
         schedule_period_seconds: float | None = None,
         retry_delay_seconds: int | None = None,
+        batching_window_cap_seconds: float | None = None,
         poll_wait_seconds: int = 1,
         state_file: Path | None = DEFAULT_STATE_FILE,
         dynamodb_url: str | None = None,
@@ -141,6 +144,7 @@ class LocalStack:
         self._handler_overrides = dict(handler_overrides or {})
         self._schedule_period = schedule_period_seconds
         self._retry_delay = retry_delay_seconds
+        self._window_cap = batching_window_cap_seconds
         self._poll_wait = poll_wait_seconds
         self._state_file = state_file
         self._dynamodb_url = dynamodb_url
@@ -269,7 +273,7 @@ class LocalStack:
             queue_arn=self.resources.attribute(queue, "Arn"),
             region=self.region,
             batch_size=int(properties.get("BatchSize", 10)),
-            batching_window_seconds=float(properties.get("MaximumBatchingWindowInSeconds", 0)),
+            batching_window_seconds=self._batching_window(properties),
             report_batch_item_failures="ReportBatchItemFailures"
             in (properties.get("FunctionResponseTypes") or []),
             retry_delay_seconds=self._retry_delay,
@@ -278,6 +282,10 @@ class LocalStack:
         )
         self.pollers[f"{function}.{event_name}"] = poller.start()
         self._exit.callback(poller.stop)
+
+    def _batching_window(self, properties: Mapping[str, Any]) -> float:
+        window = float(properties.get("MaximumBatchingWindowInSeconds", 0))
+        return window if self._window_cap is None else min(window, self._window_cap)
 
     def _prepare_schedule(self, function: str, event_name: str) -> None:
         """Schedules exist always (tests `fire()` them); they tick only with a schedule period."""
@@ -358,8 +366,6 @@ class LocalStack:
 
     def wait_until_idle(self, timeout: float) -> bool:
         """True once every polled queue is empty and no invocation runs."""
-        import time
-
         deadline = time.monotonic() + timeout
         return all(
             poller.wait_until_idle(max(0.0, deadline - time.monotonic())) for poller in self.pollers.values()

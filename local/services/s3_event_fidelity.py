@@ -1,10 +1,10 @@
 """Make moto's S3 event notifications look like the ones S3 really sends.
 
 moto delivers ObjectCreated notifications to the configured queue (prefix/suffix filters honoured),
-but its records lack `userIdentity`, `requestParameters`, `responseElements`, `s3.object.versionId`
-(for versioned buckets) and `s3.object.sequencer`. Code that parses the full AWS shape (for instance
-Powertools' S3 models, or idempotency keys built from the version id) would otherwise only break in
-the cloud. This patch runs inside the moto server process.
+but it encodes the key's slashes as %2F, and its records lack `userIdentity`, `requestParameters`,
+`responseElements`, `s3.object.versionId` (for versioned buckets) and `s3.object.sequencer`. Code that
+parses the full AWS shape (for instance Powertools' S3 models, or idempotency keys built from the
+version id) would otherwise only break in the cloud. This patch runs inside the moto server process.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote_plus
 
 from moto.s3 import notifications
 
@@ -45,6 +46,8 @@ def _complete(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str
                 },
             )
             s3_object = record["s3"]["object"]
+            # S3 URL-encodes the key but keeps its slashes (moto encodes them as %2F too).
+            s3_object["key"] = quote_plus(key.name, safe="/")
             if bucket.is_versioned and getattr(key, "version_id", "null") != "null":
                 s3_object["versionId"] = key.version_id
             s3_object["sequencer"] = _next_sequencer()
