@@ -14,7 +14,6 @@ from runrelay.deadline import Deadline
 from runrelay.runware_client import RetryPolicy, RunwareClient
 from runrelay.runware_errors import (
     AuthenticationError,
-    InvalidRequestError,
     TransientRunwareError,
 )
 from runrelay.task_ids import task_uuid_for

@@ -519,7 +519,7 @@ def test_get_on_the_submit_path_is_405(emulator: EmulatorServer) -> None:
 def test_async_acknowledges_then_get_response_shows_processing_then_success(
     emulator_factory: Callable[..., EmulatorServer],
 ) -> None:
-    emulator = emulator_factory(time_scale=1.0, result_delay=0.3)
+    emulator = emulator_factory(time_scale=1.0, result_delay=0.6)
     task = text_task(deliveryMethod="async", numberResults=2, seed=10)
 
     ack = post(emulator.url, [task])
