@@ -1,0 +1,94 @@
+"""Reconcile: overdue tasks polled, results stored through the idempotent path, old ones expired."""
+
+from __future__ import annotations
+
+import time
+
+from runrelay.contract import InferenceResult, RunwareError
+from runrelay.deadline import Deadline
+from runrelay.reconcile_logic import ReconcileConfig, ReconcileService
+from runrelay.runware_client import PollOutcome
+from runrelay.runware_errors import TransientRunwareError
+from runrelay.task_ids import task_uuid_for
+from runrelay.task_store import NewTask, TaskStatus, TaskStore
+
+
+class FakePoller:
+    def __init__(self, outcome: PollOutcome | Exception) -> None:
+        self.outcome = outcome
+        self.asked: list[list[str]] = []
+
+    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome:
+        self.asked.append(list(task_uuids))
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+def open_task(store: TaskStore, key: str, number_results: int = 1) -> str:
+    uuid = str(task_uuid_for(key))
+    store.create_pending(NewTask(uuid, key, "src", 0, number_results))
+    store.mark_submitted(uuid)
+    return uuid
+
+
+def test_results_from_polling_complete_tasks_once(store: TaskStore) -> None:
+    done, failing, waiting = (
+        open_task(store, "done", 2),
+        open_task(store, "failing"),
+        open_task(store, "waiting"),
+    )
+    outcome = PollOutcome(
+        results=[
+            InferenceResult(taskUUID=done, text="a", seed=1),
+            InferenceResult(taskUUID=done, text="b", seed=2),
+        ],
+        processing=[waiting],
+        errors={failing: RunwareError(code="timeoutProvider", message="slow", taskUUID=failing)},
+    )
+    service = ReconcileService(store, FakePoller(outcome), ReconcileConfig(overdue_after_seconds=0))
+    report = service.run(Deadline.after(30), now=time.time() + 10)
+    assert (report.checked, report.results_stored, report.completed, report.failed) == (3, 2, 1, 1)
+    assert report.still_processing == 1
+    statuses = {u: store.get_task(u).status for u in (done, failing, waiting)}  # type: ignore[union-attr]
+    assert statuses == {done: TaskStatus.COMPLETED, failing: TaskStatus.FAILED, waiting: TaskStatus.SUBMITTED}
+    again = service.run(Deadline.after(30), now=time.time() + 10)
+    assert again.checked == 1  # only the one still waiting is open
+
+
+def test_tasks_past_their_maximum_age_expire(store: TaskStore) -> None:
+    waiting = open_task(store, "too-old")
+    service = ReconcileService(
+        store,
+        FakePoller(PollOutcome(processing=[waiting])),
+        ReconcileConfig(overdue_after_seconds=0, max_task_age_seconds=60),
+    )
+    report = service.run(Deadline.after(30), now=time.time() + 120)
+    assert report.expired == 1
+    view = store.get_task(waiting)
+    assert view is not None
+    assert view.status == TaskStatus.FAILED
+    assert view.error == {"code": "taskExpired", "message": "no result within MAX_TASK_AGE_SECONDS"}
+
+
+def test_not_found_is_tolerated_until_the_task_is_old(store: TaskStore) -> None:
+    unknown = open_task(store, "unknown")
+    not_found = PollOutcome(
+        errors={unknown: RunwareError(code="taskNotFound", message="?", taskUUID=unknown)}
+    )
+    service = ReconcileService(
+        store, FakePoller(not_found), ReconcileConfig(overdue_after_seconds=0, max_task_age_seconds=60)
+    )
+    assert service.run(Deadline.after(30), now=time.time() + 5).failed == 0
+    assert service.run(Deadline.after(30), now=time.time() + 120).failed == 1
+
+
+def test_fresh_tasks_are_not_polled_and_runware_trouble_stops_quietly(store: TaskStore) -> None:
+    open_task(store, "fresh")
+    poller = FakePoller(TransientRunwareError(503, [], "busy"))
+    service = ReconcileService(store, poller, ReconcileConfig(overdue_after_seconds=3600))
+    assert service.run(Deadline.after(30)).checked == 0
+    assert poller.asked == []
+    service.config = ReconcileConfig(overdue_after_seconds=0)
+    report = service.run(Deadline.after(30), now=time.time() + 10)
+    assert (report.checked, report.polls) == (1, 0)
