@@ -232,6 +232,7 @@ _import_lock = threading.Lock()
 def load_function(spec: FunctionSpec, *, region: str = "us-east-1") -> LocalFunction:
     """Import the handler module from its file (under a name unique to the function) and wrap it.
 
+    Each call is a cold start: the code and its layers are imported afresh (see `_own_module_copies`).
     Apply the environment first: handler modules often read settings at import time.
     """
     if not spec.module_file.is_file():
@@ -244,7 +245,7 @@ def load_function(spec: FunctionSpec, *, region: str = "us-east-1") -> LocalFunc
 
 
 def _import_module_file(name: str, path: Path, code_dirs: tuple[Path, ...]) -> ModuleType:
-    with _import_lock:
+    with _import_lock, _own_module_copies(code_dirs):
         for directory in reversed(code_dirs):
             if str(directory) not in sys.path:
                 sys.path.append(str(directory))  # appended: never shadows the project's own packages
@@ -253,9 +254,32 @@ def _import_module_file(name: str, path: Path, code_dirs: tuple[Path, ...]) -> M
             raise ImportError(f"cannot import {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
+        spec.loader.exec_module(module)
         return module
+
+
+def _defined_in(module: ModuleType, directories: tuple[Path, ...]) -> bool:
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    resolved = Path(file).resolve()
+    return any(resolved.is_relative_to(directory) for directory in directories)
+
+
+@contextmanager
+def _own_module_copies(code_dirs: tuple[Path, ...]) -> Iterator[None]:
+    """Import the function's code and layers afresh, as a new Lambda container would.
+
+    Module-level caches (settings read once per container, cached clients) then belong to this
+    function of this stack only; a second LocalStack in the same process, with other table names
+    and endpoints, gets its own. The process's own copies are put back afterwards.
+    """
+    stashed = {name: module for name, module in sys.modules.items() if _defined_in(module, code_dirs)}
+    for name in stashed:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        for name in [name for name, module in sys.modules.items() if _defined_in(module, code_dirs)]:
+            del sys.modules[name]
+        sys.modules.update(stashed)

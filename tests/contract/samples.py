@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from runrelay.contract import MODEL_ID
-
 from tests.contract.schema import examples_dir
 
 TASK_UUID = "a770f077-f413-47de-9dac-be0b26a35da6"

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from runrelay.contract import AuthenticationTask, TextInferenceTask
 
+from runrelay.contract import AuthenticationTask, TextInferenceTask
 from tests.contract.samples import full_request, minimal_request
 from tests.contract.schema import (
     array_validator,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from runrelay.contract import TextInferenceTask
 
+from runrelay.contract import TextInferenceTask
 from tests.contract.samples import TASK_UUID, full_request
 from tests.contract.schema import item_validator, request_item_schema, schema_errors
 

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import pytest
 from jsonschema import FormatChecker
+
 from runrelay.contract import (
     AuthenticationTask,
     GetResponseTask,
@@ -14,7 +15,6 @@ from runrelay.contract import (
     Message,
     TextInferenceTask,
 )
-
 from tests.contract.samples import OTHER_UUID, TASK_UUID, full_request, load_example, minimal_request
 from tests.contract.schema import (
     array_validator,

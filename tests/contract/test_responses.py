@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from runrelay.contract import (
     ErrorResponse,
     GetResponseTask,
@@ -17,7 +18,6 @@ from runrelay.contract import (
     TextInferenceTask,
     Usage,
 )
-
 from tests.contract.samples import TASK_UUID, load_example, parse_jsonc
 from tests.contract.schema import component, examples_dir, schema_errors, validator
 

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from runrelay.contract import Message, TextInferenceTask
 from runrelay.task_ids import task_uuid_for
-
 from tests.contract.schema import item_validator, schema_errors
 
 keys = st.text(max_size=60)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runrelay.settings import RuntimeSettings
 
 from local.template_model import function_config, properties, redrive_target
+from runrelay.settings import RuntimeSettings
 
 from .conftest import ROOT, TEMPLATE, run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -190,3 +191,22 @@ def test_fake_context_counts_down() -> None:
     time.sleep(0.05)
     assert 0 < context.get_remaining_time_in_millis() < first <= 1000
     assert context.log_group_name == "/aws/lambda/f"
+
+
+def test_every_load_is_a_cold_start_with_its_own_layer_modules(tmp_path: Path) -> None:
+    layer = tmp_path / "layer" / "coldstart_probe"
+    layer.mkdir(parents=True)
+    (layer / "__init__.py").write_text("CALLS = []\n")
+    _write_handler(
+        tmp_path,
+        "Counter",
+        "import coldstart_probe\ndef lambda_handler(event, context):\n"
+        "    coldstart_probe.CALLS.append(event)\n    return len(coldstart_probe.CALLS)\n",
+    )
+    spec = _spec(tmp_path, "Counter", {})
+    spec = FunctionSpec(**{**spec.__dict__, "code_dirs": (tmp_path / "Counter", tmp_path / "layer")})
+    first, second = load_function(spec), load_function(spec)
+
+    assert [first.invoke(1), first.invoke(2)] == [1, 2]
+    assert second.invoke(3) == 1  # a fresh container: module state is not shared
+    assert "coldstart_probe" not in sys.modules  # the process's own module table is left as it was

@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from runrelay.task_store import TaskStore
 
 from local.template_model import load_template, table_create_kwargs
+from runrelay.task_store import TaskStore
 
 TABLE = "unit-tasks"
 BUCKET = "unit-payloads"

@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -43,7 +44,8 @@ def counters() -> Counters:
     return Counters()
 
 
-def _dispatcher(
+@contextmanager
+def running_dispatcher(
     sender: ScriptedSender, jitter: RecordingJitter, counters: Counters, scale: float, attempts: int = 8
 ) -> Iterator[WebhookDispatcher]:
     dispatcher = WebhookDispatcher(
@@ -68,7 +70,7 @@ def test_backoff_ceiling_starts_at_250ms_doubles_and_caps_at_8s() -> None:
 def test_always_failing_delivery_uses_full_jitter_windows_then_gives_up(counters: Counters) -> None:
     sender = ScriptedSender(*([500] * 20))
     jitter = RecordingJitter()
-    for dispatcher in _dispatcher(sender, jitter, counters, scale=0.001):
+    with running_dispatcher(sender, jitter, counters, scale=0.001) as dispatcher:
         dispatcher.schedule("http://127.0.0.1:1/hook?token=t", b"{}", time.monotonic())
         assert dispatcher.wait_idle(10)
 
@@ -91,7 +93,7 @@ def test_retries_wait_the_scaled_backoff(counters: Counters) -> None:
     scale = 0.04
     sender = ScriptedSender(500, 502, 503, 429)
     jitter = RecordingJitter()
-    for dispatcher in _dispatcher(sender, jitter, counters, scale=scale):
+    with running_dispatcher(sender, jitter, counters, scale=scale) as dispatcher:
         dispatcher.schedule("http://127.0.0.1:1/hook", b"{}", time.monotonic())
         assert dispatcher.wait_idle(10)
 
@@ -105,7 +107,7 @@ def test_retries_wait_the_scaled_backoff(counters: Counters) -> None:
 
 def test_delivery_is_not_sent_before_it_is_due(counters: Counters) -> None:
     sender = ScriptedSender()
-    for dispatcher in _dispatcher(sender, RecordingJitter(), counters, scale=1.0):
+    with running_dispatcher(sender, RecordingJitter(), counters, scale=1.0) as dispatcher:
         due = time.monotonic() + 0.2
         dispatcher.schedule("http://127.0.0.1:1/hook", b"{}", due)
         assert dispatcher.pending() == 1
@@ -116,7 +118,7 @@ def test_delivery_is_not_sent_before_it_is_due(counters: Counters) -> None:
 
 def test_clear_forgets_queued_deliveries(counters: Counters) -> None:
     sender = ScriptedSender()
-    for dispatcher in _dispatcher(sender, RecordingJitter(), counters, scale=1.0):
+    with running_dispatcher(sender, RecordingJitter(), counters, scale=1.0) as dispatcher:
         dispatcher.schedule("http://127.0.0.1:1/hook", b"{}", time.monotonic() + 60)
         dispatcher.clear()
         assert dispatcher.wait_idle(1)

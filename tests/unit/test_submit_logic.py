@@ -8,6 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+
+from local.openapi_contract import request_item_schema
 from runrelay.contract import RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
 from runrelay.inputs import S3ObjectRef
@@ -16,8 +18,6 @@ from runrelay.runware_errors import TransientRunwareError
 from runrelay.submit_logic import SubmitConfig, SubmitService
 from runrelay.task_store import TaskStatus, TaskStore
 from runrelay.webhook_token import token_is_valid
-
-from local.openapi_contract import request_item_schema
 
 
 class FakeRunware:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from runrelay.task_ids import task_uuid_for
 from runrelay.task_store import NewTask, TaskStatus, TaskStore
 from runrelay.webhook_logic import WebhookReceiver
