@@ -20,11 +20,14 @@ EMULATOR_PORT ?= 8787
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# This machine's pip config lists optional local wheel folders; pip warns for each one that is absent.
+QUIET_PIP := 2>&1 | { grep -v "is neither a file nor a directory" || true; }; test $${PIPESTATUS[0]} -eq 0
+
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --upgrade pip $(QUIET_PIP)
+	$(PY) -m pip install -q -r requirements-dev.txt $(QUIET_PIP)
+	$(PY) -m pip install -q --no-deps -e . $(QUIET_PIP)
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -39,8 +42,8 @@ SAM_CLI := aws-sam-cli==1.170.0
 CHECKOV := checkov==3.3.30
 define tool_venv
 	@test -x .tools/$(1)/bin/python || $(PYTHON_BOOT) -m venv .tools/$(1)
-	.tools/$(1)/bin/python -m pip install -q --upgrade pip
-	.tools/$(1)/bin/python -m pip install -q "$(2)"
+	.tools/$(1)/bin/python -m pip install -q --upgrade pip $(QUIET_PIP)
+	.tools/$(1)/bin/python -m pip install -q "$(2)" $(QUIET_PIP)
 	@touch $@
 endef
 .tools/sam/.installed: Makefile

@@ -37,6 +37,7 @@ INGEST_QUEUE = "IngestQueue"
 DEAD_LETTER_QUEUE = "IngestDeadLetterQueue"
 INPUT_BUCKET = "InputBucket"
 WEBHOOK_SECRET = "WebhookSecret"  # noqa: S105 - a logical id
+EVENT_BUS = "EventBus"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class AwsClients:
     s3: Any
     sqs: Any
     secretsmanager: Any
+    events: Any
+    dynamodbstreams: Any
 
     @classmethod
     def for_endpoints(cls, *, dynamodb_url: str, moto_url: str, region: str) -> AwsClients:
@@ -60,6 +63,8 @@ class AwsClients:
             s3=client("s3", moto_url),
             sqs=client("sqs", moto_url),
             secretsmanager=client("secretsmanager", moto_url),
+            events=client("events", moto_url),
+            dynamodbstreams=client("dynamodbstreams", dynamodb_url),
         )
 
 
@@ -223,6 +228,8 @@ class _Provisioner:
             self.queue(logical_id)
         for logical_id in self.of_type("AWS::S3::Bucket"):
             self.bucket(logical_id)
+        for logical_id in self.of_type("AWS::Events::EventBus"):
+            self.event_bus(logical_id)
 
     # ------------------------------------------------------------------ tables
     def table(self, logical_id: str) -> None:
@@ -325,6 +332,13 @@ class _Provisioner:
             s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration=_notification_configuration(notifications)
             )
+
+    # ------------------------------------------------------------------ event buses
+    def event_bus(self, logical_id: str) -> None:
+        # The template's Name (derived from the stack name) is replaced by our stack-prefixed one.
+        name = self.names.other(logical_id)
+        arn = self.clients.events.create_event_bus(Name=name)["EventBusArn"]
+        self.physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn, "Name": name})
 
     # ------------------------------------------------------------------ secrets
     def secret(self, logical_id: str) -> None:

@@ -179,6 +179,7 @@ def local_aws_environment(*, dynamodb_url: str, moto_url: str, region: str) -> d
         "AWS_ENDPOINT_URL_S3": moto_url,
         "AWS_ENDPOINT_URL_SQS": moto_url,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_url,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
         "AWS_ACCESS_KEY_ID": "local",

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
 from local import template_model
 from local.apigw_shim import ApiGatewayShim
-from local.aws_resources import AwsClients, PhysicalNames, StackResources, provision
+from local.aws_resources import EVENT_BUS, AwsClients, PhysicalNames, StackResources, provision
+from local.dynamodb_stream_poller import DynamoDBStreamPoller, sqs_destination
 from local.lambda_runtime import (
     FunctionSpec,
     Handler,
@@ -65,6 +66,7 @@ class LocalEndpoints:
     runware_api_url: str
     runware_api_key_secret_name: str
     webhook_secret_arn: str
+    event_bus_name: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -75,10 +77,11 @@ class _EventSources:
     sqs: list[tuple[str, str, Mapping[str, Any]]]  # (function, event name, properties)
     http: list[tuple[str, str, str]]  # (function, api logical id, route key)
     schedules: list[tuple[str, str]]  # (function, event name)
+    streams: list[tuple[str, str, Mapping[str, Any]]]  # (function, event name, properties)
 
 
 def _event_sources(template: Mapping[str, Any]) -> _EventSources:
-    sources = _EventSources([], [], [])
+    sources = _EventSources([], [], [], [])
     for logical_id in function_logical_ids(template):
         events = template_model.function_config(template, logical_id).get("Events") or {}
         for event_name, event in events.items():
@@ -94,9 +97,19 @@ def _event_sources(template: Mapping[str, Any]) -> _EventSources:
                 sources.http.append((logical_id, api_id, route))
             elif kind in ("Schedule", "ScheduleV2"):
                 sources.schedules.append((logical_id, event_name))
+            elif kind == "DynamoDB":
+                sources.streams.append((logical_id, event_name, properties))
             else:
                 log.warning("%s.%s: %s events are not emulated locally", logical_id, event_name, kind)
     return sources
+
+
+def _get_att_logical_id(reference: Any) -> str:
+    """The resource of `!GetAtt Resource.Attribute` (how event sources name streams and queues)."""
+    if isinstance(reference, Mapping) and "Fn::GetAtt" in reference:
+        target = reference["Fn::GetAtt"]
+        return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    raise ValueError(f"expected !GetAtt <Resource>.<Attribute>, got {reference!r}")
 
 
 def _queue_logical_id(queue_ref: Any) -> str:
@@ -111,7 +124,8 @@ class LocalStack:
 
     Pass `dynamodb_url`/`moto_url` to reuse running services (tests do), `handler_overrides` to run
     other handlers than the template's files, `retry_delay_seconds` to retry failed SQS messages
-    sooner than the queue's visibility timeout and `batching_window_cap_seconds` to shorten the
+    sooner than the queue's visibility timeout, `function_timeouts` to give functions another Timeout
+    than the template's (seconds by logical id) and `batching_window_cap_seconds` to shorten the
     template's batching windows (tests, demo).
     """
 
@@ -126,6 +140,7 @@ class LocalStack:
         runware_api_key: str | None = None,
         emulator_options: Mapping[str, Any] | None = None,
         handler_overrides: Mapping[str, Handler] | None = None,
+        function_timeouts: Mapping[str, int] | None = None,
         schedule_period_seconds: float | None = None,
         retry_delay_seconds: int | None = None,
         batching_window_cap_seconds: float | None = None,
@@ -142,6 +157,7 @@ class LocalStack:
         self._runware_api_key = runware_api_key or os.environ.get("RUNWARE_API_KEY") or LOCAL_RUNWARE_API_KEY
         self._emulator_options = dict(emulator_options or {})
         self._handler_overrides = dict(handler_overrides or {})
+        self._function_timeouts = dict(function_timeouts or {})
         self._schedule_period = schedule_period_seconds
         self._retry_delay = retry_delay_seconds
         self._window_cap = batching_window_cap_seconds
@@ -157,6 +173,7 @@ class LocalStack:
         self.resources: StackResources | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, SqsPoller] = {}
+        self.stream_pollers: dict[str, DynamoDBStreamPoller] = {}
         self.shims: dict[str, ApiGatewayShim] = {}
         self.schedules: dict[str, ScheduleRunner] = {}
         self.environment: dict[str, str] = {}
@@ -222,6 +239,8 @@ class LocalStack:
             self.shims[api].add_route(route, self.functions[function].invoke)
         for function, event_name, properties in sources.sqs:
             self._start_poller(function, event_name, properties)
+        for function, event_name, properties in sources.streams:
+            self._start_stream_poller(function, event_name, properties)
         for function, event_name in sources.schedules:
             self._prepare_schedule(function, event_name)
         self._endpoints = self._describe(dynamodb_url, moto_url, runware_api_url)
@@ -257,6 +276,8 @@ class LocalStack:
         return str(self.emulator.url)
 
     def _load(self, spec: FunctionSpec) -> LocalFunction:
+        if spec.logical_id in self._function_timeouts:
+            spec = replace(spec, timeout_seconds=self._function_timeouts[spec.logical_id])
         override = self._handler_overrides.get(spec.logical_id)
         if override is not None:
             return LocalFunction(spec, override, region=self.region)
@@ -281,6 +302,36 @@ class LocalStack:
             name=f"{function}.{event_name}",
         )
         self.pollers[f"{function}.{event_name}"] = poller.start()
+        self._exit.callback(poller.stop)
+
+    def _start_stream_poller(self, function: str, event_name: str, properties: Mapping[str, Any]) -> None:
+        assert self.clients is not None
+        assert self.resources is not None
+        table = _get_att_logical_id(properties["Stream"])
+        failure_target = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+            "Destination"
+        )
+        on_failure = None
+        if failure_target is not None:
+            on_failure = sqs_destination(
+                self.clients.sqs, self.resources.ref(_get_att_logical_id(failure_target))
+            )
+        filters = ((properties.get("FilterCriteria") or {}).get("Filters")) or []
+        poller = DynamoDBStreamPoller(
+            self.clients.dynamodbstreams,
+            self.resources.attribute(table, "StreamArn"),
+            self.functions[function].invoke,
+            region=self.region,
+            batch_size=int(properties.get("BatchSize", 100)),
+            starting_position=str(properties.get("StartingPosition", "TRIM_HORIZON")),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (properties.get("FunctionResponseTypes") or []),
+            maximum_retry_attempts=int(properties.get("MaximumRetryAttempts", 3)),
+            filter_patterns=[str(f["Pattern"]) for f in filters],
+            on_failure=on_failure,
+            name=f"{function}.{event_name}",
+        )
+        self.stream_pollers[f"{function}.{event_name}"] = poller.start()
         self._exit.callback(poller.stop)
 
     def _batching_window(self, properties: Mapping[str, Any]) -> float:
@@ -325,6 +376,7 @@ class LocalStack:
             runware_api_url=runware_api_url,
             runware_api_key_secret_name=r.runware_api_key_secret_name,
             webhook_secret_arn=r.webhook_secret_arn,
+            event_bus_name=r.ref(EVENT_BUS) if EVENT_BUS in r.physical else "",
         )
 
     def _write_state_file(self) -> None:
@@ -372,6 +424,14 @@ class LocalStack:
         )
 
 
+_CLI_HINT = """
+Try it from another terminal (`.venv/bin/runrelay --help`):
+  runrelay submit local/demo_inputs/prompts.jsonl --force   # prints the source id
+  runrelay wait <id> && runrelay results <id> -o results.jsonl
+  runrelay submit --prompt "Explain SQS in one line." --id my-first
+  runrelay status my-first      runrelay tail -f      runrelay ask "Hi" --stream"""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
     parser.add_argument("--template", type=Path, default=template_model.TEMPLATE_PATH)
@@ -381,6 +441,12 @@ def main(argv: list[str] | None = None) -> None:
         "--retry-delay", type=int, default=None, help="seconds before a failed SQS message retries"
     )
     parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=Path(os.environ.get("RUNRELAY_STATE_FILE") or DEFAULT_STATE_FILE),
+        help="where the endpoints are written for the runrelay CLI (env RUNRELAY_STATE_FILE)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = dict(item.split("=", 1) for item in args.parameter)
@@ -390,13 +456,15 @@ def main(argv: list[str] | None = None) -> None:
         parameter_overrides=overrides,
         schedule_period_seconds=args.schedule_period,
         retry_delay_seconds=args.retry_delay,
+        state_file=args.state_file,
     )
     with stack:
         width = max(len(name) for name in stack.endpoints.as_dict())
         print("runrelay local stack is up (Ctrl-C stops it):")
         for name, value in stack.endpoints.as_dict().items():
             print(f"  {name:<{width}}  {value}")
-        print(f"  (also in {DEFAULT_STATE_FILE.relative_to(REPO_ROOT)})", flush=True)
+        print(f"  (also in {args.state_file}, where the runrelay CLI finds them)")
+        print(_CLI_HINT, flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -66,6 +66,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BodyTooLarge
         return self.rfile.read(length) if length > 0 else b""
 
+    def _count(self, status: int | str) -> None:
+        """Count answers to the Runware API itself, not to the admin and health routes."""
+        if urlsplit(self.path).path in SUBMIT_PATHS:
+            self.server.app.counters.request(status)
+
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
@@ -75,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
-        self.server.app.counters.request(status)
+        self._count(status)
 
     def _send_events(self, reply: Reply) -> None:
         self.send_response(reply.status)
@@ -84,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        self.server.app.counters.request(reply.status)
+        self._count(reply.status)
         assert reply.events is not None
         for event in reply.events:
             self.wfile.write(event.encode())
@@ -95,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Answer nothing: the client sees its connection reset or closed, as after a timeout."""
         self.close_connection = True
-        self.server.app.counters.request("dropped")
+        self._count("dropped")
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 

@@ -78,6 +78,7 @@ def pipeline_factory(dynamodb_local: str, moto_server: str) -> Iterator[Callable
         emulator: dict[str, Any] | None = None,
         parameters: dict[str, str] | None = None,
         schedule_period: float = 1.0,
+        **stack_options: Any,
     ) -> Pipeline:
         stack = LocalStack(
             stack_name=f"e2e{uuid.uuid4().hex[:8]}",
@@ -89,6 +90,7 @@ def pipeline_factory(dynamodb_local: str, moto_server: str) -> Iterator[Callable
             schedule_period_seconds=schedule_period,
             retry_delay_seconds=1,
             state_file=None,
+            **stack_options,
         )
         started.append(stack.start())
         return Pipeline(stack)

@@ -75,7 +75,8 @@ def test_failed_tasks_become_failed_with_the_error(pipeline_factory: Callable[..
     found = pipeline.wait_settled({source: 2})
     statuses = {view.task_uuid: view for view in found[source]}
     assert statuses[doomed].status == TaskStatus.FAILED
-    assert statuses[doomed].error and statuses[doomed].error["code"]
+    assert statuses[doomed].error
+    assert statuses[doomed].error["code"]
     assert statuses[str(task_uuid_for("id:fine"))].status == TaskStatus.COMPLETED
 
 

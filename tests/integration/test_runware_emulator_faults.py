@@ -241,6 +241,9 @@ def test_admin_stats_and_reset(emulator: EmulatorServer) -> None:
     assert stats["requests_by_status"] == {"200": 2}
     assert stats["tasks"] == 1
 
+    stats_again = requests.get(f"{emulator.base_url}/admin/stats", timeout=5).json()
+    assert stats_again["requests_by_status"] == {"200": 2}  # admin routes are not counted
+
     assert requests.post(f"{emulator.base_url}/admin/reset", timeout=5).status_code == 200
     after_reset = post(emulator.url, [task]).json()
     assert "errors" not in after_reset

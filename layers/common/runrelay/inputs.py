@@ -79,6 +79,7 @@ class S3ObjectRef:
     size: int | None = None
     start_byte: int = 0
     start_line: int = 0
+    start_task: int = 0  # tasks the object yielded before start_byte (its JOB record counts them all)
 
     @property
     def source_id(self) -> str:
@@ -254,10 +255,11 @@ def _continuation_ref(raw: dict[str, Any]) -> S3ObjectRef:
         size=raw.get("size"),
         start_byte=int(raw.get("startByte", 0)),
         start_line=int(raw.get("startLine", 0)),
+        start_task=int(raw.get("startTask", 0)),
     )
 
 
-def continuation_message(ref: S3ObjectRef, start_byte: int, start_line: int) -> str:
+def continuation_message(ref: S3ObjectRef, start_byte: int, start_line: int, start_task: int = 0) -> str:
     """The queue message that resumes a large object where this invocation stopped."""
     return json.dumps(
         {
@@ -269,6 +271,7 @@ def continuation_message(ref: S3ObjectRef, start_byte: int, start_line: int) -> 
                 "size": ref.size,
                 "startByte": start_byte,
                 "startLine": start_line,
+                "startTask": start_task,
             }
         }
     )

@@ -26,6 +26,7 @@ class RuntimeSettings(BaseModel):
     overdue_after_seconds: int = Field(alias="OVERDUE_AFTER_SECONDS", default=900, ge=1)
     max_task_age_seconds: int = Field(alias="MAX_TASK_AGE_SECONDS", default=86_400, ge=1)
     task_retention_days: int = Field(alias="TASK_RETENTION_DAYS", default=30, ge=1)
+    event_bus_name: str | None = Field(alias="EVENT_BUS_NAME", default=None)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> RuntimeSettings:

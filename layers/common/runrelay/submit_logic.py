@@ -27,6 +27,7 @@ from .inputs import (
     items_of_message,
     items_of_object,
 )
+from .job_store import JobStore, has_job
 from .runware_client import SubmitOutcome
 from .task_ids import task_uuid_for
 from .task_store import NewTask, TaskStatus, TaskStore
@@ -87,8 +88,10 @@ class SubmitService:
         *,
         open_object: Callable[[S3ObjectRef], Any] | None = None,
         enqueue: Callable[[str], None] | None = None,
+        jobs: JobStore | None = None,
     ) -> None:
         self.store = store
+        self.jobs = jobs  # None: no JOB records, hence no results files for S3 inputs
         self.runware = runware
         self.config = config
         self._open_object = open_object
@@ -116,16 +119,23 @@ class SubmitService:
         body = self._open_object(ref)
         try:
             report = SubmitReport()
+            tasks_so_far = ref.start_task
             offsets = items_of_object(ref, body)
             for chunk in _chunks(offsets, self.config.max_tasks_per_request):
                 report.add(self._submit_items([item for item, _ in chunk], deadline))
+                tasks_so_far += len(chunk)
                 _, end_byte = chunk[-1]
                 if deadline.remaining() < self.config.continuation_reserve_seconds and self._has_more(
                     ref, end_byte
                 ):
-                    self._continue_later(ref, end_byte, chunk[-1][0].seq)
+                    self._continue_later(ref, end_byte, chunk[-1][0].seq, tasks_so_far)
                     report.continued = True
                     return report
+            # Every row of the object exists now: only here is its task count known.
+            if self.jobs is not None and has_job(ref.source_id):
+                self.jobs.record_total(
+                    ref.source_id, tasks_so_far, bucket=ref.bucket, key=ref.key, etag=ref.etag
+                )
             return report
         finally:
             close = getattr(body, "close", None)
@@ -135,10 +145,10 @@ class SubmitService:
     def _has_more(self, ref: S3ObjectRef, end_byte: int) -> bool:
         return ref.size is None or end_byte < ref.size
 
-    def _continue_later(self, ref: S3ObjectRef, start_byte: int, start_line: int) -> None:
+    def _continue_later(self, ref: S3ObjectRef, start_byte: int, start_line: int, start_task: int) -> None:
         if self._enqueue is None:
             raise RuntimeError(f"no time left for {ref.key} and no queue to continue it on")
-        self._enqueue(continuation_message(ref, start_byte, start_line))
+        self._enqueue(continuation_message(ref, start_byte, start_line, start_task))
 
     def _submit_items(self, items: Iterable[SourceItem], deadline: Deadline) -> SubmitReport:
         report = SubmitReport()

@@ -286,13 +286,22 @@ class TaskStore:
     def store_result(self, result: InferenceResult) -> StoreOutcome:
         """Store one result exactly once and complete the task when all `numberResults` are in.
 
-        Optimistic concurrency on `resultCount`: read, then write conditioned on the count read and on
-        this result being absent. A lost race re-reads; a present result is a duplicate.
+        Optimistic concurrency on `resultCount`: write conditioned on the count last seen and on this
+        result being absent; a lost race looks again, a present result is a duplicate. The first write
+        guesses the common case (an open single-result task with no result yet), so a typical webhook
+        costs one UpdateItem and no read: a wrong guess is refused and hands back the item (ALL_OLD),
+        which is exactly what the read would have returned.
         """
         task_uuid = result.taskUUID
         rid = result_id(result)
+        # Built once: a large result is offloaded to S3 once, whatever the number of attempts.
+        entry = to_dynamo(self._result_entry(task_uuid, rid, result, time.time()))
+        written, current = self._write_result(task_uuid, rid, entry, prior=0, completes=True, expected=1)
+        if written:
+            return StoreOutcome.COMPLETED
         for _ in range(_OPTIMISTIC_RETRIES):
-            current = self._read_item(task_uuid)
+            if current is None:
+                current = self._read_item(task_uuid)
             if current is None:
                 self._create_orphan(task_uuid)
                 continue
@@ -302,41 +311,58 @@ class TaskStore:
                 return StoreOutcome.DUPLICATE
             prior = int(current.get("resultCount", 0))
             completes = prior + 1 >= int(current.get("numberResults", 1)) and status not in FINAL_STATUSES
-            if self._write_result(task_uuid, rid, result, prior, completes):
+            written, current = self._write_result(task_uuid, rid, entry, prior, completes)
+            if written:
                 return StoreOutcome.COMPLETED if completes else StoreOutcome.STORED
         raise RuntimeError(f"could not store a result for {task_uuid}: too much contention")
 
     def _write_result(
-        self, task_uuid: str, rid: str, result: InferenceResult, prior: int, completes: bool
-    ) -> bool:
-        now = time.time()
+        self,
+        task_uuid: str,
+        rid: str,
+        entry: dict[str, Any],
+        prior: int,
+        completes: bool,
+        expected: int | None = None,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """(True, None) when written; else (False, the item as it is, or None if absent/not returned)."""
+        now = {"N": str(round(time.time(), 3))}
         update = "SET results.#rid = :r, resultCount = :next, updatedAt = :now"
+        condition = "attribute_exists(pk) AND resultCount = :prior AND attribute_not_exists(results.#rid)"
         values: dict[str, Any] = {
-            ":r": to_dynamo(self._result_entry(task_uuid, rid, result, now)),
+            ":r": entry,
             ":next": {"N": str(prior + 1)},
             ":prior": {"N": str(prior)},
-            ":now": {"N": str(round(now, 3))},
+            ":now": now,
         }
         names = {"#rid": rid}
         if completes:
             update += ", #s = :completed, completedAt = :now REMOVE openShard, openSince"
+            # A task that turned FAILED since it was looked at must not become COMPLETED.
+            condition += " AND #s IN (:pending, :submitted)"
             values[":completed"] = {"S": TaskStatus.COMPLETED.value}
+            values[":pending"] = {"S": TaskStatus.PENDING.value}
+            values[":submitted"] = {"S": TaskStatus.SUBMITTED.value}
             names["#s"] = "status"
+        if expected is not None:
+            condition += " AND numberResults = :expected"
+            values[":expected"] = {"N": str(expected)}
         try:
             self.dynamodb.update_item(
                 TableName=self.table_name,
                 Key=task_key(task_uuid),
                 UpdateExpression=update,
-                ConditionExpression="attribute_exists(pk) AND resultCount = :prior "
-                "AND attribute_not_exists(results.#rid)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if _is_condition_failure(error):
-                return False
+                old = error.response.get("Item")
+                return False, from_dynamo(old) if old else None
             raise
-        return True
+        return True, None
 
     def _result_entry(self, task_uuid: str, rid: str, result: InferenceResult, now: float) -> dict[str, Any]:
         body = result.model_dump(mode="json", exclude_none=True, exclude={"taskUUID", "taskType"})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aws_clients import client
 from .contract import TextInferenceTask
 from .deadline import Deadline
 from .inputs import S3ObjectRef
+from .job_store import JobStore
 from .reconcile_logic import ReconcileConfig, ReconcileService
 from .runware_client import PollOutcome, RunwareClient, SubmitOutcome
 from .secrets import runware_api_key, signing_secret, webhook_secrets
@@ -16,6 +17,9 @@ from .settings import settings
 from .submit_logic import SubmitConfig, SubmitService
 from .task_store import TaskStore
 from .webhook_logic import WebhookReceiver
+
+if TYPE_CHECKING:
+    from .results_logic import ResultsService
 
 
 def _required(value: str | None, name: str) -> str:
@@ -32,6 +36,12 @@ def task_store() -> TaskStore:
         payload_bucket=config.payload_bucket,
         retention_days=config.task_retention_days,
     )
+
+
+@cache
+def job_store() -> JobStore:
+    config = settings()
+    return JobStore(config.table_name, retention_days=config.task_retention_days)
 
 
 @cache
@@ -75,7 +85,12 @@ def submit_service() -> SubmitService:
         max_tasks_per_request=config.max_tasks_per_request,
     )
     return SubmitService(
-        task_store(), _RunwareOnDemand(), submit_config, open_object=_open_object, enqueue=_enqueue
+        task_store(),
+        _RunwareOnDemand(),
+        submit_config,
+        open_object=_open_object,
+        enqueue=_enqueue,
+        jobs=job_store(),
     )
 
 
@@ -97,4 +112,20 @@ def reconcile_service() -> ReconcileService:
             overdue_after_seconds=config.overdue_after_seconds,
             max_task_age_seconds=config.max_task_age_seconds,
         ),
+    )
+
+
+@cache
+def results_service() -> ResultsService:
+    # Imported here: the webhook's cold start (benchmarked) must not pay for the results code.
+    from .events import EventPublisher
+    from .results_file import ResultsWriter
+    from .results_logic import ResultsService
+
+    config = settings()
+    bus_name = _required(config.event_bus_name, "EVENT_BUS_NAME")
+    return ResultsService(
+        job_store(),
+        ResultsWriter(config.table_name, dynamodb=client("dynamodb"), s3=client("s3")),
+        EventPublisher(bus_name, events_client=client("events")),
     )

@@ -1,0 +1,36 @@
+"""ResultsFunction (TasksTable stream): job counting, results files, TaskCompleted/JobCompleted events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from runrelay import wiring
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = wiring.results_service().process(event.get("Records") or [])
+    metrics.add_metric(name="TaskEventsPublished", unit=MetricUnit.Count, value=report.task_events)
+    metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=len(report.jobs_completed))
+    for seconds in report.latencies:
+        metrics.add_metric(name="EndToEndLatency", unit=MetricUnit.Seconds, value=round(seconds, 3))
+    for source_id in report.jobs_completed:
+        logger.info("job completed", source_id=source_id)
+    logger.info(
+        "stream batch processed",
+        records=report.records,
+        tasks_final=report.tasks_final,
+        tasks_counted=report.tasks_counted,
+        task_events=report.task_events,
+        failed_sequence_number=report.failed_sequence_number,
+    )
+    failures = [{"itemIdentifier": report.failed_sequence_number}] if report.failed_sequence_number else []
+    return {"batchItemFailures": failures}

@@ -1,0 +1,137 @@
+"""Results: the tasks table's stream → job counting, results files and EventBridge events.
+
+Runs off the webhook's hot path (a DynamoDB Streams consumer). Each trigger is a transition that
+happens in exactly one stream record, so duplicate webhooks and reconcile/webhook races (which never
+make a second transition) produce nothing twice:
+- a task item whose status becomes final (INSERT as REJECTED, or a MODIFY from an open status):
+  count it in its job (idempotent: `JobStore.count_final`) and publish `TaskCompleted`;
+- a JOB item that becomes complete (`finals` reaches `expected`): write the results file, then
+  publish `JobCompleted`; markers on the JOB item make a retried record skip what is done.
+
+Records are handled in order; at the first failure the report names its sequence number, so Lambda
+(ReportBatchItemFailures) retries from there and nothing before it runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import Event, EventPublisher, job_completed, task_completed
+from .job_store import JobProgress, JobStore, has_job, is_job_item
+from .results_file import ResultsWriter, TasksNotVisibleYet, WrittenResults
+from .task_store import FINAL_STATUSES, from_dynamo
+
+log = logging.getLogger(__name__)
+
+_INDEX_WAIT_ATTEMPTS = 6
+_INDEX_WAIT_SECONDS = 0.5
+
+
+@dataclass
+class StreamReport:
+    records: int = 0
+    tasks_final: int = 0
+    tasks_counted: int = 0
+    task_events: int = 0
+    jobs_completed: list[str] = field(default_factory=list)
+    # Seconds from submit (or creation, for tasks never submitted) to completion, per COMPLETED task.
+    latencies: list[float] = field(default_factory=list)
+    failed_sequence_number: str | None = None
+
+
+class ResultsService:
+    def __init__(self, jobs: JobStore, writer: ResultsWriter, publisher: EventPublisher) -> None:
+        self.jobs = jobs
+        self.writer = writer
+        self.publisher = publisher
+
+    def process(self, records: Sequence[Mapping[str, Any]]) -> StreamReport:
+        report = StreamReport()
+        pending: list[tuple[str, Event]] = []  # TaskCompleted events not yet sent, with their record
+        current = ""
+        try:
+            for record in records:
+                change = record["dynamodb"]
+                current = str(change["SequenceNumber"])
+                report.records += 1
+                if is_job_item(change.get("Keys", {})):
+                    self._flush(pending, report)
+                    self._on_job_change(change, report)
+                    continue
+                event = self._on_task_change(change, report)
+                if event is not None:
+                    pending.append((current, event))
+                if len(pending) >= 10:
+                    self._flush(pending, report)
+            self._flush(pending, report)
+        except Exception:
+            # Retry from the earliest record whose work is not done: an unsent event's, or this one.
+            report.failed_sequence_number = pending[0][0] if pending else current
+            log.exception("stream record %s failed; retrying from it", report.failed_sequence_number)
+        return report
+
+    def _flush(self, pending: list[tuple[str, Event]], report: StreamReport) -> None:
+        if pending:
+            self.publisher.publish([event for _, event in pending])
+            report.task_events += len(pending)
+            pending.clear()
+
+    def _on_task_change(self, change: Mapping[str, Any], report: StreamReport) -> Event | None:
+        new, old = change.get("NewImage"), change.get("OldImage")
+        if not new or _status(new) not in FINAL_STATUSES or (old and _status(old) in FINAL_STATUSES):
+            return None
+        item = from_dynamo(new)
+        report.tasks_final += 1
+        source_id = str(item.get("sourceId", ""))
+        if has_job(source_id) and self.jobs.count_final(str(item["taskUUID"]), source_id):
+            report.tasks_counted += 1
+        if item["status"] == "COMPLETED" and "completedAt" in item:
+            started = item.get("submittedAt", item.get("createdAt"))
+            if started is not None:
+                report.latencies.append(max(0.0, float(item["completedAt"]) - float(started)))
+        return task_completed(item)
+
+    def _on_job_change(self, change: Mapping[str, Any], report: StreamReport) -> None:
+        new, old = change.get("NewImage"), change.get("OldImage")
+        if not new or not JobProgress.from_item(from_dynamo(new)).complete:
+            return
+        if old and JobProgress.from_item(from_dynamo(old)).complete:
+            return  # a later write (our own markers) to a job already complete
+        source_id = JobProgress.from_item(from_dynamo(new)).source_id
+        self.complete_job(source_id)
+        report.jobs_completed.append(source_id)
+
+    def complete_job(self, source_id: str) -> None:
+        """Write the results file and announce the job, skipping whichever a previous try finished."""
+        job = self.jobs.get(source_id)
+        if job is None or not job.complete or job.expected is None or not job.bucket or not job.key:
+            raise RuntimeError(f"job {source_id} is not complete: {job}")
+        if job.results_location is None:
+            written = self._write_when_indexed(job)
+            self.jobs.mark_results_written(source_id, written.uri, written.counts)
+            job = self.jobs.get(source_id) or job
+        if not job.announced:
+            self.publisher.publish([job_completed(job)])
+            self.jobs.mark_announced(source_id)
+
+    def _write_when_indexed(self, job: JobProgress) -> WrittenResults:
+        assert job.expected is not None
+        assert job.bucket
+        assert job.key
+        for attempt in range(_INDEX_WAIT_ATTEMPTS):
+            try:
+                return self.writer.write(job.source_id, job.expected, job.bucket, job.key)
+            except TasksNotVisibleYet:
+                if attempt + 1 == _INDEX_WAIT_ATTEMPTS:
+                    raise
+                time.sleep(_INDEX_WAIT_SECONDS)
+        raise AssertionError("unreachable")
+
+
+def _status(image: Mapping[str, Any]) -> str | None:
+    value = image.get("status", {})
+    return value.get("S") if isinstance(value, Mapping) else None

@@ -1,0 +1,111 @@
+"""Turning what a user types into a task or a source: taskUUID, caller id, `s3://…#etag`, `sqs:…`, or a key.
+
+A caller id X of an SQS spec is the task `task_uuid_for("id:X")` (the submitter's idempotency key); an
+S3 object can be named by its source id, `s3://bucket/key` (current ETag), its key, or the name of the
+local file that was uploaded under the input prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from local.cli.errors import CliError
+from local.cli.targets import Target
+from runrelay.inputs import S3ObjectRef, items_of_object
+from runrelay.task_ids import task_uuid_for
+from runrelay.task_store import TaskStore
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    task_uuid: str
+    label: str
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    source_id: str
+    s3: S3ObjectRef | None = None
+
+    @property
+    def label(self) -> str:
+        return self.source_id
+
+
+Ref = TaskRef | SourceRef
+
+
+def caller_task_uuid(caller_id: str) -> str:
+    return str(task_uuid_for(f"id:{caller_id}"))
+
+
+def resolve(text: str, target: Target, store: TaskStore, s3: Any, *, pending_ok: bool = False) -> Ref:
+    """What `text` names. `pending_ok` lets a bare word that matches nothing yet be a caller id (wait)."""
+    text = text.strip()
+    if _UUID.match(text):
+        return TaskRef(text.lower(), text.lower())
+    if text.startswith("sqs:"):
+        return SourceRef(text)
+    if text.startswith("s3://"):
+        bucket, _, rest = text.removeprefix("s3://").partition("/")
+        key, _, etag = rest.partition("#")
+        return _s3_source(s3, bucket, key, etag or None) or _unknown(text, target)
+    task_uuid = caller_task_uuid(text)
+    if store.get_task(task_uuid, resolve_payloads=False) is not None:
+        return TaskRef(task_uuid, f"caller id {text}")
+    for key in dict.fromkeys([text, f"{target.input_prefix}{text}", target.input_prefix + _basename(text)]):
+        found = _s3_source(s3, target.bucket_name, key, None)
+        if found is not None:
+            return found
+    if pending_ok:
+        return TaskRef(task_uuid, f"caller id {text}")
+    return _unknown(text, target)
+
+
+def _basename(text: str) -> str:
+    return PurePosixPath(text.replace("\\", "/")).name
+
+
+def _s3_source(s3: Any, bucket: str, key: str, etag: str | None) -> SourceRef | None:
+    if not key:
+        return None
+    size = None
+    if etag is None:
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "403"}:
+                return None
+            raise
+        etag, size = head["ETag"].strip('"'), head.get("ContentLength")
+    ref = S3ObjectRef(bucket=bucket, key=key, etag=etag, size=size)
+    return SourceRef(ref.source_id, ref)
+
+
+def _unknown(text: str, target: Target) -> Any:
+    raise CliError(
+        f"unknown id {text!r}: not a taskUUID, a source id (s3://bucket/key#etag or sqs:<messageId>), "
+        f"the caller id of an SQS task, or an object under s3://{target.bucket_name}/{target.input_prefix} "
+        f"in the {target.description}"
+    )
+
+
+def expected_tasks(s3: Any, ref: SourceRef) -> int | None:
+    """How many tasks an S3 source makes (read with the submitter's own parser); None if unknowable."""
+    if ref.s3 is None:
+        return None  # an SQS message cannot be read back
+    try:
+        body = s3.get_object(Bucket=ref.s3.bucket, Key=ref.s3.key, IfMatch=f'"{ref.s3.etag}"')["Body"]
+    except ClientError:
+        return None  # replaced or deleted since: count what the table holds
+    try:
+        return sum(1 for _ in items_of_object(ref.s3, body))
+    finally:
+        body.close()

@@ -1,0 +1,196 @@
+"""How the CLI shows things: rich tables and progress for people, plain JSON for scripts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from local.cli.progress import Tally
+from runrelay.task_store import TaskStatus, TaskView
+
+STATUS_STYLES = {
+    TaskStatus.COMPLETED: "green",
+    TaskStatus.REJECTED: "yellow",
+    TaskStatus.FAILED: "red",
+    TaskStatus.SUBMITTED: "cyan",
+    TaskStatus.PENDING: "dim",
+}
+RESULT_FIELDS = ("text", "finishReason", "usage", "cost", "seed", "reasoningContent", "payloadRef")
+
+
+def console() -> Console:
+    """A console on the current stdout (CliRunner swaps it), wide enough for ids when piped."""
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def err_console() -> Console:
+    return Console(stderr=True)
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))  # type: ignore[call-overload]
+
+
+def excerpt(text: str | None, width: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def when(epoch: Any) -> str:
+    if not isinstance(epoch, int | float):
+        return ""
+    return dt.datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def tokens_and_cost(results: list[dict[str, Any]]) -> tuple[int, float]:
+    tokens = sum(int((r.get("usage") or {}).get("totalTokens") or 0) for r in results)
+    return tokens, sum(float(r.get("cost") or 0.0) for r in results)
+
+
+def result_line(view: TaskView) -> dict[str, Any]:
+    """One task as a results-file line (OpenAI Batch style): ids, status, results, error."""
+    item = view.item
+    return {
+        "sourceId": item.get("sourceId"),
+        "seq": item.get("sourceSeq"),
+        "callerId": item.get("callerId"),
+        "taskUUID": view.task_uuid,
+        "status": view.status,
+        "results": [{k: r[k] for k in RESULT_FIELDS if k in r} for r in view.results],
+        "error": view.error,
+    }
+
+
+def task_summary(view: TaskView) -> dict[str, Any]:
+    item = view.item
+    tokens, cost = tokens_and_cost(view.results)
+    return {
+        "taskUUID": view.task_uuid,
+        "status": view.status,
+        "callerId": item.get("callerId"),
+        "sourceId": item.get("sourceId"),
+        "seq": item.get("sourceSeq"),
+        "results": f"{len(view.results)}/{item.get('numberResults', 1)}",
+        "totalTokens": tokens,
+        "costUSD": round(cost, 8),
+        "error": view.error or item.get("lastError"),
+        "createdAt": item.get("createdAt"),
+        "completedAt": item.get("completedAt"),
+    }
+
+
+def task_table(view: TaskView) -> Table:
+    summary = task_summary(view)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in summary.items():
+        if name == "status":
+            table.add_row(name, status_text(str(value)))
+        elif name in ("createdAt", "completedAt"):
+            table.add_row(name, when(value))
+        elif name == "error" and value:
+            table.add_row(name, Text(f"{value.get('code', '')}: {value.get('message', '')}", style="red"))
+        elif value not in (None, ""):
+            table.add_row(name, str(value))
+    for index, result in enumerate(view.results, start=1):
+        table.add_row(f"result {index}", excerpt(result.get("text"), 100))
+    return table
+
+
+def tally_summary(label: str, tally: Tally) -> dict[str, Any]:
+    return {
+        "id": label,
+        "tasks": tally.total,
+        "final": tally.final,
+        "counts": tally.counts,
+        "settled": tally.settled(),
+    }
+
+
+def tally_table(rows: list[tuple[str, Tally]]) -> Table:
+    statuses = [s.value for s in TaskStatus]
+    table = Table(title="tasks by status")
+    table.add_column("source", overflow="fold")
+    table.add_column("tasks", justify="right")
+    for status in statuses:
+        table.add_column(status, justify="right", style=STATUS_STYLES[TaskStatus(status)])
+    for label, tally in rows:
+        counts = tally.counts
+        table.add_row(label, str(tally.total), *(str(counts.get(s, 0) or "") for s in statuses))
+    return table
+
+
+def wait_progress(out: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=out,
+    )
+
+
+def tally_detail(tally: Tally) -> str:
+    counts = tally.counts
+    parts = [f"{counts[s]} {s.lower()}" for s in ("FAILED", "REJECTED") if counts.get(s)]
+    return ", ".join(parts)
+
+
+def completion_line(item: dict[str, Any]) -> Text:
+    """One completion on one line (`tail`): when, status, ids, tokens, cost, the start of the text."""
+    results = list((item.get("results") or {}).values())
+    tokens, cost = tokens_and_cost(results)
+    first = results[0] if results else {}
+    text = first.get("text") or (item.get("error") or {}).get("message")
+    line = Text(when(item.get("completedAt") or item.get("updatedAt")) + "  ")
+    line.append_text(
+        status_text(str(item.get("status", ""))).append(" " * (10 - len(str(item.get("status")))))
+    )
+    line.append(f"{item.get('taskUUID', '')}  ")
+    if item.get("callerId"):
+        line.append(f"{item['callerId']}  ", style="bold")
+    if tokens:
+        line.append(f"{tokens} tok  ${cost:.6f}  ", style="dim")
+    line.append(excerpt(text, 60))
+    return line
+
+
+def completion_json(item: dict[str, Any]) -> dict[str, Any]:
+    results = list((item.get("results") or {}).values())
+    tokens, cost = tokens_and_cost(results)
+    return {
+        "taskUUID": item.get("taskUUID"),
+        "status": item.get("status"),
+        "callerId": item.get("callerId"),
+        "sourceId": item.get("sourceId"),
+        "completedAt": item.get("completedAt"),
+        "totalTokens": tokens,
+        "costUSD": round(cost, 8),
+        "text": (results[0].get("text") if results else None),
+        "error": item.get("error"),
+    }

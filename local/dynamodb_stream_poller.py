@@ -1,0 +1,236 @@
+"""Lambda's DynamoDB Streams event source, reproduced on DynamoDB Local's dynamodbstreams API.
+
+Per shard, in order: batches of up to `batch_size` records (after the mapping's FilterCriteria, with
+EventBridge pattern semantics taken from moto), the event Lambda builds, ReportBatchItemFailures
+(retry from the reported sequence number), `maximum_retry_attempts`, then the failed records go to the
+on-failure SQS destination as Lambda's invocation record and the shard moves on. Child shards wait
+until their parent is drained, as Lambda keeps per-item order across shard splits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_IDLE_SLEEP_SECONDS = 0.1
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    parent_id: str | None
+    # Shards there when the poller starts are read from the mapping's StartingPosition; shards found
+    # later (splits) from their beginning.
+    initial_position: str = "TRIM_HORIZON"
+    iterator: str | None = None
+    done: bool = False
+
+
+@dataclass
+class StreamPollerStats:
+    batches: int = 0
+    records: int = 0
+    filtered_out: int = 0
+    retries: int = 0
+    sent_to_destination: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class DynamoDBStreamPoller:
+    """Drives `handler(event) -> response` from one table stream on a background thread."""
+
+    def __init__(
+        self,
+        streams: Any,
+        stream_arn: str,
+        handler: Callable[[dict[str, Any]], Any],
+        *,
+        region: str = "us-east-1",
+        batch_size: int = 100,
+        starting_position: str = "TRIM_HORIZON",
+        report_batch_item_failures: bool = False,
+        maximum_retry_attempts: int = 3,
+        filter_patterns: Sequence[str] = (),
+        on_failure: Callable[[dict[str, Any]], None] | None = None,
+        retry_delay_seconds: float = 0.2,
+        name: str = "stream-poller",
+    ) -> None:
+        self._streams = streams
+        self._stream_arn = stream_arn
+        self._handler = handler
+        self._region = region
+        self._batch_size = batch_size
+        self._starting_position = starting_position
+        self._report_failures = report_batch_item_failures
+        self._max_retries = maximum_retry_attempts
+        self._filters = [_pattern(raw) for raw in filter_patterns]
+        self._on_failure = on_failure
+        self._retry_delay = retry_delay_seconds
+        self._name = name
+        self._shards: dict[str, _Shard] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = StreamPollerStats()
+
+    def start(self) -> DynamoDBStreamPoller:
+        if self._thread is None:
+            self._discover_shards()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._discover_shards()
+                worked = any(self._poll(shard) for shard in self._ready_shards())
+            except Exception as error:
+                log.exception("%s: polling %s failed; retrying", self._name, self._stream_arn)
+                self.stats.errors.append(repr(error))
+                worked = False
+            if not worked:
+                self._stop.wait(_IDLE_SLEEP_SECONDS)
+
+    def _discover_shards(self) -> None:
+        start: str | None = None
+        while True:
+            kwargs = {"StreamArn": self._stream_arn, **({"ExclusiveStartShardId": start} if start else {})}
+            description = self._streams.describe_stream(**kwargs)["StreamDescription"]
+            for shard in description.get("Shards", []):
+                shard_id = shard["ShardId"]
+                if shard_id not in self._shards:
+                    position = self._starting_position if self._thread is None else "TRIM_HORIZON"
+                    self._shards[shard_id] = _Shard(shard_id, shard.get("ParentShardId"), position)
+            start = description.get("LastEvaluatedShardId")
+            if not start:
+                return
+
+    def _ready_shards(self) -> list[_Shard]:
+        def parent_drained(shard: _Shard) -> bool:
+            parent = self._shards.get(shard.parent_id or "")
+            return parent is None or parent.done
+
+        return [s for s in self._shards.values() if not s.done and parent_drained(s)]
+
+    def _poll(self, shard: _Shard) -> bool:
+        if shard.iterator is None:
+            shard.iterator = self._streams.get_shard_iterator(
+                StreamArn=self._stream_arn, ShardId=shard.shard_id, ShardIteratorType=shard.initial_position
+            )["ShardIterator"]
+        answer = self._streams.get_records(ShardIterator=shard.iterator, Limit=self._batch_size)
+        shard.iterator = answer.get("NextShardIterator")
+        if shard.iterator is None:
+            shard.done = True
+        records = [self._lambda_record(raw) for raw in answer.get("Records", [])]
+        selected = [r for r in records if self._matches(r)]
+        self.stats.filtered_out += len(records) - len(selected)
+        if selected:
+            self._deliver(selected)
+        return bool(records)
+
+    def _matches(self, record: dict[str, Any]) -> bool:
+        return not self._filters or any(pattern.matches_event(record) for pattern in self._filters)
+
+    def _deliver(self, records: list[dict[str, Any]]) -> None:
+        """Invoke until the batch succeeds, retrying from the first failed record; give up after the
+        retry budget (records go to the on-failure destination) as Lambda does."""
+        attempts = 0
+        while records and not self._stop.is_set():
+            self.stats.batches += 1
+            self.stats.records += len(records)
+            failed_from = self._invoke(records)
+            if failed_from is None:
+                return
+            records = records[failed_from:]
+            attempts += 1
+            if attempts > self._max_retries:
+                self._give_up(records)
+                return
+            self.stats.retries += 1
+            self._stop.wait(self._retry_delay)
+
+    def _invoke(self, records: list[dict[str, Any]]) -> int | None:
+        """None on success, else the index of the first record to retry."""
+        try:
+            response = self._handler({"Records": records})
+        except Exception as error:
+            log.warning("%s: handler raised %r; the batch will be retried", self._name, error)
+            return 0
+        if not self._report_failures or not isinstance(response, Mapping):
+            return None
+        failures = response.get("batchItemFailures") or []
+        if not failures:
+            return None
+        sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        indexes = [
+            sequence_numbers.index(f.get("itemIdentifier"))
+            for f in failures
+            if f.get("itemIdentifier") in sequence_numbers
+        ]
+        return min(indexes) if indexes else 0  # an unknown identifier fails the whole batch in Lambda
+
+    def _give_up(self, records: list[dict[str, Any]]) -> None:
+        self.stats.sent_to_destination += len(records)
+        log.error("%s: %d records failed after all retries", self._name, len(records))
+        if self._on_failure is None:
+            return
+        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        self._on_failure(
+            {
+                "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
+                "DDBStreamBatchInfo": {
+                    "shardId": None,
+                    "startSequenceNumber": first["SequenceNumber"],
+                    "endSequenceNumber": last["SequenceNumber"],
+                    "batchSize": len(records),
+                    "streamArn": self._stream_arn,
+                },
+            }
+        )
+
+    def _lambda_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """A dynamodbstreams record as Lambda hands it over (epoch seconds, the stream's ARN)."""
+        change = dict(raw["dynamodb"])
+        created = change.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            change["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
+        return {
+            "eventID": raw["eventID"],
+            "eventName": raw["eventName"],
+            "eventVersion": raw.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": raw.get("awsRegion", self._region),
+            "dynamodb": change,
+            "eventSourceARN": self._stream_arn,
+        }
+
+
+def _pattern(raw: str) -> Any:
+    from moto.events.models import EventPattern, EventPatternParser  # EventBridge's matching rules
+
+    return EventPattern(raw, EventPatternParser(raw).parse())
+
+
+def sqs_destination(sqs: Any, queue_url: str) -> Callable[[dict[str, Any]], None]:
+    """An on-failure destination that sends Lambda's invocation record to an SQS queue."""
+
+    def send(record: dict[str, Any]) -> None:
+        record = {**record, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+
+    return send

@@ -1,0 +1,98 @@
+"""Submit under persistent throttling: retried, parked in the DLQ with the body intact, redriven, completed.
+
+SubmitFunction gets a 7 s Timeout here (2 s of retry budget after its 5 s reserve) so five receives take
+seconds, not the template's minutes; the queue's own redrive policy (maxReceiveCount 5) moves the records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from local.runware_emulator import FaultConfig
+from runrelay.task_ids import task_uuid_for
+from runrelay.task_store import TaskStatus
+
+from .conftest import Pipeline
+
+RECONCILE = "ReconcileFunction.Every5Minutes"
+MAX_RECEIVE_COUNT = 5  # template.yaml IngestQueue RedrivePolicy
+
+
+def _drain(pipeline: Pipeline, queue_url: str, expected: int, timeout: float = 90) -> list[dict[str, Any]]:
+    """Receive (and delete) `expected` messages from a queue the pollers do not read."""
+    sqs = pipeline.clients.sqs
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < expected and time.monotonic() < deadline:
+        got = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+        ).get("Messages", [])
+        for message in got:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        messages.extend(got)
+    return messages
+
+
+def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_them(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    pipeline = pipeline_factory(
+        emulator={"faults": FaultConfig(rate_429=0.5, rate_503=0.5, retry_after=0)},
+        parameters={"OverdueAfterSeconds": "1", "MaxTaskAgeSeconds": "5"},
+        schedule_period=3600,  # the reconciler runs only when the test fires it
+        function_timeouts={"SubmitFunction": 7},
+        batching_window_cap_seconds=0.1,
+    )
+    endpoints = pipeline.stack.endpoints
+    with_ids = json.dumps([{"id": "press-a", "prompt": "a"}, {"id": "press-b", "prompt": "b", "numberResults": 2}])
+    without_id = json.dumps({"prompt": "no id here", "numberResults": 3})
+    sent_with_ids = pipeline.send(with_ids)
+    sent_without_id = pipeline.send(without_id)
+    file_source = pipeline.upload("pressure.jsonl", b'{"prompt": "line one"}\n{"prompt": "line two"}\n')
+
+    parked = _drain(pipeline, endpoints.dead_letter_queue_url, expected=3)
+    bodies = {message["Body"] for message in parked}
+    assert {with_ids, without_id} <= bodies  # byte for byte what the producer sent
+    [notification] = bodies - {with_ids, without_id}
+    key = file_source.split("#")[0].split("/", 3)[3]
+    assert json.loads(notification)["Records"][0]["s3"]["object"]["key"] == key
+    assert all(int(m["Attributes"]["ApproximateReceiveCount"]) >= MAX_RECEIVE_COUNT for m in parked)
+    stats = pipeline.emulator.stats()
+    assert stats["tasks"] == 0  # every POST was refused: nothing ran, nothing was paid for
+    assert stats["faults"].get("http_429", 0) + stats["faults"].get("http_503", 0) >= 3 * MAX_RECEIVE_COUNT
+    pending = pipeline.store.tasks_of_source(sent_with_ids) + pipeline.store.tasks_of_source(file_source)
+    assert [view.status for view in pending] == [TaskStatus.PENDING] * 4
+
+    # The fault clears; an operator moves the parked messages back (as SQS's DLQ redrive does).
+    pipeline.emulator.set_faults(FaultConfig())
+    redriven_ids = {}
+    for message in parked:
+        sent = pipeline.clients.sqs.send_message(QueueUrl=endpoints.ingest_queue_url, MessageBody=message["Body"])
+        redriven_ids[message["Body"]] = f"sqs:{sent['MessageId']}"
+    assert pipeline.dlq_depth() == 0
+
+    # Caller ids and S3 keys survive the redrive: the same taskUUIDs, still on their first sources.
+    found = pipeline.wait_settled({sent_with_ids: 2, file_source: 2, redriven_ids[without_id]: 1}, timeout=60)
+    for views in found.values():
+        assert all(view.status == TaskStatus.COMPLETED for view in views)
+        assert all(len(view.results) == view.item["numberResults"] for view in views)
+    assert {v.task_uuid for v in found[sent_with_ids]} == {str(task_uuid_for("id:press-a")), str(task_uuid_for("id:press-b"))}
+    # A message without ids is keyed by its SQS message id, which a redrive changes: its tasks run under
+    # the new id, and the rows of the refused attempts (never run at Runware) are closed by the reconciler.
+    [abandoned] = pipeline.store.tasks_of_source(sent_without_id)
+    assert abandoned.status == TaskStatus.PENDING
+    assert abandoned.task_uuid not in pipeline.emulator.stats()["executions"]
+    deadline = time.monotonic() + 30
+    while pipeline.store.get_task(abandoned.task_uuid).status == TaskStatus.PENDING and time.monotonic() < deadline:  # type: ignore[union-attr]
+        pipeline.stack.schedules[RECONCILE].fire()
+        time.sleep(0.5)
+    closed = pipeline.store.get_task(abandoned.task_uuid)
+    assert closed is not None and closed.status == TaskStatus.FAILED
+    assert closed.error and closed.error["code"] == "taskNotFound"
+    final_stats = pipeline.emulator.stats()
+    assert final_stats["tasks"] == 5
+    assert final_stats["max_executions"] == 1
+    assert pipeline.dlq_depth() == 0
