@@ -56,6 +56,7 @@ class ChaosSettings:
     overdue_after_seconds: int = 2
     reconcile_period_seconds: float = 1.0
     webhook_workers: int = 16
+    log_level: str = "WARNING"  # the functions' INFO lines cost CPU that the run needs
     timeout_seconds: float = 1800.0
     seed: int = 7
 
@@ -296,7 +297,10 @@ def chaos_stack(settings: ChaosSettings, **stack_options: Any) -> LocalStack:
             "seed": settings.seed,
             "webhook_workers": settings.webhook_workers,
         },
-        "parameter_overrides": {"OverdueAfterSeconds": str(settings.overdue_after_seconds)},
+        "parameter_overrides": {
+            "OverdueAfterSeconds": str(settings.overdue_after_seconds),
+            "LogLevel": settings.log_level,
+        },
         "schedule_period_seconds": settings.reconcile_period_seconds,
         "retry_delay_seconds": 1,
         "batching_window_cap_seconds": 0.2,
@@ -327,8 +331,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=ChaosSettings.tasks)
     parser.add_argument("--timeout", type=float, default=ChaosSettings.timeout_seconds)
     parser.add_argument("--seed", type=int, default=ChaosSettings.seed)
+    parser.add_argument("--overdue", type=int, default=ChaosSettings.overdue_after_seconds)
+    parser.add_argument("--log-level", default=ChaosSettings.log_level)
     args = parser.parse_args(argv)
-    settings = ChaosSettings(tasks=args.tasks, timeout_seconds=args.timeout, seed=args.seed)
+    settings = ChaosSettings(
+        tasks=args.tasks,
+        timeout_seconds=args.timeout,
+        seed=args.seed,
+        overdue_after_seconds=args.overdue,
+        log_level=args.log_level,
+    )
     print(f"chaos: {settings.tasks} tasks, faults {settings.faults.to_dict()}", flush=True)
     FUNCTION_LOG.parent.mkdir(exist_ok=True)
     last = [0.0]

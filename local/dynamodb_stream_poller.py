@@ -206,6 +206,9 @@ class DynamoDBStreamPoller:
     def _lambda_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """A dynamodbstreams record as Lambda hands it over (epoch seconds, the stream's ARN)."""
         change = dict(raw["dynamodb"])
+        for image in ("NewImage", "OldImage"):
+            if image in change:
+                change[image] = _repaired_image(change[image])
         created = change.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
             change["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
@@ -218,6 +221,22 @@ class DynamoDBStreamPoller:
             "dynamodb": change,
             "eventSourceARN": self._stream_arn,
         }
+
+
+def _repaired_image(image: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB Local writes an empty map as `{}` in stream images, which is no AttributeValue;
+    DynamoDB (and so Lambda) writes `{"M": {}}`. Our items hold no empty lists, only empty maps."""
+
+    def repaired(value: Any) -> Any:
+        if value == {}:
+            return {"M": {}}
+        if isinstance(value, Mapping) and "M" in value:
+            return {"M": {k: repaired(v) for k, v in value["M"].items()}}
+        if isinstance(value, Mapping) and "L" in value:
+            return {"L": [repaired(v) for v in value["L"]]}
+        return value
+
+    return {name: repaired(value) for name, value in image.items()}
 
 
 def _pattern(raw: str) -> Any:

@@ -36,11 +36,15 @@ def completion_of(record: dict[str, Any]) -> Completion | None:
     if record.get("eventName") not in ("INSERT", "MODIFY"):
         return None
     change = record.get("dynamodb", {})
-    new = from_dynamo(change.get("NewImage") or {})
-    old = from_dynamo(change.get("OldImage") or {})
+    new, old = _image(change.get("NewImage")), _image(change.get("OldImage"))
     if new.get("status") not in FINAL_STATUSES or old.get("status") in FINAL_STATUSES:
         return None
     return Completion(new.get("taskUUID", ""), new["status"], new, int(change.get("SequenceNumber", 0)))
+
+
+def _image(raw: dict[str, Any] | None) -> dict[str, Any]:
+    # An empty map (`results` of a new task) can arrive as `{}` rather than `{"M": {}}`.
+    return from_dynamo({name: value for name, value in (raw or {}).items() if value})
 
 
 @dataclass

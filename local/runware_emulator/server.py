@@ -73,6 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()
+        self._count(status)  # before answering: a client may read the stats right after the answer
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -80,16 +81,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
-        self._count(status)
 
     def _send_events(self, reply: Reply) -> None:
+        self._count(reply.status)
         self.send_response(reply.status)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        self._count(reply.status)
         assert reply.events is not None
         for event in reply.events:
             self.wfile.write(event.encode())

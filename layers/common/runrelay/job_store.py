@@ -4,7 +4,8 @@ Item: pk=`JOB#<sourceId>`, sk=`JOB` in the tasks table. Two writers, neither eve
 - the submitter sets `expected` (the file's task count) once it has written every task row of the
   file; only the invocation that reaches the end of the file knows the count (continuations!);
 - the results consumer adds 1 to `finals` for each task that became final, in one transaction with a
-  `jobCounted` flag on the task item, so a task is counted once however often its stream record comes.
+  mark item `FINAL#<taskUUID>` that must not exist yet, so a task is counted once however often its
+  stream record comes (the same mark, for every task, says its TaskCompleted event went out).
 
 `finals` only grows and `expected` is set once, so exactly one write moves the item from "incomplete"
 to "complete" (`finals >= expected`): its stream record is what triggers the results file and the
@@ -21,10 +22,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .aws_clients import client
-from .task_store import FINAL_STATUSES, from_dynamo, task_key, to_dynamo
+from .task_store import from_dynamo, to_dynamo
 
 JOB_PREFIX = "JOB#"
 JOB_SK = "JOB"
+FINAL_PREFIX = "FINAL#"
+FINAL_SK = "FINAL"
 _TRANSACTION_ATTEMPTS = 10
 
 
@@ -67,6 +70,10 @@ class TotalMismatch(RuntimeError):
 
 def job_key(source_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"{JOB_PREFIX}{source_id}"}, "sk": {"S": JOB_SK}}
+
+
+def final_mark_key(task_uuid: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{FINAL_PREFIX}{task_uuid}"}, "sk": {"S": FINAL_SK}}
 
 
 def is_job_item(keys: Mapping[str, Any]) -> bool:
@@ -115,48 +122,68 @@ class JobStore:
                 raise TotalMismatch(f"{source_id}: {total} tasks now, another count before") from None
             raise
 
-    def count_final(self, task_uuid: str, source_id: str) -> bool:
-        """Add a final task to its job's `finals`, once. False if it was counted before."""
+    def final_recorded(self, task_uuid: str) -> bool:
+        """True once `record_final` ran for this task (a redelivered stream record must skip it)."""
+        answer = self.dynamodb.get_item(
+            TableName=self.table_name, Key=final_mark_key(task_uuid), ConsistentRead=True
+        )
+        return "Item" in answer
+
+    def record_final(self, task_uuid: str, source_id: str) -> bool:
+        """Mark a final task handled and, for an S3 input, add it to its job's `finals`: both in one
+        transaction, conditioned on the mark being new. False if it was recorded before.
+
+        The mark is its own small item (not a flag on the task item): the write then costs the same
+        whatever the size of the task's results, and makes no second stream record for the task.
+        """
         now = time.time()
-        final_values = {f":final{i}": {"S": status.value} for i, status in enumerate(sorted(FINAL_STATUSES))}
-        transaction = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": task_key(task_uuid),
-                    "UpdateExpression": "SET jobCounted = :true",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(jobCounted) "
-                    f"AND #s IN ({', '.join(final_values)})",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":true": {"BOOL": True}, **final_values},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": job_key(source_id),
-                    "UpdateExpression": "ADD finals :one "
-                    "SET expiresAt = if_not_exists(expiresAt, :exp), updatedAt = :now",
-                    "ExpressionAttributeValues": {
-                        ":one": {"N": "1"},
-                        ":exp": {"N": str(int(now + self.retention_seconds))},
-                        ":now": {"N": str(round(now, 3))},
-                    },
-                }
-            },
-        ]
+        expires = {"N": str(int(now + self.retention_seconds))}
+        mark = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {**final_mark_key(task_uuid), "sourceRef": {"S": source_id}, "expiresAt": expires},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        if not has_job(source_id):
+            return self._transact([mark])
+        count = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": job_key(source_id),
+                "UpdateExpression": "ADD finals :one SET expiresAt = if_not_exists(expiresAt, :exp), "
+                "updatedAt = :now",
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":exp": expires,
+                    ":now": {"N": str(round(now, 3))},
+                },
+            }
+        }
+        return self._transact([mark, count])
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        if len(items) == 1:  # a plain conditional put: half the price of a transaction
+            put = items[0]["Put"]
+            try:
+                self.dynamodb.put_item(**put)
+            except ClientError as error:
+                if _code(error) == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
         for attempt in range(_TRANSACTION_ATTEMPTS):
             try:
-                self.dynamodb.transact_write_items(TransactItems=transaction)
+                self.dynamodb.transact_write_items(TransactItems=items)
             except ClientError as error:
-                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
                 if _code(error) != "TransactionCanceledException":
                     raise
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
                 if reasons and reasons[0] == "ConditionalCheckFailed":
                     return False
                 if attempt + 1 == _TRANSACTION_ATTEMPTS:
                     raise
-                time.sleep(0.02 * (attempt + 1))  # a concurrent write to the task: try again
+                time.sleep(0.02 * (attempt + 1))  # a concurrent write to the JOB item: try again
                 continue
             return True
         raise AssertionError("unreachable")

@@ -4,7 +4,8 @@ Runs off the webhook's hot path (a DynamoDB Streams consumer). Each trigger is a
 happens in exactly one stream record, so duplicate webhooks and reconcile/webhook races (which never
 make a second transition) produce nothing twice:
 - a task item whose status becomes final (INSERT as REJECTED, or a MODIFY from an open status):
-  count it in its job (idempotent: `JobStore.count_final`) and publish `TaskCompleted`;
+  publish `TaskCompleted`, then mark it handled and count it in its job (`JobStore.record_final`,
+  conditional, so a redelivered record is skipped);
 - a JOB item that becomes complete (`finals` reaches `expected`): write the results file, then
   publish `JobCompleted`; markers on the JOB item make a retried record skip what is done.
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _INDEX_WAIT_ATTEMPTS = 6
 _INDEX_WAIT_SECONDS = 0.5
+_EVENTS_PER_FLUSH = 10  # one PutEvents call
 
 
 @dataclass
@@ -43,6 +45,14 @@ class StreamReport:
     failed_sequence_number: str | None = None
 
 
+@dataclass(frozen=True)
+class _FinalTask:
+    sequence_number: str
+    task_uuid: str
+    source_id: str
+    event: Event
+
+
 class ResultsService:
     def __init__(self, jobs: JobStore, writer: ResultsWriter, publisher: EventPublisher) -> None:
         self.jobs = jobs
@@ -51,7 +61,7 @@ class ResultsService:
 
     def process(self, records: Sequence[Mapping[str, Any]]) -> StreamReport:
         report = StreamReport()
-        pending: list[tuple[str, Event]] = []  # TaskCompleted events not yet sent, with their record
+        pending: list[_FinalTask] = []  # events not yet sent, marks not yet written
         current = ""
         try:
             for record in records:
@@ -62,38 +72,46 @@ class ResultsService:
                     self._flush(pending, report)
                     self._on_job_change(change, report)
                     continue
-                event = self._on_task_change(change, report)
-                if event is not None:
-                    pending.append((current, event))
-                if len(pending) >= 10:
+                final = self._on_task_change(current, change, report)
+                if final is not None:
+                    pending.append(final)
+                if len(pending) >= _EVENTS_PER_FLUSH:
                     self._flush(pending, report)
             self._flush(pending, report)
         except Exception:
             # Retry from the earliest record whose work is not done: an unsent event's, or this one.
-            report.failed_sequence_number = pending[0][0] if pending else current
+            report.failed_sequence_number = pending[0].sequence_number if pending else current
             log.exception("stream record %s failed; retrying from it", report.failed_sequence_number)
         return report
 
-    def _flush(self, pending: list[tuple[str, Event]], report: StreamReport) -> None:
-        if pending:
-            self.publisher.publish([event for _, event in pending])
-            report.task_events += len(pending)
-            pending.clear()
+    def _flush(self, pending: list[_FinalTask], report: StreamReport) -> None:
+        """Publish, then mark (and count): a crash in between repeats an event rather than losing it."""
+        if not pending:
+            return
+        self.publisher.publish([final.event for final in pending])
+        report.task_events += len(pending)
+        while pending:
+            final = pending[0]
+            if self.jobs.record_final(final.task_uuid, final.source_id) and has_job(final.source_id):
+                report.tasks_counted += 1
+            pending.pop(0)
 
-    def _on_task_change(self, change: Mapping[str, Any], report: StreamReport) -> Event | None:
+    def _on_task_change(
+        self, sequence_number: str, change: Mapping[str, Any], report: StreamReport
+    ) -> _FinalTask | None:
         new, old = change.get("NewImage"), change.get("OldImage")
         if not new or _status(new) not in FINAL_STATUSES or (old and _status(old) in FINAL_STATUSES):
             return None
         item = from_dynamo(new)
+        task_uuid = str(item["taskUUID"])
+        if self.jobs.final_recorded(task_uuid):
+            return None  # a redelivered record: its event went out and it was counted
         report.tasks_final += 1
-        source_id = str(item.get("sourceId", ""))
-        if has_job(source_id) and self.jobs.count_final(str(item["taskUUID"]), source_id):
-            report.tasks_counted += 1
         if item["status"] == "COMPLETED" and "completedAt" in item:
             started = item.get("submittedAt", item.get("createdAt"))
             if started is not None:
                 report.latencies.append(max(0.0, float(item["completedAt"]) - float(started)))
-        return task_completed(item)
+        return _FinalTask(sequence_number, task_uuid, str(item.get("sourceId", "")), task_completed(item))
 
     def _on_job_change(self, change: Mapping[str, Any], report: StreamReport) -> None:
         new, old = change.get("NewImage"), change.get("OldImage")

@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+
+from .aws_clients import client
 
 # Short enough that a rotated webhook secret or API key is picked up within minutes.
 SECRET_CACHE_SECONDS = 300
 
 
 def _secret_text(secret_id: str) -> str:
+    if "secrets" not in DEFAULT_PROVIDERS:
+        # Powertools would build its own boto3 session (~50 ms of a cold start); lend it the shared one.
+        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=client("secretsmanager"))
     value = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS)
     return value if isinstance(value, str) else value.decode("utf-8")
 

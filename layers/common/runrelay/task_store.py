@@ -30,6 +30,8 @@ BY_SOURCE_INDEX = "BySource"
 # Results larger than this (as JSON) are stored in S3; four of them still fit well under 400 KB.
 INLINE_RESULT_LIMIT = 48 * 1024
 _OPTIMISTIC_RETRIES = 20
+# DynamoDB nests documents at most 32 levels; a stored value sits a few levels down (results.<id>.…).
+MAX_STORED_DEPTH = 24
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -86,12 +88,43 @@ def task_key(task_uuid: str) -> dict[str, Any]:
 def result_id(result: InferenceResult) -> str:
     """Identity of a result: its content. A redelivery is byte-identical; distinct results differ."""
     identity = [result.text, result.seed, result.reasoningContent, result.finishReason]
-    return hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()[:20]
+    # surrogatepass: a lone surrogate (legal as a JSON escape) must not make hashing fail.
+    encoded = json.dumps(identity, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(encoded).hexdigest()[:20]
 
 
 def to_dynamo(value: Any) -> dict[str, Any]:
-    """Serialise JSON-like data for DynamoDB (floats become Decimals)."""
-    return _serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal))
+    """Serialise JSON-like data for DynamoDB (floats become Decimals); see `_storable` for the rest."""
+    return _serializer.serialize(_storable(json.loads(json.dumps(value), parse_float=Decimal)))
+
+
+def _storable(value: Any, depth: int = 0) -> Any:
+    """What DynamoDB cannot hold is kept as text instead of failing the write: numbers beyond its
+    range or 38 digits, NaN/Infinity, lone surrogates and nesting deeper than it allows. Such values only
+    come from unknown fields or hostile bodies, and an unstorable one must not turn into a 5xx."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | Decimal):
+        number = Decimal(value)
+        return value if _fits_dynamo_number(number) else str(value)
+    if isinstance(value, float):  # only NaN/Infinity survive parse_float=Decimal
+        return json.dumps(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if depth >= MAX_STORED_DEPTH:
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, dict):
+        return {_storable(str(k)) or "(empty)": _storable(v, depth + 1) for k, v in value.items()}
+    return [_storable(item, depth + 1) for item in value]
+
+
+def _fits_dynamo_number(number: Decimal) -> bool:
+    if not number.is_finite():
+        return False
+    if number.is_zero():
+        return True
+    # Digits as written (boto3 refuses to round away even trailing zeros).
+    return len(number.as_tuple().digits) <= 38 and -130 <= number.adjusted() <= 125
 
 
 def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,7 +400,8 @@ class TaskStore:
     def _result_entry(self, task_uuid: str, rid: str, result: InferenceResult, now: float) -> dict[str, Any]:
         body = result.model_dump(mode="json", exclude_none=True, exclude={"taskUUID", "taskType"})
         body["receivedAt"] = round(now, 3)
-        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        # "replace": a lone surrogate becomes "?", as `_storable` does for the inline copy.
+        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
         if len(encoded) <= INLINE_RESULT_LIMIT or not self.payload_bucket:
             return body
         key = f"completions/{task_uuid}/{rid}.json"

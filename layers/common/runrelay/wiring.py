@@ -6,20 +6,22 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .aws_clients import client
-from .contract import TextInferenceTask
-from .deadline import Deadline
-from .inputs import S3ObjectRef
-from .job_store import JobStore
-from .reconcile_logic import ReconcileConfig, ReconcileService
-from .runware_client import PollOutcome, RunwareClient, SubmitOutcome
 from .secrets import runware_api_key, signing_secret, webhook_secrets
 from .settings import settings
-from .submit_logic import SubmitConfig, SubmitService
 from .task_store import TaskStore
 from .webhook_logic import WebhookReceiver
 
+# Each function imports only what it builds (bench/cold_import): the webhook's cold start must not
+# pay for requests, the request models, the input parsers or the submit and reconcile services.
 if TYPE_CHECKING:
+    from .contract import TextInferenceTask
+    from .deadline import Deadline
+    from .inputs import S3ObjectRef
+    from .job_store import JobStore
+    from .reconcile_logic import ReconcileService
     from .results_logic import ResultsService
+    from .runware_client import PollOutcome, RunwareClient, SubmitOutcome
+    from .submit_logic import SubmitService
 
 
 def _required(value: str | None, name: str) -> str:
@@ -40,12 +42,16 @@ def task_store() -> TaskStore:
 
 @cache
 def job_store() -> JobStore:
+    from .job_store import JobStore
+
     config = settings()
     return JobStore(config.table_name, retention_days=config.task_retention_days)
 
 
 @cache
 def runware_client() -> RunwareClient:
+    from .runware_client import RunwareClient
+
     config = settings()
     secret_id = _required(config.runware_api_key_secret_id, "RUNWARE_API_KEY_SECRET_ID")
     return RunwareClient(config.runware_api_url, runware_api_key(secret_id))
@@ -77,6 +83,8 @@ def _enqueue(body: str) -> None:
 
 @cache
 def submit_service() -> SubmitService:
+    from .submit_logic import SubmitConfig, SubmitService
+
     config = settings()
     secret_id = _required(config.webhook_secret_id, "WEBHOOK_SECRET_ID")
     submit_config = SubmitConfig(
@@ -104,6 +112,8 @@ def webhook_receiver() -> WebhookReceiver:
 
 @cache
 def reconcile_service() -> ReconcileService:
+    from .reconcile_logic import ReconcileConfig, ReconcileService
+
     config = settings()
     return ReconcileService(
         task_store(),

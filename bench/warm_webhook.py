@@ -1,0 +1,143 @@
+"""Benchmark 4: warm webhook invocations vs a bare boto3 `put_item` of the same item.
+
+One child interpreter with the webhook's Lambda environment (DynamoDB Local, moto for Secrets Manager)
+imports the handler once, then alternates blocks of handler invocations (a fresh SUBMITTED task each,
+realistic HTTP API v2 events, function logs discarded) with blocks of `put_item` calls on a plain
+boto3 client. p50 and p99 of per-call latency are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from bench import harness
+from bench.stats import Check, Report, median, percentile
+
+BLOCK = 50
+
+_CHILD = """
+import sys
+sys.path[:0] = {path!r}
+from bench.warm_webhook import child
+child({calls}, {table!r}, {secret!r})
+"""
+
+
+class _Context:
+    function_name = "runrelay-webhook"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:runrelay-webhook"
+    aws_request_id = "bench-request"
+    log_group_name = "/aws/lambda/runrelay-webhook"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def _seed_rows(client: Any, table: str, uuids: list[str]) -> None:
+    """SUBMITTED rows as the submitter leaves them, written 25 at a time (set-up, not measured)."""
+    from runrelay.task_store import NewTask, TaskStatus, TaskStore
+
+    store = TaskStore(table, dynamodb=client)
+    items = []
+    for i, uuid in enumerate(uuids):
+        item = store._new_item(NewTask(uuid, f"warm:{i}", "bench:warm", i), TaskStatus.SUBMITTED, time.time())
+        item["openShard"] = {"S": store._shard_of(uuid)}
+        item["openSince"] = {"N": str(int(time.time()))}
+        items.append(item)
+    for start in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        while batch:
+            answer = client.batch_write_item(RequestItems={table: batch})
+            batch = answer.get("UnprocessedItems", {}).get(table, [])
+
+
+def child(calls: int, table: str, secret: str) -> None:
+    import contextlib
+    import io
+
+    import boto3
+
+    from bench.webhook_events import api_event, baseline_item
+    from runrelay.task_ids import task_uuid_for
+
+    import app  # type: ignore[import-not-found]  # the webhook handler, as Lambda imports it
+
+    bare = boto3.client("dynamodb")
+    subject_uuids = [str(task_uuid_for(f"warm-subject:{i}")) for i in range(calls + BLOCK)]
+    baseline_uuids = [str(task_uuid_for(f"warm-baseline:{i}")) for i in range(calls + BLOCK)]
+    _seed_rows(bare, table, subject_uuids)
+    events = [api_event(uuid, secret) for uuid in subject_uuids]
+    items = [baseline_item(uuid) for uuid in baseline_uuids]
+    context = _Context()
+    sink = io.StringIO()
+
+    def invoke(event: dict[str, Any]) -> float:
+        start = time.perf_counter()
+        answer = app.lambda_handler(event, context)
+        elapsed = time.perf_counter() - start
+        if answer["statusCode"] != 200 or "completed" not in answer["body"]:
+            raise RuntimeError(answer)
+        return elapsed
+
+    def put(item: dict[str, Any]) -> float:
+        start = time.perf_counter()
+        bare.put_item(TableName=table, Item=item)
+        return time.perf_counter() - start
+
+    with contextlib.redirect_stdout(sink):  # the function's JSON logs and EMF lines
+        for i in range(BLOCK):  # warm both paths (first secret fetch, connections), untimed
+            invoke(events[calls + i])
+            put(items[calls + i])
+        subject: list[float] = []
+        baseline: list[float] = []
+        for start in range(0, calls, BLOCK):
+            block = range(start, min(start + BLOCK, calls))
+            if (start // BLOCK) % 2:
+                baseline.extend(put(items[i]) for i in block)
+                subject.extend(invoke(events[i]) for i in block)
+            else:
+                subject.extend(invoke(events[i]) for i in block)
+                baseline.extend(put(items[i]) for i in block)
+            sink.seek(0)
+            sink.truncate()
+    print(harness.RESULT_PREFIX + json.dumps({"subject": subject, "baseline": baseline}))
+
+
+def run(args: argparse.Namespace) -> Report:
+    calls = 500 if args.quick else 5000
+    with harness.local_aws("bwarm") as aws:
+        from bench.cold_start import _webhook_secret
+
+        env = harness.child_env(aws.function_env("webhook"))
+        code = _CHILD.format(
+            path=[*harness.lambda_sys_path("webhook"), str(harness.ROOT)],
+            calls=calls,
+            table=aws.stack.table_name,
+            secret=_webhook_secret(aws),
+        )
+        samples = harness.run_child(code, env, timeout=900)
+    subject, baseline = samples["subject"], samples["baseline"]
+    p50 = median(subject) / median(baseline)
+    p99 = percentile(subject, 99) / percentile(baseline, 99)
+    ms = 1000.0
+    return Report(
+        f"warm webhook invocation vs bare put_item ({calls} calls each, blocks of {BLOCK} alternating)",
+        [
+            Check("warm webhook p50 / put_item p50", p50, 1.3, subject=median(subject) * ms,
+                  baseline=median(baseline) * ms, detail="ms"),
+            Check("warm webhook p99 / put_item p99", p99, 1.5, subject=percentile(subject, 99) * ms,
+                  baseline=percentile(baseline, 99) * ms, detail="ms"),
+        ],
+        notes={"DynamoDB calls per stored completion": "1 UpdateItem (no GetItem) in the common case"},
+    )
+
+
+if __name__ == "__main__":
+    harness.main(run)

@@ -1,0 +1,30 @@
+"""JobStore on DynamoDB Local: real transactions under concurrency count every final task exactly once."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from runrelay.job_store import JobStore
+from runrelay.task_ids import task_uuid_for
+from runrelay.task_store import NewTask, TaskStore
+
+SOURCE = "s3://bucket/incoming/many.jsonl#etag"
+
+
+def test_concurrent_duplicate_finals_are_counted_exactly_once(
+    provisioned_stack: Any, aws_clients: Any
+) -> None:
+    store = TaskStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
+    jobs = JobStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
+    tasks = [NewTask(str(task_uuid_for(f"{SOURCE}:{i}")), f"{SOURCE}:{i}", SOURCE, i) for i in range(1, 21)]
+    for task in tasks:
+        store.create_rejected(task, {"code": "bad", "message": "no"})
+    jobs.record_total(SOURCE, len(tasks), bucket="bucket", key="incoming/many.jsonl", etag="etag")
+    deliveries = [task.task_uuid for task in tasks] * 4  # every final seen four times, all at once
+    with ThreadPoolExecutor(16) as pool:
+        wins = list(pool.map(lambda uuid: jobs.record_final(uuid, SOURCE), deliveries))
+    assert wins.count(True) == len(tasks)
+    job = jobs.get(SOURCE)
+    assert job is not None
+    assert (job.finals, job.expected, job.complete) == (len(tasks), len(tasks), True)

@@ -1,0 +1,283 @@
+"""The runrelay CLI without a running stack: arguments, target resolution, validation, rendering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import NoCredentialsError
+from typer.testing import CliRunner
+
+from local.cli import app
+from local.cli.errors import CliError, explain_aws_error
+from local.cli.progress import Tally, wait_settled
+from local.cli.specs import MAX_SPECS_PER_MESSAGE, check_file, message_bodies
+from local.cli.tail import completion_of
+from local.cli.targets import NO_LOCAL_STACK, stack_from_samconfig
+from runrelay.contract import InferenceResult
+from runrelay.task_store import NewTask, TaskStore, to_dynamo
+
+from .conftest import BUCKET, TABLE
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
+    return runner.invoke(app, list(args), env=env)
+
+
+@pytest.fixture
+def no_local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "local-stack.json"
+    monkeypatch.setenv("RUNRELAY_STATE_FILE", str(path))
+    return path
+
+
+def test_every_command_has_help() -> None:
+    for command in ("submit", "status", "wait", "results", "tail", "ask"):
+        answer = invoke(command, "--help")
+        assert answer.exit_code == 0, answer.output
+        assert "--json" in answer.output
+
+
+def test_missing_local_stack_is_a_clear_error(no_local_stack: Path) -> None:
+    answer = invoke("status", "anything")
+    assert answer.exit_code == 2
+    assert NO_LOCAL_STACK in answer.output
+
+
+def test_stale_local_stack_is_refused(no_local_stack: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    no_local_stack.write_text(json.dumps({"pid": gone.pid, "stack_name": "x"}))
+    answer = invoke("wait", "anything")
+    assert answer.exit_code == 2
+    assert "stale" in answer.output
+    assert NO_LOCAL_STACK in answer.output
+
+
+def test_invalid_specs_are_reported_by_line_before_anything_is_sent(
+    tmp_path: Path, no_local_stack: Path
+) -> None:
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text('{"prompt": "ok"}\n\n{"prompt": "x", "numberResults": 9}\nnot json\n')
+    answer = invoke("submit", str(batch))
+    assert answer.exit_code == 2
+    assert "2 invalid spec(s)" in answer.output
+    assert "line 3: numberResults" in answer.output
+    assert "line 4: not valid JSON" in answer.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give a FILE or --prompt TEXT"),
+        (("--prompt", "hi", "--via", "s3"), "--prompt goes over SQS"),
+        (("--prompt", "hi", "--temperature", "0.07"), "use 0.06 or 0.08"),
+        (("--prompt", "hi", "--number-results", "5"), "numberResults"),
+    ],
+)
+def test_submit_argument_errors(args: tuple[str, ...], message: str, no_local_stack: Path) -> None:
+    answer = invoke("submit", *args)
+    assert answer.exit_code == 2
+    assert message in answer.output
+
+
+def test_settings_options_do_not_apply_to_spec_files(tmp_path: Path, no_local_stack: Path) -> None:
+    batch = tmp_path / "batch.json"
+    batch.write_text('[{"prompt": "a"}, {"prompt": "b"}]')
+    answer = invoke("submit", str(batch), "--max-tokens", "10", "--via", "sqs")
+    assert answer.exit_code == 2
+    assert "put them in each spec" in answer.output
+
+
+def test_check_file_reads_the_three_formats(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('[{"prompt": "a"}, {"prompt": "b", "bogus": 1}]')
+    (tmp_path / "b.txt").write_text("Summarise this.")
+    (tmp_path / "c.jsonl").write_text("\n\n")
+    checked = check_file(tmp_path / "a.json")
+    assert checked.task_count == 2
+    assert [str(p) for p in checked.problems] == ["item 1: bogus: Extra inputs are not permitted"]
+    assert check_file(tmp_path / "b.txt").specs == [{"prompt": "Summarise this."}]
+    assert [str(p) for p in check_file(tmp_path / "c.jsonl").problems] == ["file: holds no task lines"]
+
+
+def test_message_bodies_split_large_files_into_arrays() -> None:
+    specs = [{"prompt": f"p{i}"} for i in range(2 * MAX_SPECS_PER_MESSAGE + 5)]
+    bodies = list(message_bodies(specs))
+    assert [count for _, count in bodies] == [MAX_SPECS_PER_MESSAGE, MAX_SPECS_PER_MESSAGE, 5]
+    assert [spec for body, _ in bodies for spec in json.loads(body)] == specs
+    assert list(message_bodies(specs[:1])) == [('{"prompt": "p0"}', 1)]
+
+
+def test_samconfig_environment_names_the_stack(tmp_path: Path) -> None:
+    config = tmp_path / "samconfig.toml"
+    config.write_text(
+        'version = 0.1\n[prod.global.parameters]\nstack_name = "rr-prod"\n'
+        '[prod.deploy.parameters]\nregion = "eu-west-1"\n'
+    )
+    assert stack_from_samconfig("prod", config) == ("rr-prod", "eu-west-1")
+    with pytest.raises(CliError, match=r"no environment 'dev' .*known: prod"):
+        stack_from_samconfig("dev", config)
+
+
+def test_missing_credentials_are_explained() -> None:
+    assert "no AWS credentials" in str(explain_aws_error(NoCredentialsError()))
+
+
+# -- a "deployed" stack on moto: CloudFormation outputs name the table ------------------------------
+
+
+@pytest.fixture
+def deployed(aws: dict[str, Any], store: TaskStore) -> TaskStore:
+    outputs = {
+        "TasksTableName": TABLE,
+        "InputBucketName": BUCKET,
+        "InputPrefix": "incoming/",
+        "IngestQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+    }
+    template = {
+        "Resources": {"Nothing": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    cloudformation.create_stack(StackName="rr", TemplateBody=json.dumps(template))
+    return store
+
+
+def _completed_task(store: TaskStore, caller_id: str, task_uuid: str, source: str, seq: int) -> None:
+    store.create_pending(NewTask(task_uuid, f"id:{caller_id}", source, seq, caller_id=caller_id))
+    store.store_result(
+        InferenceResult(taskUUID=task_uuid, text=f"answer {seq}", cost=0.001, usage={"totalTokens": 7})
+    )
+
+
+def test_status_and_results_of_a_deployed_stack(deployed: TaskStore, tmp_path: Path) -> None:
+    from local.cli.ids import caller_task_uuid
+
+    first, second = caller_task_uuid("c1"), caller_task_uuid("c2")
+    _completed_task(deployed, "c2", second, "sqs:m1", 1)
+    _completed_task(deployed, "c1", first, "sqs:m1", 0)
+
+    answer = invoke("status", "c1", "--stack", "rr", "--region", "us-east-1", "--json")
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.output) | {"createdAt": 0, "completedAt": 0} == {
+        "taskUUID": first,
+        "status": "COMPLETED",
+        "callerId": "c1",
+        "sourceId": "sqs:m1",
+        "seq": 0,
+        "results": "1/1",
+        "totalTokens": 7,
+        "costUSD": 0.001,
+        "error": None,
+        "createdAt": 0,
+        "completedAt": 0,
+    }
+
+    answer = invoke("status", "sqs:m1", "--stack", "rr", "--json")
+    assert json.loads(answer.output)["counts"] == {"COMPLETED": 2}
+
+    out = tmp_path / "out.jsonl"
+    answer = invoke("results", "sqs:m1", "--stack", "rr", "-o", str(out))
+    assert answer.exit_code == 0, answer.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(line["callerId"], line["status"]) for line in lines] == [
+        ("c1", "COMPLETED"),
+        ("c2", "COMPLETED"),
+    ]
+    assert lines[0]["results"] == [{"text": "answer 0", "usage": {"totalTokens": 7}, "cost": 0.001}]
+    assert lines[0]["error"] is None
+
+
+def test_unknown_ids_and_stacks_are_clear_errors(deployed: TaskStore) -> None:
+    answer = invoke("status", "no-such-thing", "--stack", "rr")
+    assert answer.exit_code == 2
+    assert "unknown id 'no-such-thing'" in answer.output
+    answer = invoke("status", "00000000-0000-4000-8000-000000000000", "--stack", "rr")
+    assert "unknown task" in answer.output
+    answer = invoke("status", "x", "--stack", "missing")
+    assert answer.exit_code == 2
+    assert "stack 'missing' not found" in answer.output
+
+
+# -- pieces of wait and tail -------------------------------------------------------------------------
+
+
+class _ScriptedReader:
+    """Each refresh reveals the next scripted view of the statuses."""
+
+    def __init__(self, views: list[dict[str, str]]) -> None:
+        self.views = views
+
+    def refresh(self, _refs: Any, tally: Tally) -> Tally:
+        tally.statuses = dict(self.views.pop(0) if len(self.views) > 1 else self.views[0])
+        return tally
+
+
+def test_wait_without_a_known_total_needs_a_stable_count() -> None:
+    reader = _ScriptedReader(
+        [{"a": "REJECTED"}, {"a": "REJECTED", "b": "PENDING"}, {"a": "REJECTED", "b": "FAILED"}]
+    )
+    polls: list[int] = []
+    tally = Tally(exact=False)
+    done = wait_settled(
+        reader,  # type: ignore[arg-type]
+        [],
+        tally,
+        timeout=30,
+        poll_seconds=0,
+        on_poll=lambda t: polls.append(t.final),
+    )
+    assert done
+    assert polls == [1, 1, 2]  # the lone early REJECTED row did not end the wait
+    assert tally.failed == 1
+
+
+def test_wait_times_out() -> None:
+    tally = Tally(expected=2, exact=True)
+    done = wait_settled(
+        _ScriptedReader([{"a": "COMPLETED"}]),  # type: ignore[arg-type]
+        [],
+        tally,
+        timeout=0,
+        poll_seconds=0,
+        on_poll=lambda _: None,
+    )
+    assert not done
+    assert (tally.final, tally.total) == (1, 2)
+
+
+def _record(name: str, new: dict[str, Any] | None, old: dict[str, Any] | None = None) -> dict[str, Any]:
+    def image(values: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if values is None else {k: to_dynamo(v) for k, v in values.items()}
+
+    change = {"NewImage": image(new), "OldImage": image(old), "SequenceNumber": "7"}
+    return {"eventName": name, "dynamodb": {k: v for k, v in change.items() if v is not None}}
+
+
+def test_completions_are_status_changes_into_a_final_status() -> None:
+    done = _record(
+        "MODIFY", {"taskUUID": "t", "status": "COMPLETED"}, {"taskUUID": "t", "status": "SUBMITTED"}
+    )
+    rejected = _record("INSERT", {"taskUUID": "r", "status": "REJECTED"})
+    rejected["dynamodb"]["NewImage"]["results"] = {}  # DynamoDB Local's empty map
+    again = _record(
+        "MODIFY", {"taskUUID": "t", "status": "COMPLETED"}, {"taskUUID": "t", "status": "COMPLETED"}
+    )
+    submitted = _record(
+        "MODIFY", {"taskUUID": "t", "status": "SUBMITTED"}, {"taskUUID": "t", "status": "PENDING"}
+    )
+    removed = _record("REMOVE", None, {"taskUUID": "t", "status": "COMPLETED"})
+    found = [completion_of(r) for r in (done, rejected, again, submitted, removed)]
+    assert [(c.task_uuid, c.status) if c else None for c in found] == [
+        ("t", "COMPLETED"),
+        ("r", "REJECTED"),
+        None,
+        None,
+        None,
+    ]
