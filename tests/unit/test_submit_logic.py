@@ -72,6 +72,15 @@ def service(
     return svc
 
 
+def s3_created_event(bucket: str, key: str, size: int) -> str:
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": "e", "size": size}},
+    }
+    return json.dumps({"Records": [record]})
+
+
 def statuses(store: TaskStore, uuids: list[str]) -> list[str]:
     return [v.status for v in (store.get_task(u) for u in uuids) if v]
 
@@ -155,19 +164,8 @@ def test_jsonl_object_is_batched(store: TaskStore, runware: FakeRunware) -> None
     lines.insert(10, "{oops")
     data = ("\n".join(lines) + "\n").encode()
     svc = service(store, runware, {"in/a.jsonl": data}, max_tasks_per_request=10)
-    event = {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "bucket": {"name": "b"},
-                    "object": {"key": "in/a.jsonl", "eTag": "e", "size": len(data)},
-                },
-            }
-        ]
-    }
-    report = svc.process_record("m", json.dumps(event), Deadline.after(60))
+    event = s3_created_event("b", "in/a.jsonl", len(data))
+    report = svc.process_record("m", event, Deadline.after(60))
     assert (report.submitted, report.rejected) == (25, 1)
     assert [len(r) for r in runware.requests] == [10, 9, 6]  # the bad line is not sent
     views = store.tasks_of_source("s3://b/in/a.jsonl#e")
@@ -180,19 +178,8 @@ def test_big_object_continues_on_the_queue(store: TaskStore, runware: FakeRunwar
     svc = service(
         store, runware, {"big.jsonl": data}, max_tasks_per_request=10, continuation_reserve_seconds=3600
     )
-    event = {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "bucket": {"name": "b"},
-                    "object": {"key": "big.jsonl", "eTag": "e", "size": len(data)},
-                },
-            }
-        ]
-    }
-    first = svc.process_record("m", json.dumps(event), Deadline.after(60))
+    event = s3_created_event("b", "big.jsonl", len(data))
+    first = svc.process_record("m", event, Deadline.after(60))
     assert first.continued
     assert first.submitted == 10
     queue = svc.queue  # type: ignore[attr-defined]
