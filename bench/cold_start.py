@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> Report:
             )
         ],
         notes={
-            "subject ms p50/p99": f"{median(subject_s) * 1000:.1f} / {percentile(subject_s, 99) * 1000:.1f}",
-            "baseline ms p50/p99": f"{median(baseline_s) * 1000:.1f} / {percentile(baseline_s, 99) * 1000:.1f}",
+            "subject ms p50/p99": f"{median(subject_s) * 1e3:.1f} / {percentile(subject_s, 99) * 1e3:.1f}",
+            "baseline ms p50/p99": f"{median(baseline_s) * 1e3:.1f} / {percentile(baseline_s, 99) * 1e3:.1f}",
         },
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
@@ -62,12 +61,11 @@ def child(calls: int, table: str, secret: str) -> None:
     import contextlib
     import io
 
+    import app  # the webhook handler, as Lambda imports it
     import boto3
 
     from bench.webhook_events import api_event, baseline_item
     from runrelay.task_ids import task_uuid_for
-
-    import app  # type: ignore[import-not-found]  # the webhook handler, as Lambda imports it
 
     bare = boto3.client("dynamodb")
     subject_uuids = [str(task_uuid_for(f"warm-subject:{i}")) for i in range(calls + BLOCK)]
@@ -130,10 +128,22 @@ def run(args: argparse.Namespace) -> Report:
     return Report(
         f"warm webhook invocation vs bare put_item ({calls} calls each, blocks of {BLOCK} alternating)",
         [
-            Check("warm webhook p50 / put_item p50", p50, 1.3, subject=median(subject) * ms,
-                  baseline=median(baseline) * ms, detail="ms"),
-            Check("warm webhook p99 / put_item p99", p99, 1.5, subject=percentile(subject, 99) * ms,
-                  baseline=percentile(baseline, 99) * ms, detail="ms"),
+            Check(
+                "warm webhook p50 / put_item p50",
+                p50,
+                1.3,
+                subject=median(subject) * ms,
+                baseline=median(baseline) * ms,
+                detail="ms",
+            ),
+            Check(
+                "warm webhook p99 / put_item p99",
+                p99,
+                1.5,
+                subject=percentile(subject, 99) * ms,
+                baseline=percentile(baseline, 99) * ms,
+                detail="ms",
+            ),
         ],
         notes={"DynamoDB calls per stored completion": "1 UpdateItem (no GetItem) in the common case"},
     )

@@ -96,20 +96,17 @@ def submitted_tasks(store: TaskStore, prefix: str, count: int) -> list[str]:
 
 
 def baseline_item(task_uuid: str) -> dict[str, Any]:
-    """What the baseline `put_item` writes: the completed task item, the same result inside it."""
-    from runrelay.task_store import task_key, to_dynamo
+    """What the baseline `put_item` writes: the whole completed task item, the same result inside it."""
+    from runrelay.task_store import to_dynamo
 
+    store = TaskStore("unused")
+    item = store._new_item(
+        NewTask(task_uuid, f"base:{task_uuid}", "bench:base", 0), TaskStatus.COMPLETED, time.time()
+    )
     result = result_body(task_uuid)["data"][0]
     entry = {k: v for k, v in result.items() if k not in {"taskUUID", "taskType"}}
     entry["receivedAt"] = round(time.time(), 3)
-    now = str(round(time.time(), 3))
-    return {
-        **task_key(task_uuid),
-        "taskUUID": {"S": task_uuid},
-        "status": {"S": TaskStatus.COMPLETED.value},
-        "resultCount": {"N": "1"},
-        "numberResults": {"N": "1"},
-        "results": {"M": {"r0123456789abcdef0123": to_dynamo(entry)}},
-        "updatedAt": {"N": now},
-        "completedAt": {"N": now},
-    }
+    item["results"] = {"M": {"r0123456789abcdef0123": to_dynamo(entry)}}
+    item["resultCount"] = {"N": "1"}
+    item["completedAt"] = item["updatedAt"]
+    return item

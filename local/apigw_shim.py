@@ -59,6 +59,13 @@ class Route:
         return found.groupdict() if found else None
 
 
+class _ShimServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default listen backlog (5) overflows under a burst of webhook deliveries, and each refused
+    # connection then waits out a SYN retransmit (1 s or more); API Gateway itself takes thousands.
+    request_queue_size = 256
+
+
 class ApiGatewayShim:
     """A ThreadingHTTPServer on a free loopback port; `base_url` is what the template's
     `https://${Api}.execute-api...` becomes locally."""
@@ -86,8 +93,7 @@ class ApiGatewayShim:
 
     def start(self) -> ApiGatewayShim:
         if self._server is None:
-            self._server = ThreadingHTTPServer((LOOPBACK, 0), _request_handler_for(self))
-            self._server.daemon_threads = True
+            self._server = _ShimServer((LOOPBACK, 0), _request_handler_for(self))
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},

@@ -17,7 +17,6 @@ import random
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,11 +148,15 @@ def send_workload(stack: LocalStack, settings: ChaosSettings, run: str) -> dict[
 
     index = 0
     for file_number, start in enumerate(range(0, s3_tasks, settings.lines_per_file)):
-        specs = [_spec(rng, run, index + i, False) for i in range(min(settings.lines_per_file, s3_tasks - start))]
+        specs = [
+            _spec(rng, run, index + i, False) for i in range(min(settings.lines_per_file, s3_tasks - start))
+        ]
         index += len(specs)
         key = f"{endpoints.input_prefix}chaos-{run}-{file_number}.jsonl"
         body = "".join(json.dumps(spec) + "\n" for spec in specs).encode()
-        etag = stack.clients.s3.put_object(Bucket=endpoints.bucket_name, Key=key, Body=body)["ETag"].strip('"')
+        etag = stack.clients.s3.put_object(Bucket=endpoints.bucket_name, Key=key, Body=body)["ETag"].strip(
+            '"'
+        )
         for line, spec in enumerate(specs, start=1):
             expect(f"s3://{endpoints.bucket_name}/{key}#{etag}:{line}", spec)
 
@@ -182,7 +185,8 @@ def send_workload(stack: LocalStack, settings: ChaosSettings, run: str) -> dict[
 
 
 # ---------------------------------------------------------------------- reading the table
-def _scan(stack: LocalStack) -> Iterator[dict[str, Any]]:
+def scan_tasks(stack: LocalStack) -> Iterator[dict[str, Any]]:
+    """Every task item of the stack's table (a Scan: fine for a test tool, never done by the product)."""
     assert stack.clients is not None
     pages = stack.clients.dynamodb.get_paginator("scan").paginate(
         TableName=stack.endpoints.table_name, ConsistentRead=True
@@ -218,9 +222,7 @@ def _queue_depth(stack: LocalStack, queue_url: str) -> int:
     return sum(int(value) for value in attributes.values())
 
 
-def wait_until_settled(
-    stack: LocalStack, expected_count: int, timeout: float, progress: Any = None
-) -> None:
+def wait_until_settled(stack: LocalStack, expected_count: int, timeout: float, progress: Any = None) -> None:
     """Until the ingest queue is drained, no task is open, every expected row exists and Runware has
     nothing left to deliver (late duplicates must land before the counts are taken)."""
     deadline = time.monotonic() + timeout
@@ -231,7 +233,7 @@ def wait_until_settled(
         if progress:
             progress(f"queued messages {queued}, open tasks {open_tasks}, executed at Runware {executed}")
         if queued == 0 and open_tasks == 0:
-            rows = sum(1 for _ in _scan(stack))
+            rows = sum(1 for _ in scan_tasks(stack))
             if rows >= expected_count and stack.emulator.wait_for_deliveries(timeout=60):
                 return
         time.sleep(2.0)
@@ -239,7 +241,7 @@ def wait_until_settled(
 
 def verify(stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosReport) -> None:
     """Fill the report's counters from the table, the emulator's stats and the DLQ."""
-    rows = {item["taskUUID"]: item for item in _scan(stack)}
+    rows = {item["taskUUID"]: item for item in scan_tasks(stack)}
     stats = stack.emulator.stats()
     executions: dict[str, int] = {k.lower(): v for k, v in stats["executions"].items()}
 
@@ -311,9 +313,7 @@ def chaos_stack(settings: ChaosSettings, **stack_options: Any) -> LocalStack:
     return LocalStack(**options)
 
 
-def run_chaos(
-    settings: ChaosSettings, *, progress: Any = None, **stack_options: Any
-) -> ChaosReport:
+def run_chaos(settings: ChaosSettings, *, progress: Any = None, **stack_options: Any) -> ChaosReport:
     """Start a stack, send `settings.tasks` tasks, wait for them to settle, verify; the stack is stopped."""
     started = time.monotonic()
     report = ChaosReport(tasks=settings.tasks)

@@ -21,6 +21,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _IDLE_SLEEP_SECONDS = 0.1
+_DISCOVERY_PERIOD_SECONDS = 2.0  # new shards are rare (splits, roll-over); DescribeStream is not free
 
 
 @dataclass
@@ -95,9 +96,12 @@ class DynamoDBStreamPoller:
             self._thread = None
 
     def _run(self) -> None:
+        discovered = time.monotonic()
         while not self._stop.is_set():
             try:
-                self._discover_shards()
+                if time.monotonic() - discovered > _DISCOVERY_PERIOD_SECONDS:
+                    self._discover_shards()
+                    discovered = time.monotonic()
                 worked = any(self._poll(shard) for shard in self._ready_shards())
             except Exception as error:
                 log.exception("%s: polling %s failed; retrying", self._name, self._stream_arn)

@@ -1,7 +1,7 @@
 """A SubmitFunction process SIGKILLed between its steps heals when SQS delivers the same record again.
 
-The real handler runs in a child process (`tests/support/crashing_submit.py`) against the local stack. Webhooks
-are dropped, so the lifecycle is observable step by step: PENDING after the crash, SUBMITTED after the
+The real handler runs in a child process (`tests/support/crashing_submit.py`) against the local stack.
+Webhooks are dropped, so the lifecycle is observable step by step: PENDING after the crash, SUBMITTED after the
 redelivery, COMPLETED after the reconciler polls Runware.
 """
 
@@ -57,7 +57,9 @@ def _sqs_event(pipeline: Pipeline, message_id: str, body: str, receive_count: in
     }
 
 
-def _run_submit(pipeline: Pipeline, crash_point: str, event: dict[str, Any], tmp: Path) -> subprocess.CompletedProcess[str]:
+def _run_submit(
+    pipeline: Pipeline, crash_point: str, event: dict[str, Any], tmp: Path
+) -> subprocess.CompletedProcess[str]:
     event_file = tmp / f"event-{crash_point}-{uuid.uuid4().hex[:6]}.json"
     event_file.write_text(json.dumps(event), encoding="utf-8")
     return subprocess.run(
@@ -81,7 +83,10 @@ def _statuses(pipeline: Pipeline, uuids: list[str]) -> list[str | None]:
     [("before-post", 0), ("after-accept", 1)],
 )
 def test_killed_submit_heals_on_redelivery(
-    pipeline_factory: Callable[..., Pipeline], tmp_path: Path, crash_point: str, executed_before_redelivery: int
+    pipeline_factory: Callable[..., Pipeline],
+    tmp_path: Path,
+    crash_point: str,
+    executed_before_redelivery: int,
 ) -> None:
     pipeline = pipeline_factory(
         emulator={"faults": FaultConfig(webhook_drop_rate=1.0)},

@@ -47,7 +47,9 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
         batching_window_cap_seconds=0.1,
     )
     endpoints = pipeline.stack.endpoints
-    with_ids = json.dumps([{"id": "press-a", "prompt": "a"}, {"id": "press-b", "prompt": "b", "numberResults": 2}])
+    with_ids = json.dumps(
+        [{"id": "press-a", "prompt": "a"}, {"id": "press-b", "prompt": "b", "numberResults": 2}]
+    )
     without_id = json.dumps({"prompt": "no id here", "numberResults": 3})
     sent_with_ids = pipeline.send(with_ids)
     sent_without_id = pipeline.send(without_id)
@@ -70,7 +72,9 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
     pipeline.emulator.set_faults(FaultConfig())
     redriven_ids = {}
     for message in parked:
-        sent = pipeline.clients.sqs.send_message(QueueUrl=endpoints.ingest_queue_url, MessageBody=message["Body"])
+        sent = pipeline.clients.sqs.send_message(
+            QueueUrl=endpoints.ingest_queue_url, MessageBody=message["Body"]
+        )
         redriven_ids[message["Body"]] = f"sqs:{sent['MessageId']}"
     assert pipeline.dlq_depth() == 0
 
@@ -79,19 +83,25 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
     for views in found.values():
         assert all(view.status == TaskStatus.COMPLETED for view in views)
         assert all(len(view.results) == view.item["numberResults"] for view in views)
-    assert {v.task_uuid for v in found[sent_with_ids]} == {str(task_uuid_for("id:press-a")), str(task_uuid_for("id:press-b"))}
+    assert {v.task_uuid for v in found[sent_with_ids]} == {
+        str(task_uuid_for("id:press-a")),
+        str(task_uuid_for("id:press-b")),
+    }
     # A message without ids is keyed by its SQS message id, which a redrive changes: its tasks run under
     # the new id, and the rows of the refused attempts (never run at Runware) are closed by the reconciler.
     [abandoned] = pipeline.store.tasks_of_source(sent_without_id)
     assert abandoned.status == TaskStatus.PENDING
     assert abandoned.task_uuid not in pipeline.emulator.stats()["executions"]
     deadline = time.monotonic() + 30
-    while pipeline.store.get_task(abandoned.task_uuid).status == TaskStatus.PENDING and time.monotonic() < deadline:  # type: ignore[union-attr]
-        pipeline.stack.schedules[RECONCILE].fire()
-        time.sleep(0.5)
     closed = pipeline.store.get_task(abandoned.task_uuid)
-    assert closed is not None and closed.status == TaskStatus.FAILED
-    assert closed.error and closed.error["code"] == "taskNotFound"
+    while closed is not None and closed.status == TaskStatus.PENDING and time.monotonic() < deadline:
+        pipeline.stack.schedules[RECONCILE].fire()  # MaxTaskAgeSeconds 5: old enough to give up on
+        time.sleep(0.5)
+        closed = pipeline.store.get_task(abandoned.task_uuid)
+    assert closed is not None
+    assert closed.status == TaskStatus.FAILED
+    assert closed.error
+    assert closed.error["code"] == "taskNotFound"
     final_stats = pipeline.emulator.stats()
     assert final_stats["tasks"] == 5
     assert final_stats["max_executions"] == 1

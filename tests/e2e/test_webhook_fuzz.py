@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,7 +46,9 @@ CONTENT_TYPES = st.sampled_from(
         "",
     ]
 )
-HEADER_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).map(lambda n: f"x-{n}")
+HEADER_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).map(
+    lambda n: f"x-{n}"
+)
 HEADER_VALUES = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
 
 
@@ -62,7 +64,7 @@ SPECIAL_BODIES = st.sampled_from(
         b"null",
         b"{not json",
         b"\xff\xfe\x00garbage",
-        "{\"taskUUID\": \"caf\u00e9\"}".encode("latin-1"),
+        '{"taskUUID": "caf\u00e9"}'.encode("latin-1"),
         b"[" * 20_000 + b"]" * 20_000,
         _deep(33),
         _deep(31),
@@ -110,7 +112,9 @@ def webhook_requests(draw: st.DrawFn) -> dict[str, Any]:
             "random": draw(JSON_VALUES),
         }[shape]
         body = json.dumps(payload).encode()
-    token_kind = draw(st.sampled_from(["valid", "valid", "other-task", "garbage", "empty", "missing", "previous"]))
+    token_kind = draw(
+        st.sampled_from(["valid", "valid", "other-task", "garbage", "empty", "missing", "previous"])
+    )
     headers = draw(st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3))
     content_type = draw(CONTENT_TYPES)
     if content_type:
@@ -125,11 +129,11 @@ def webhook_requests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @pytest.fixture
-def webhook_target(pipeline_factory: Callable[..., Pipeline]) -> Iterator[tuple[Pipeline, str]]:
+def webhook_target(pipeline_factory: Callable[..., Pipeline]) -> tuple[Pipeline, str]:
     pipeline = pipeline_factory(schedule_period=3600)
     secret_arn = pipeline.stack.endpoints.webhook_secret_arn
     secret = json.loads(pipeline.clients.secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"])
-    yield pipeline, secret["current"]
+    return pipeline, secret["current"]
 
 
 def _snapshot(pipeline: Pipeline) -> list[dict[str, Any]]:
@@ -163,7 +167,9 @@ def test_fuzzed_webhooks_never_get_a_5xx_and_rejections_write_nothing(
         before = _snapshot(pipeline)
         token = _token(request, secret)
         params = {} if token is None else {"token": token}
-        answer = requests.post(url, params=params, data=request["body"], headers=request["headers"], timeout=30)
+        answer = requests.post(
+            url, params=params, data=request["body"], headers=request["headers"], timeout=30
+        )
         seen[answer.status_code] = seen.get(answer.status_code, 0) + 1
         assert answer.status_code < 500, (answer.status_code, answer.text[:300])
         if answer.status_code != 200:

@@ -39,7 +39,7 @@ def test_environment_resolves_refs_subs_and_parameters(provisioned_stack: StackR
     specs = _specs(provisioned_stack)
     submit = specs["SubmitFunction"]
 
-    assert set(specs) == {"SubmitFunction", "WebhookFunction", "ReconcileFunction"}
+    assert set(specs) == {"SubmitFunction", "WebhookFunction", "ReconcileFunction", "ResultsFunction"}
     expected = {
         "TABLE_NAME": provisioned_stack.table_name,
         "RUNWARE_API_URL": "https://api.runware.ai/v1",
@@ -58,6 +58,7 @@ def test_environment_resolves_refs_subs_and_parameters(provisioned_stack: StackR
         for name, value in spec.environment.items():
             assert "${" not in value, f"{spec.logical_id}.{name} is unresolved: {value}"
     assert specs["WebhookFunction"].environment["MAX_WEBHOOK_BODY_BYTES"] == "1048576"
+    assert specs["ResultsFunction"].environment["EVENT_BUS_NAME"] == provisioned_stack.ref("EventBus")
     assert (submit.timeout_seconds, submit.memory_mb) == (120, 512)
     assert submit.module_file == TEMPLATE_PATH.parent / "functions" / "submit" / "app.py"
     assert submit.handler_name == "lambda_handler"

@@ -40,7 +40,8 @@ def test_a_result_with_unstorable_fields_is_stored_once_with_them_as_text(
     assert store.store_result(result) == StoreOutcome.COMPLETED
     assert store.store_result(result) == StoreOutcome.DUPLICATE
     view = store.get_task(task_uuid)
-    assert view is not None and view.status == TaskStatus.COMPLETED
+    assert view is not None
+    assert view.status == TaskStatus.COMPLETED
     [stored] = view.results
     assert stored["huge"] == "1E+300"
     assert stored["longInteger"] == str(10**40)
@@ -53,13 +54,16 @@ def test_a_result_with_unstorable_fields_is_stored_once_with_them_as_text(
     assert json.loads(kept_as_text) == _deep(40 - MAX_STORED_DEPTH + 1)
 
 
-def test_an_error_with_an_unstorable_number_still_fails_the_task(provisioned_stack: Any, aws_clients: Any) -> None:
+def test_an_error_with_an_unstorable_number_still_fails_the_task(
+    provisioned_stack: Any, aws_clients: Any
+) -> None:
     store = TaskStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb, s3=aws_clients.s3)
     task_uuid = str(task_uuid_for("unstorable-error"))
     store.create_pending(NewTask(task_uuid, "unstorable-error", "src", 0))
     assert store.mark_failed(task_uuid, {"code": "boom", "detail": 1e200, "odd": float("nan")})
     view = store.get_task(task_uuid)
-    assert view is not None and view.status == TaskStatus.FAILED
+    assert view is not None
+    assert view.status == TaskStatus.FAILED
     assert view.error == {"code": "boom", "detail": "1E+200", "odd": "NaN"}
 
 

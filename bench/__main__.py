@@ -1,0 +1,61 @@
+"""`python -m bench` (= `make bench`): every benchmark in its own interpreter, then one summary.
+
+Each benchmark prints its own lines as it finishes; the summary repeats every check with its verdict.
+Exit status 1 when any check is a MISS. `--quick` runs each with few repetitions (a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import harness
+from bench.stats import Report
+
+BENCHMARKS: list[tuple[str, list[str]]] = [
+    ("bench.cold_import", []),
+    ("bench.cold_start", []),
+    ("bench.cold_import_submit", []),
+    ("bench.warm_webhook", []),
+    ("bench.submit_throughput", ["--large-lines", "5000"]),
+    ("bench.submit_memory", []),
+    ("bench.capacity", []),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", action="append", help="module name(s) to run, e.g. bench.capacity")
+    args = parser.parse_args()
+    reports: list[Report] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        for module, extra in BENCHMARKS:
+            if args.only and module not in args.only:
+                continue
+            out = Path(scratch) / f"{module}.json"
+            command = [sys.executable, "-m", module, "--json", str(out), *extra]
+            if args.quick:
+                command.append("--quick")
+            done = subprocess.run(command, cwd=harness.ROOT, check=False)
+            if done.returncode or not out.exists():
+                print(f"!! {module} failed with exit status {done.returncode}")
+                return 2
+            reports.append(Report.from_dict(json.loads(out.read_text())))
+    print(f"\n==== summary ({time.monotonic() - started:.0f} s, {time.strftime('%Y-%m-%d %H:%M')})")
+    missed = False
+    for report in reports:
+        for check in report.checks:
+            print("  " + check.line())
+            missed = missed or check.verdict == "MISS"
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Poison input on the local stack: each bad input becomes one REJECTED task saying why; the rest runs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from local.chaos import scan_tasks, wait_until_settled
+from runrelay.task_store import TaskStatus
+
+from .conftest import Pipeline
+
+BIG_FILE_LINES = 10_000
+BAD_LINE = 5_000
+
+
+def test_poison_inputs_are_rejected_one_by_one_and_everything_else_completes(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    pipeline = pipeline_factory(
+        parameters={"LogLevel": "WARNING"},
+        emulator={"webhook_workers": 16},
+        batching_window_cap_seconds=0.2,
+    )
+    lines = [json.dumps({"prompt": f"line {n}"}) for n in range(1, BIG_FILE_LINES + 1)]
+    lines[BAD_LINE - 1] = '{"prompt": "cut off in the middle'
+    sources = {
+        "big": pipeline.upload("big.jsonl", ("\n".join(lines) + "\n").encode()),
+        "not_utf8": pipeline.upload("latin1.txt", "Qu'est-ce qu'un café ?".encode("latin-1")),
+        "empty_object": pipeline.upload("empty.jsonl", b""),
+        "empty_prompt": pipeline.upload("empty.txt", b""),
+        "empty_array": pipeline.upload("empty.json", b"[]"),
+        "malformed_message": pipeline.send("{this is not json"),
+    }
+    expected_rows = BIG_FILE_LINES + len(sources) - 1
+    wait_until_settled(pipeline.stack, expected_rows, timeout=400)
+
+    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in scan_tasks(pipeline.stack):
+        by_source[item["sourceId"]].append(item)
+    big = by_source[sources["big"]]
+    assert Counter(item["status"] for item in big) == {
+        TaskStatus.COMPLETED: BIG_FILE_LINES - 1,
+        TaskStatus.REJECTED: 1,
+    }
+    [rejected_line] = [item for item in big if item["status"] == TaskStatus.REJECTED]
+    assert rejected_line["sourceSeq"] == BAD_LINE
+    assert rejected_line["error"]["code"] == "malformedLine"
+    assert rejected_line["error"]["message"].startswith(f"line {BAD_LINE} ")
+    assert all(item["resultCount"] == 1 for item in big if item["status"] == TaskStatus.COMPLETED)
+
+    expected_codes = {
+        "not_utf8": "notUtf8",
+        "empty_object": "emptyObject",
+        "empty_prompt": "emptyPrompt",
+        "empty_array": "emptyObject",
+        "malformed_message": "malformedMessage",
+    }
+    for name, code in expected_codes.items():
+        [item] = by_source[sources[name]]
+        assert (item["status"], item["error"]["code"]) == (TaskStatus.REJECTED, code), name
+        assert item["error"]["message"], name
+    assert pipeline.emulator.stats()["tasks"] == BIG_FILE_LINES - 1  # nothing rejected was sent
+    assert pipeline.dlq_depth() == 0
