@@ -1,8 +1,8 @@
 """A SubmitFunction process SIGKILLed between its steps heals when SQS delivers the same record again.
 
 The real handler runs in a child process (`tests/support/crashing_submit.py`) against the local stack.
-Webhooks are dropped, so the lifecycle is observable step by step: PENDING after the crash, SUBMITTED after the
-redelivery, COMPLETED after the reconciler polls Runware.
+Webhooks are dropped, so the lifecycle is observable step by step: PENDING after the crash, SUBMITTED
+after the redelivery, COMPLETED after the reconciler polls Runware.
 """
 
 from __future__ import annotations
