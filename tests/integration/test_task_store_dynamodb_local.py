@@ -73,3 +73,29 @@ def test_a_small_completion_costs_at_most_two_write_units(provisioned_stack: Any
         events.unregister("after-call.dynamodb.UpdateItem", collect)
     assert consumed
     assert sum(consumed) <= 2.0
+
+
+def test_chunk_writes_keep_the_single_write_conditions(provisioned_stack: Any, aws_clients: Any) -> None:
+    """Transactions of 100: rows that exist keep their status, completed tasks are not marked SUBMITTED."""
+    store = store_for(provisioned_stack, aws_clients)
+    tasks = [NewTask(str(task_uuid_for(f"chunk{i}")), f"chunk{i}", "chunk-src", i) for i in range(150)]
+    assert store.create_many([(t, None) for t in tasks[:40:2]]) == [None] * 20  # every other of the first 40
+    store.mark_submitted(tasks[0].task_uuid)
+    store.store_result(InferenceResult(taskUUID=tasks[2].task_uuid, text="early webhook"))
+
+    rows = [(t, {"code": "bad", "message": "refused"} if i == 149 else None) for i, t in enumerate(tasks)]
+    statuses = store.create_many(rows)
+    assert statuses[0] is TaskStatus.SUBMITTED
+    assert statuses[2] is TaskStatus.COMPLETED
+    assert all(statuses[i] is TaskStatus.PENDING for i in range(4, 40, 2))
+    assert all(statuses[i] is None for i in range(1, 150, 2))
+    assert all(statuses[i] is None for i in range(40, 150))
+
+    moved = store.mark_submitted_many([t.task_uuid for t in tasks[:149]])
+    assert moved[0] is False  # already SUBMITTED
+    assert moved[2] is False  # completed by the early webhook
+    assert sum(moved) == 147
+    views = {v.task_uuid: v.status for v in store.tasks_of_source("chunk-src")}
+    assert views[tasks[2].task_uuid] == TaskStatus.COMPLETED
+    assert views[tasks[149].task_uuid] == TaskStatus.REJECTED
+    assert sum(status == TaskStatus.SUBMITTED for status in views.values()) == 148

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,7 +67,6 @@ class SubmitConfig:
     max_tasks_per_request: int = 100
     # Stop taking new chunks of a big object with this much time left; the rest is re-queued.
     continuation_reserve_seconds: float = 20.0
-    write_concurrency: int = 8
 
 
 @dataclass
@@ -96,7 +94,6 @@ class SubmitService:
         self.config = config
         self._open_object = open_object
         self._enqueue = enqueue
-        self._pool = ThreadPoolExecutor(max_workers=config.write_concurrency, thread_name_prefix="rows")
 
     def process_record(self, message_id: str, body: str, deadline: Deadline) -> SubmitReport:
         """Handle one ingest-queue record. Raises on transient trouble so SQS redelivers the record."""
@@ -195,7 +192,7 @@ class SubmitService:
 
     def _submit_chunk(self, planned: list[_Planned], deadline: Deadline) -> SubmitReport:
         report = SubmitReport(task_uuids=[p.task.task_uuid for p in planned])
-        statuses = list(self._pool.map(self._write_row, planned))
+        statuses = self.store.create_many([(plan.task, self._rejection_error(plan)) for plan in planned])
         to_send: list[TextInferenceTask] = []
         for plan, existing in zip(planned, statuses, strict=True):
             if plan.rejection is not None:
@@ -213,18 +210,19 @@ class SubmitService:
         report.http_requests += outcome.http_requests
         report.retries += outcome.retries
         accepted = list(dict.fromkeys(outcome.accepted))
-        list(self._pool.map(self.store.mark_submitted, accepted))
+        self.store.mark_submitted_many(accepted)
         report.submitted += len(accepted)
         rejections = [(uuid, error.model_dump(exclude_none=True)) for uuid, error in outcome.rejected.items()]
-        list(self._pool.map(lambda pair: self.store.mark_rejected(*pair), rejections))
+        for uuid, error in rejections:  # rare: our models already match Runware's schema
+            self.store.mark_rejected(uuid, error)
         report.rejected += len(rejections)
         return report
 
-    def _write_row(self, plan: _Planned) -> TaskStatus | None:
-        if plan.rejection is not None:
-            error = {"code": plan.rejection.code, "message": plan.rejection.message}
-            return self.store.create_rejected(plan.task, error)
-        return self.store.create_pending(plan.task)
+    @staticmethod
+    def _rejection_error(plan: _Planned) -> dict[str, str] | None:
+        if plan.rejection is None:
+            return None
+        return {"code": plan.rejection.code, "message": plan.rejection.message}
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -30,8 +31,14 @@ BY_SOURCE_INDEX = "BySource"
 # Results larger than this (as JSON) are stored in S3; four of them still fit well under 400 KB.
 INLINE_RESULT_LIMIT = 48 * 1024
 _OPTIMISTIC_RETRIES = 20
+# TransactWriteItems takes at most 100 actions; one transaction is one round trip instead of 100.
+TRANSACTION_LIMIT = 100
+_TRANSACTION_RETRIES = 6
 # DynamoDB nests documents at most 32 levels; a stored value sits a few levels down (results.<id>.…).
 MAX_STORED_DEPTH = 24
+
+_WRITTEN = object()  # marks an action whose condition held
+_MARK_SUBMITTED = "SET #s = :to, submittedAt = :now, updatedAt = :now, openSince = :since"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -175,17 +182,11 @@ class TaskStore:
 
     def create_pending(self, task: NewTask) -> TaskStatus | None:
         """Write the PENDING row before anything is sent. Returns None if new, else the existing status."""
-        now = time.time()
-        item = self._new_item(task, TaskStatus.PENDING, now)
-        item["openShard"] = {"S": self._shard_of(task.task_uuid)}
-        item["openSince"] = {"N": str(int(now))}
-        return self._put_new(item)
+        return self.create_many([(task, None)])[0]
 
     def create_rejected(self, task: NewTask, error: Mapping[str, Any]) -> TaskStatus | None:
         """Record input we refused (bad line, bad message) so the caller sees why, once."""
-        item = self._new_item(task, TaskStatus.REJECTED, time.time())
-        item["error"] = to_dynamo(dict(error))
-        return self._put_new(item)
+        return self.create_many([(task, error)])[0]
 
     def _new_item(self, task: NewTask, status: TaskStatus, now: float) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -208,40 +209,128 @@ class TaskStore:
             item["metadata"] = to_dynamo(dict(task.metadata))
         return item
 
-    def _put_new(self, item: dict[str, Any]) -> TaskStatus | None:
+    def _put_action(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A Put that only creates: an existing row is never overwritten (its old item is returned)."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def create_many(
+        self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]
+    ) -> list[TaskStatus | None]:
+        """`create_pending` (error None) or `create_rejected` for a whole chunk, 100 rows per round trip.
+
+        Same conditions as the single writes; per row: None if written, else the status already there.
+        """
+        now = time.time()
+        actions = []
+        for task, error in rows:
+            if error is None:
+                item = self._new_item(task, TaskStatus.PENDING, now)
+                item["openShard"] = {"S": self._shard_of(task.task_uuid)}
+                item["openSince"] = {"N": str(int(now))}
+            else:
+                item = self._new_item(task, TaskStatus.REJECTED, now)
+                item["error"] = to_dynamo(dict(error))
+            actions.append(self._put_action(item))
+        refused = self._write_conditionally(actions)
+        statuses: list[TaskStatus | None] = []
+        for (task, _), old in zip(rows, refused, strict=True):
+            if old is _WRITTEN:
+                statuses.append(None)
+            elif isinstance(old, dict) and "status" in old:
+                statuses.append(TaskStatus(old["status"]["S"]))
+            else:  # DynamoDB Local may not return the old item
+                view = self.get_task(task.task_uuid, resolve_payloads=False)
+                statuses.append(TaskStatus(view.status) if view else TaskStatus.PENDING)
+        return statuses
+
+    def mark_submitted_many(self, task_uuids: Sequence[str]) -> list[bool]:
+        """PENDING → SUBMITTED for a whole chunk, 100 per round trip; per task: whether it moved.
+
+        A task a webhook already completed is left alone (the condition fails).
+        """
+        now = time.time()
+        actions = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": task_key(uuid),
+                    "UpdateExpression": _MARK_SUBMITTED,
+                    "ConditionExpression": "attribute_exists(pk) AND #s = :pending",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {
+                        ":to": {"S": TaskStatus.SUBMITTED.value},
+                        ":pending": {"S": TaskStatus.PENDING.value},
+                        ":now": {"N": str(round(now, 3))},
+                        ":since": {"N": str(int(now))},
+                    },
+                }
+            }
+            for uuid in task_uuids
+        ]
+        return [old is _WRITTEN for old in self._write_conditionally(actions)]
+
+    def _write_conditionally(self, actions: list[dict[str, Any]]) -> list[Any]:
+        """Apply conditional Put/Update actions, each exactly once, in transactions of up to 100.
+
+        Returns per action `_WRITTEN`, or the old item (possibly None) when its condition failed. A
+        cancelled transaction writes nothing, so it is retried without the actions whose condition
+        failed; conflicts with concurrent writers back off and retry. A lone action skips the
+        transaction (which costs twice the write units).
+        """
+        outcome: list[Any] = [_WRITTEN] * len(actions)
+        for start in range(0, len(actions), TRANSACTION_LIMIT):
+            pending = list(range(start, min(start + TRANSACTION_LIMIT, len(actions))))
+            attempts = 0
+            while pending:
+                if len(pending) == 1:
+                    outcome[pending[0]] = self._write_one(actions[pending[0]])
+                    break
+                try:
+                    self.dynamodb.transact_write_items(TransactItems=[actions[i] for i in pending])
+                    break
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                        raise
+                    reasons = error.response.get("CancellationReasons") or []
+                    failed = {
+                        index: reason.get("Item")
+                        for index, reason in zip(pending, reasons, strict=False)
+                        if reason.get("Code") == "ConditionalCheckFailed"
+                    }
+                    if failed:
+                        for index, old in failed.items():
+                            outcome[index] = old
+                        pending = [i for i in pending if i not in failed]
+                        continue
+                    attempts += 1  # TransactionConflict / throttling: someone else wrote meanwhile
+                    if attempts > _TRANSACTION_RETRIES:
+                        raise
+                    time.sleep(random.uniform(0, 0.05 * 2**attempts))
+        return outcome
+
+    def _write_one(self, action: dict[str, Any]) -> Any:
+        (kind, params), *_ = action.items()
+        write = self.dynamodb.put_item if kind == "Put" else self.dynamodb.update_item
         try:
-            self.dynamodb.put_item(
-                TableName=self.table_name,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            write(**params)
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
-            old = error.response.get("Item")
-            if old is None:  # older DynamoDB Local builds do not return it
-                view = self.get_task(item["taskUUID"]["S"], resolve_payloads=False)
-                return TaskStatus(view.status) if view else TaskStatus.PENDING
-            return TaskStatus(old["status"]["S"])
-        return None
+            return error.response.get("Item")
+        return _WRITTEN
 
     # -- transitions ----------------------------------------------------------------------------
 
     def mark_submitted(self, task_uuid: str) -> bool:
         """PENDING → SUBMITTED; a webhook that already completed the task is left alone."""
-        now = time.time()
-        return self._transition(
-            task_uuid,
-            "SET #s = :to, submittedAt = :now, updatedAt = :now, openSince = :since",
-            "#s = :pending",
-            {
-                ":to": {"S": TaskStatus.SUBMITTED.value},
-                ":pending": {"S": TaskStatus.PENDING.value},
-                ":now": {"N": str(round(now, 3))},
-                ":since": {"N": str(int(now))},
-            },
-        )
+        return self.mark_submitted_many([task_uuid])[0]
 
     def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         """PENDING → REJECTED (a permanent error at submit)."""
@@ -415,7 +504,7 @@ class TaskStore:
     def _create_orphan(self, task_uuid: str) -> None:
         """A result for a task we have no row for (e.g. the row expired): keep it rather than lose it."""
         orphan = NewTask(task_uuid, idempotency_key=f"orphan:{task_uuid}", source_id="orphan", source_seq=0)
-        self._put_new(self._new_item(orphan, TaskStatus.SUBMITTED, time.time()))
+        self._write_one(self._put_action(self._new_item(orphan, TaskStatus.SUBMITTED, time.time())))
 
     def _repair_completion(self, task_uuid: str, current: Mapping[str, Any]) -> None:
         """Heal a task whose results are all stored but whose status write never happened."""
