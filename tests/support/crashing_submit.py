@@ -6,7 +6,8 @@ The environment must point at a running local stack (its `LocalStack.environment
 by wrapping library functions here (the product has no crash code path):
 - `none`          — run to the end and print the handler's response as JSON;
 - `before-post`   — the PENDING rows are written, then the process dies as the Runware POST starts;
-- `after-accept`  — Runware accepted the POST, then the process dies before any SUBMITTED write.
+- `after-accept`  — Runware answered the POST (tasks accepted), then the process dies before it can
+                    write SUBMITTED.
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ def _die(*_args: Any, **_kwargs: Any) -> NoReturn:
 
 
 def _install_crash(point: str) -> None:
-    if point == "before-post":
-        from runrelay.runware_client import RunwareClient
+    from runrelay.runware_client import RunwareClient
 
+    if point == "before-post":
         RunwareClient.submit = _die  # type: ignore[method-assign]
     elif point == "after-accept":
-        from runrelay.task_store import TaskStore
+        post = RunwareClient.submit
 
-        TaskStore.mark_submitted = _die  # type: ignore[method-assign]
+        def post_then_die(self: RunwareClient, *args: Any, **kwargs: Any) -> NoReturn:
+            post(self, *args, **kwargs)  # Runware has accepted (and started) the tasks
+            _die()
+
+        RunwareClient.submit = post_then_die  # type: ignore[method-assign]
 
 
 def main(point: str, event_file: str) -> None:

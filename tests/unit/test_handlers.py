@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from runrelay import aws_clients, wiring
 from runrelay import settings as settings_module
-from runrelay import wiring
 
 from .conftest import BUCKET, TABLE
 
@@ -48,9 +48,14 @@ def event(name: str) -> dict[str, Any]:
 
 
 def _clear_caches() -> None:
+    """A fresh container: per-container clients and services built again for this test's moto."""
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+
     settings_module.settings.cache_clear()
     for built in (wiring.task_store, wiring.runware_client, wiring.submit_service, wiring.webhook_receiver):
         built.cache_clear()
+    aws_clients.cache_clear()
+    DEFAULT_PROVIDERS.pop("secrets", None)
 
 
 @pytest.fixture

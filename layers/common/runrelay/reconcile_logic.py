@@ -73,7 +73,7 @@ class ReconcileService:
             report.outcomes[stored.value] = report.outcomes.get(stored.value, 0) + 1
             if stored in (StoreOutcome.STORED, StoreOutcome.COMPLETED):
                 report.results_stored += 1
-            report.completed += stored is StoreOutcome.COMPLETED
+            report.completed += stored == StoreOutcome.COMPLETED
         for task_uuid, error in outcome.errors.items():
             answered.add(task_uuid)
             view = self.store.get_task(task_uuid, resolve_payloads=False)

@@ -198,7 +198,7 @@ class SubmitService:
             if plan.rejection is not None:
                 report.rejected += existing is None
                 report.already_known += existing is not None
-            elif existing is None or existing is TaskStatus.PENDING:
+            elif existing is None or existing == TaskStatus.PENDING:  # == : equal across module copies
                 # New, or left PENDING by an earlier run that crashed or timed out: (re)send.
                 assert plan.request is not None
                 to_send.append(plan.request)
