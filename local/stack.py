@@ -8,9 +8,11 @@ this process, SQS event sources polled, HTTP API routes served by the shim, sche
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -447,6 +449,12 @@ def main(argv: list[str] | None = None) -> None:
         default=Path(os.environ.get("RUNRELAY_STATE_FILE") or DEFAULT_STATE_FILE),
         help="where the endpoints are written for the runrelay CLI (env RUNRELAY_STATE_FILE)",
     )
+    parser.add_argument(
+        "--function-log",
+        type=Path,
+        default=DEFAULT_STATE_FILE.parent / "functions.log",
+        help="where the functions' JSON logs and EMF metrics go ('-' keeps them on this terminal)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = dict(item.split("=", 1) for item in args.parameter)
@@ -458,17 +466,25 @@ def main(argv: list[str] | None = None) -> None:
         retry_delay_seconds=args.retry_delay,
         state_file=args.state_file,
     )
-    with stack:
-        width = max(len(name) for name in stack.endpoints.as_dict())
-        print("runrelay local stack is up (Ctrl-C stops it):")
-        for name, value in stack.endpoints.as_dict().items():
-            print(f"  {name:<{width}}  {value}")
-        print(f"  (also in {args.state_file}, where the runrelay CLI finds them)")
-        print(_CLI_HINT, flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nstopping ...", flush=True)
+    terminal = sys.stdout
+    with contextlib.ExitStack() as logs:
+        if str(args.function_log) != "-":
+            # The functions print JSON lines as on Lambda; a file keeps this terminal readable.
+            args.function_log.parent.mkdir(parents=True, exist_ok=True)
+            logs.enter_context(contextlib.redirect_stdout(logs.enter_context(args.function_log.open("a"))))
+        with stack:
+            width = max(len(name) for name in stack.endpoints.as_dict())
+            print("runrelay local stack is up (Ctrl-C stops it):", file=terminal)
+            for name, value in stack.endpoints.as_dict().items():
+                print(f"  {name:<{width}}  {value}", file=terminal)
+            print(f"  (also in {args.state_file}, where the runrelay CLI finds them)", file=terminal)
+            if str(args.function_log) != "-":
+                print(f"  function logs: tail -f {args.function_log}", file=terminal)
+            print(_CLI_HINT, file=terminal, flush=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                print("\nstopping ...", file=terminal, flush=True)
 
 
 if __name__ == "__main__":
