@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from bench import harness
-from bench.stats import Check, Report, median, percentile
+from bench.stats import Report
 
 _CHILD = """
 import json, sys, time
@@ -33,23 +33,12 @@ def measure(name: str, target: float, runs: int) -> Report:
     subject, baseline = harness.interleaved(
         runs, lambda: import_seconds(name, "app"), lambda: import_seconds(name, "boto3")
     )
-    ratio = median(subject) / median(baseline)
-    return Report(
+    return harness.timing_ratio_report(
         f"cold import: functions/{name}/app.py vs import boto3 ({runs} fresh interpreters each)",
-        [
-            Check(
-                f"{name} handler import / boto3 import (median)",
-                ratio,
-                target,
-                subject=median(subject) * 1000,
-                baseline=median(baseline) * 1000,
-                detail="ms",
-            )
-        ],
-        notes={
-            "subject ms p50/p99": f"{median(subject) * 1000:.1f} / {percentile(subject, 99) * 1000:.1f}",
-            "baseline ms p50/p99": f"{median(baseline) * 1000:.1f} / {percentile(baseline, 99) * 1000:.1f}",
-        },
+        f"{name} handler import / boto3 import (median)",
+        subject,
+        baseline,
+        target,
     )
 
 

@@ -13,7 +13,7 @@ import argparse
 import json
 
 from bench import harness
-from bench.stats import Check, Report, median, percentile
+from bench.stats import Report
 from bench.webhook_events import api_event, baseline_item, submitted_tasks
 
 _SUBJECT = """
@@ -77,23 +77,12 @@ def run(args: argparse.Namespace) -> Report:
         subject()  # warms the bytecode cache, untimed
         baseline()
         subject_s, baseline_s = harness.interleaved(runs, subject, baseline)
-    ratio = median(subject_s) / median(baseline_s)
-    return Report(
+    return harness.timing_ratio_report(
         f"cold start to first answer ({runs} fresh interpreters each)",
-        [
-            Check(
-                "webhook import+first answer / boto3+client+put_item",
-                ratio,
-                1.5,
-                subject=median(subject_s) * 1000,
-                baseline=median(baseline_s) * 1000,
-                detail="ms",
-            )
-        ],
-        notes={
-            "subject ms p50/p99": f"{median(subject_s) * 1e3:.1f} / {percentile(subject_s, 99) * 1e3:.1f}",
-            "baseline ms p50/p99": f"{median(baseline_s) * 1e3:.1f} / {percentile(baseline_s, 99) * 1e3:.1f}",
-        },
+        "webhook import+first answer / boto3+client+put_item",
+        subject_s,
+        baseline_s,
+        1.5,
     )
 
 

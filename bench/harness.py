@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.stats import Report
+from bench.stats import Check, Report, median, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_DIR = ROOT / "layers" / "common"
@@ -103,6 +103,29 @@ def interleaved(runs: int, *jobs: Callable[[], float]) -> list[list[float]]:
         for index in order[shift:] + order[:shift]:
             samples[index].append(jobs[index]())
     return samples
+
+
+def timing_ratio_report(
+    title: str, label: str, subject: list[float], baseline: list[float], target: float
+) -> Report:
+    """One check, median subject time / median baseline time (both in seconds), with p50/p99 in ms."""
+    return Report(
+        title,
+        [
+            Check(
+                label,
+                median(subject) / median(baseline),
+                target,
+                subject=median(subject) * 1000,
+                baseline=median(baseline) * 1000,
+                detail="ms",
+            )
+        ],
+        notes={
+            "subject ms p50/p99": f"{median(subject) * 1000:.1f} / {percentile(subject, 99) * 1000:.1f}",
+            "baseline ms p50/p99": f"{median(baseline) * 1000:.1f} / {percentile(baseline, 99) * 1000:.1f}",
+        },
+    )
 
 
 # ---------------------------------------------------------------------- local services

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local.net import LOOPBACK
+from local.net import LOOPBACK, serve_in_background, stop_serving
 
 log = logging.getLogger(__name__)
 
@@ -94,23 +94,14 @@ class ApiGatewayShim:
     def start(self) -> ApiGatewayShim:
         if self._server is None:
             self._server = _ShimServer((LOOPBACK, 0), _request_handler_for(self))
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="apigw-shim",
-                daemon=True,
-            )
-            self._thread.start()
+            self._thread = serve_in_background(self._server, name="apigw-shim", poll_interval=0.05)
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+            stop_serving(server, self._thread, 10)
+        self._thread = None
 
     def __enter__(self) -> ApiGatewayShim:
         return self.start()

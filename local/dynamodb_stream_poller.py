@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from local.background import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class StreamPollerStats:
     errors: list[str] = field(default_factory=list)
 
 
-class DynamoDBStreamPoller:
+class DynamoDBStreamPoller(BackgroundWorker):
     """Drives `handler(event) -> response` from one table stream on a background thread."""
 
     def __init__(
@@ -77,23 +78,11 @@ class DynamoDBStreamPoller:
         self._retry_delay = retry_delay_seconds
         self._name = name
         self._shards: dict[str, _Shard] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(name)
         self.stats = StreamPollerStats()
 
-    def start(self) -> DynamoDBStreamPoller:
-        if self._thread is None:
-            self._discover_shards()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _before_start(self) -> None:
+        self._discover_shards()
 
     def _run(self) -> None:
         discovered = time.monotonic()

