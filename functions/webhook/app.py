@@ -52,10 +52,12 @@ def receive_webhook(event: dict[str, Any]) -> Response:
     for result in report.results:
         if result.usage:
             metrics.add_metric(
-                name="PromptTokens", unit=MetricUnit.Count, value=result.usage.promptTokens or 0
+                name="PromptTokens", unit=MetricUnit.Count, value=result.usage.get("promptTokens") or 0
             )
             metrics.add_metric(
-                name="CompletionTokens", unit=MetricUnit.Count, value=result.usage.completionTokens or 0
+                name="CompletionTokens",
+                unit=MetricUnit.Count,
+                value=result.usage.get("completionTokens") or 0,
             )
         if result.cost is not None:
             metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=result.cost)

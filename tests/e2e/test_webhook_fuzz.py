@@ -13,6 +13,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runrelay.task_store import TASK_SK
 from runrelay.webhook_token import token_for
 
 from .conftest import Pipeline
@@ -49,7 +50,10 @@ CONTENT_TYPES = st.sampled_from(
 HEADER_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).map(
     lambda n: f"x-{n}"
 )
-HEADER_VALUES = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
+# requests refuses header values with leading or trailing blanks before anything is sent.
+HEADER_VALUES = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30).map(
+    str.strip
+)
 
 
 def _deep(levels: int) -> bytes:
@@ -137,10 +141,13 @@ def webhook_target(pipeline_factory: Callable[..., Pipeline]) -> tuple[Pipeline,
 
 
 def _snapshot(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The task items: all the webhook writes. (The results function adds its own bookkeeping items
+    from the table's stream a moment after an accepted webhook, so those are left out.)"""
     pages = pipeline.clients.dynamodb.get_paginator("scan").paginate(
         TableName=pipeline.stack.endpoints.table_name, ConsistentRead=True
     )
-    return sorted((item for page in pages for item in page.get("Items", [])), key=json.dumps)
+    items = (item for page in pages for item in page.get("Items", []) if item["sk"]["S"] == TASK_SK)
+    return sorted(items, key=json.dumps)
 
 
 def _token(request: dict[str, Any], secret: str) -> str | None:

@@ -207,6 +207,10 @@ class InferenceResult(LenientModel):
     def is_error(self) -> bool:
         return self.status == "error" or self.error is not None
 
+    def as_document(self) -> dict[str, Any]:
+        """What is stored: every field but the task's identity, nulls left out (see TaskStore)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude={"taskUUID", "taskType"})
+
     @property
     def is_final(self) -> bool:
         """A result that carries an outcome (success or error), not a `processing` placeholder."""

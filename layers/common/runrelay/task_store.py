@@ -17,13 +17,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from .aws_clients import client
-from .contract import InferenceResult
 
 TASK_SK = "TASK"
 OPEN_TASKS_INDEX = "OpenTasks"
@@ -92,7 +91,23 @@ def task_key(task_uuid: str) -> dict[str, Any]:
     return {"pk": {"S": f"TASK#{task_uuid}"}, "sk": {"S": TASK_SK}}
 
 
-def result_id(result: InferenceResult) -> str:
+class StorableResult(Protocol):
+    """What storing needs of a result: `contract.InferenceResult` (polled) or `WebhookResult` (pushed)."""
+
+    @property
+    def taskUUID(self) -> str: ...
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def reasoningContent(self) -> str | None: ...
+    @property
+    def finishReason(self) -> str | None: ...
+    def as_document(self) -> dict[str, Any]: ...
+
+
+def result_id(result: StorableResult) -> str:
     """Identity of a result: its content. A redelivery is byte-identical; distinct results differ."""
     identity = [result.text, result.seed, result.reasoningContent, result.finishReason]
     # surrogatepass: a lone surrogate (legal as a JSON escape) must not make hashing fail.
@@ -405,7 +420,7 @@ class TaskStore:
 
     # -- results --------------------------------------------------------------------------------
 
-    def store_result(self, result: InferenceResult) -> StoreOutcome:
+    def store_result(self, result: StorableResult) -> StoreOutcome:
         """Store one result exactly once and complete the task when all `numberResults` are in.
 
         Optimistic concurrency on `resultCount`: write conditioned on the count last seen and on this
@@ -486,8 +501,8 @@ class TaskStore:
             raise
         return True, None
 
-    def _result_entry(self, task_uuid: str, rid: str, result: InferenceResult, now: float) -> dict[str, Any]:
-        body = result.model_dump(mode="json", exclude_none=True, exclude={"taskUUID", "taskType"})
+    def _result_entry(self, task_uuid: str, rid: str, result: StorableResult, now: float) -> dict[str, Any]:
+        body = result.as_document()
         body["receivedAt"] = round(now, 3)
         # "replace": a lone surrogate becomes "?", as `_storable` does for the inline copy.
         encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")

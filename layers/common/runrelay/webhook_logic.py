@@ -13,10 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from .contract import InferenceResult, RunwareError
 from .task_store import StoreOutcome, TaskStore
+from .webhook_results import InvalidResult, WebhookResult, error_document
 from .webhook_token import token_is_valid
 
 MAX_JSON_DEPTH = 32
@@ -35,7 +33,7 @@ class WebhookReport:
     task_uuid: str | None = None
     outcomes: list[StoreOutcome] = field(default_factory=list)
     rejected_reason: str | None = None
-    results: list[InferenceResult] = field(default_factory=list)
+    results: list[WebhookResult] = field(default_factory=list)
 
 
 class BadWebhook(Exception):
@@ -48,7 +46,7 @@ class BadWebhook(Exception):
 @dataclass(frozen=True)
 class _Failure:
     task_uuid: str
-    error: RunwareError
+    error: dict[str, Any]
 
 
 class WebhookReceiver:
@@ -71,7 +69,7 @@ class WebhookReceiver:
             return WebhookReply(bad.status, {"error": bad.code, "message": str(bad)}), report
         for item in items:
             if isinstance(item, _Failure):
-                changed = self.store.mark_failed(item.task_uuid, item.error.model_dump(exclude_none=True))
+                changed = self.store.mark_failed(item.task_uuid, item.error)
                 report.outcomes.append(StoreOutcome.FAILED if changed else StoreOutcome.IGNORED)
             else:
                 report.outcomes.append(self.store.store_result(item))
@@ -81,7 +79,7 @@ class WebhookReceiver:
 
     def _authenticated_items(
         self, body: str | bytes | None, token: str | None, report: WebhookReport
-    ) -> list[InferenceResult | _Failure]:
+    ) -> list[WebhookResult | _Failure]:
         raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
         if len(raw) > self.max_body_bytes:
             raise BadWebhook(413, "payloadTooLarge", f"body exceeds {self.max_body_bytes} bytes")
@@ -125,7 +123,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _normalise(payload: Any) -> list[InferenceResult | _Failure]:
+def _normalise(payload: Any) -> list[WebhookResult | _Failure]:
     """Every shape in RUNWARE-NOTES.md: {"data": [...]}, a bare result, {"errors": [...]}, {"error": ...},
     and results with status "error"."""
     if isinstance(payload, list):
@@ -144,28 +142,24 @@ def _normalise(payload: Any) -> list[InferenceResult | _Failure]:
         failures.append({"taskUUID": payload.get("taskUUID"), **payload["error"]})
     elif not entries and not failures and "taskUUID" in payload:
         entries.append(payload)
-    items: list[InferenceResult | _Failure] = [_failure(raw) for raw in failures]
+    items: list[WebhookResult | _Failure] = [_failure(raw) for raw in failures]
     items.extend(_result_or_failure(raw) for raw in entries)
     if not items:
         raise BadWebhook(400, "invalidShape", "no result or error found in the body")
     return items
 
 
-def _result_or_failure(raw: Any) -> InferenceResult | _Failure:
+def _result_or_failure(raw: Any) -> WebhookResult | _Failure:
     if not isinstance(raw, dict):
         raise BadWebhook(400, "invalidShape", "each result must be a JSON object")
     canonical = _require_uuid(raw.get("taskUUID"))
     try:
-        result = InferenceResult.model_validate({**raw, "taskUUID": canonical})
-    except ValidationError as error:
-        raise BadWebhook(
-            400, "invalidResult", f"result fields have the wrong types: {error.errors()[0]['msg']}"
-        ) from None
-    if result.is_error:
-        error_item = result.error or RunwareError(
-            code=str(raw.get("code") or "taskFailed"), message=str(raw.get("message") or "status error")
-        )
-        return _Failure(result.taskUUID, error_item)
+        result = WebhookResult.parse(raw, canonical)
+        if result.is_error:
+            given = result.error or {"code": raw.get("code") or "taskFailed", "message": raw.get("message")}
+            return _Failure(canonical, error_document({"message": "status error", **given}))
+    except InvalidResult as error:
+        raise BadWebhook(400, "invalidResult", f"result fields have the wrong types: {error}") from None
     if result.text is None:
         raise BadWebhook(400, "invalidResult", "a result must carry 'text' or an error")
     return result
@@ -176,10 +170,9 @@ def _failure(raw: Any) -> _Failure:
         raise BadWebhook(400, "invalidShape", "each error must be a JSON object")
     task_uuid = _require_uuid(raw.get("taskUUID"))
     try:
-        error = RunwareError.model_validate({k: v for k, v in raw.items() if k != "status"})
-    except ValidationError:
+        return _Failure(task_uuid, error_document(raw))
+    except InvalidResult:
         raise BadWebhook(400, "invalidError", "error fields have the wrong types") from None
-    return _Failure(task_uuid, error)
 
 
 def _require_uuid(value: Any) -> str:
