@@ -128,3 +128,13 @@ def test_unknown_fields_are_kept(receiver: WebhookReceiver, store: TaskStore) ->
     view = store.get_task(UUID)
     assert view is not None
     assert view.results[0]["futureField"] == [1, 2]
+
+
+def test_a_bare_status_error_gets_a_default_code_and_message(
+    receiver: WebhookReceiver, store: TaskStore
+) -> None:
+    reply, _ = receiver.receive(json.dumps({"taskUUID": UUID, "status": "error"}), token_for(SECRET, UUID))
+    assert reply.status == 200
+    view = store.get_task(UUID)
+    assert view is not None
+    assert view.error == {"code": "taskFailed", "message": "status error"}

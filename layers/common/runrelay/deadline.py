@@ -26,6 +26,3 @@ class Deadline:
 
     def remaining(self) -> float:
         return max(0.0, self.expires_at - time.monotonic())
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0

@@ -357,20 +357,6 @@ class TaskStore:
             task_uuid, TaskStatus.FAILED, error, from_statuses=(TaskStatus.PENDING, TaskStatus.SUBMITTED)
         )
 
-    def record_attempt_error(self, task_uuid: str, error: Mapping[str, Any]) -> None:
-        """Keep the latest transient/account error on a still-open task, for operators."""
-        self._transition(
-            task_uuid,
-            "SET lastError = :e, updatedAt = :now",
-            "#s IN (:pending, :submitted)",
-            {
-                ":e": to_dynamo(dict(error)),
-                ":now": {"N": str(round(time.time(), 3))},
-                ":pending": {"S": TaskStatus.PENDING.value},
-                ":submitted": {"S": TaskStatus.SUBMITTED.value},
-            },
-        )
-
     def _finalise(
         self,
         task_uuid: str,

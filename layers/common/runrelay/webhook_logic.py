@@ -156,8 +156,11 @@ def _result_or_failure(raw: Any) -> WebhookResult | _Failure:
     try:
         result = WebhookResult.parse(raw, canonical)
         if result.is_error:
-            given = result.error or {"code": raw.get("code") or "taskFailed", "message": raw.get("message")}
-            return _Failure(canonical, error_document({"message": "status error", **given}))
+            given = result.error or {
+                "code": raw.get("code") or "taskFailed",
+                "message": raw.get("message") or "status error",
+            }
+            return _Failure(canonical, error_document(given))
     except InvalidResult as error:
         raise BadWebhook(400, "invalidResult", f"result fields have the wrong types: {error}") from None
     if result.text is None:
