@@ -165,7 +165,9 @@ def local_aws(stack_name: str = "bench") -> Iterator[LocalAws]:
     from local.services import DynamoDBLocal, MotoServer
     from local.template_model import load_template
 
-    with DynamoDBLocal() as dynamodb, MotoServer() as moto:
+    # DynamoDB Local as it is normally run, with the JVM's default JIT: the test suite's fast-start
+    # options (C1 only) halve its steady throughput and would measure a handicapped server.
+    with DynamoDBLocal(jvm_options=()) as dynamodb, MotoServer() as moto:
         clients = AwsClients.for_endpoints(
             dynamodb_url=dynamodb.endpoint_url, moto_url=moto.endpoint_url, region=REGION
         )

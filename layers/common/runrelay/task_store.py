@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from .aws_clients import client
@@ -39,7 +39,7 @@ MAX_STORED_DEPTH = 24
 _WRITTEN = object()  # marks an action whose condition held
 _MARK_SUBMITTED = "SET #s = :to, submittedAt = :now, updatedAt = :now, openSince = :since"
 
-_serializer = TypeSerializer()
+_INFINITY = float("inf")
 _deserializer = TypeDeserializer()
 
 
@@ -116,28 +116,43 @@ def result_id(result: StorableResult) -> str:
 
 
 def to_dynamo(value: Any) -> dict[str, Any]:
-    """Serialise JSON-like data for DynamoDB (floats become Decimals); see `_storable` for the rest."""
-    return _serializer.serialize(_storable(json.loads(json.dumps(value), parse_float=Decimal)))
-
-
-def _storable(value: Any, depth: int = 0) -> Any:
-    """What DynamoDB cannot hold is kept as text instead of failing the write: numbers beyond its
+    """DynamoDB's wire form of JSON-like data, in one pass (floats are written exactly as JSON writes
+    them). What DynamoDB cannot hold is kept as text instead of failing the write: numbers beyond its
     range or 38 digits, NaN/Infinity, lone surrogates and nesting deeper than it allows. Such values only
     come from unknown fields or hostile bodies, and an unstorable one must not turn into a 5xx."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | Decimal):
-        number = Decimal(value)
-        return value if _fits_dynamo_number(number) else str(value)
-    if isinstance(value, float):  # only NaN/Infinity survive parse_float=Decimal
-        return json.dumps(value)
+    return _attribute(value, 0)
+
+
+def _attribute(value: Any, depth: int) -> dict[str, Any]:
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
+        return {"S": value.encode("utf-8", "replace").decode("utf-8")}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return _number(Decimal(value), str(value))
+    if isinstance(value, float):
+        if value != value or value in (_INFINITY, -_INFINITY):
+            return {"S": json.dumps(value)}
+        number = Decimal(repr(value))  # repr is what json.dumps writes
+        return _number(number, str(number))
+    if not isinstance(value, dict | list | tuple):
+        raise TypeError(f"{type(value).__name__} is not JSON-like")
     if depth >= MAX_STORED_DEPTH:
-        return json.dumps(value, ensure_ascii=True)
+        return {"S": json.dumps(value, ensure_ascii=True)}
     if isinstance(value, dict):
-        return {_storable(str(k)) or "(empty)": _storable(v, depth + 1) for k, v in value.items()}
-    return [_storable(item, depth + 1) for item in value]
+        return {"M": {_key(key): _attribute(item, depth + 1) for key, item in value.items()}}
+    return {"L": [_attribute(item, depth + 1) for item in value]}
+
+
+def _key(key: Any) -> str:
+    text = key if isinstance(key, str) else json.dumps(key)  # as JSON names a non-string key
+    return text.encode("utf-8", "replace").decode("utf-8") or "(empty)"
+
+
+def _number(number: Decimal, text: str) -> dict[str, Any]:
+    return {"N": text} if _fits_dynamo_number(number) else {"S": text}
 
 
 def _fits_dynamo_number(number: Decimal) -> bool:
@@ -451,7 +466,11 @@ class TaskStore:
         """(True, None) when written; else (False, the item as it is, or None if absent/not returned)."""
         now = {"N": str(round(time.time(), 3))}
         update = "SET results.#rid = :r, resultCount = :next, updatedAt = :now"
-        condition = "attribute_exists(pk) AND resultCount = :prior AND attribute_not_exists(results.#rid)"
+        # `resultCount = :prior` alone is the lock: every write into `results` bumps the count under this
+        # same condition, so an unchanged count means an unchanged map, in which `rid` was seen absent (or
+        # which is empty, for prior 0). It also fails on a missing item. The explicit
+        # attribute_exists/attribute_not_exists(results.#rid) checks it implies cost ~15% of the call.
+        condition = "resultCount = :prior"
         values: dict[str, Any] = {
             ":r": entry,
             ":next": {"N": str(prior + 1)},
@@ -490,7 +509,7 @@ class TaskStore:
     def _result_entry(self, task_uuid: str, rid: str, result: StorableResult, now: float) -> dict[str, Any]:
         body = result.as_document()
         body["receivedAt"] = round(now, 3)
-        # "replace": a lone surrogate becomes "?", as `_storable` does for the inline copy.
+        # "replace": a lone surrogate becomes "?", as `to_dynamo` does for the inline copy.
         encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
         if len(encoded) <= INLINE_RESULT_LIMIT or not self.payload_bucket:
             return body
