@@ -37,7 +37,9 @@ _TRANSACTION_RETRIES = 6
 MAX_STORED_DEPTH = 24
 
 _WRITTEN = object()  # marks an action whose condition held
-_MARK_SUBMITTED = "SET #s = :to, submittedAt = :now, updatedAt = :now, openSince = :since"
+# Leaves openSince (the OpenTasks sort key) as the PENDING write set it: moving it would rewrite the
+# index entry (two more index writes per task) to shift a 15-minute overdue clock by milliseconds.
+_MARK_SUBMITTED = "SET #s = :to, submittedAt = :now, updatedAt = :now"
 
 _INFINITY = float("inf")
 _deserializer = TypeDeserializer()
@@ -292,13 +294,12 @@ class TaskStore:
                     "TableName": self.table_name,
                     "Key": task_key(uuid),
                     "UpdateExpression": _MARK_SUBMITTED,
-                    "ConditionExpression": "attribute_exists(pk) AND #s = :pending",
+                    "ConditionExpression": "#s = :pending",  # also false for a missing item
                     "ExpressionAttributeNames": {"#s": "status"},
                     "ExpressionAttributeValues": {
                         ":to": {"S": TaskStatus.SUBMITTED.value},
                         ":pending": {"S": TaskStatus.PENDING.value},
                         ":now": {"N": str(round(now, 3))},
-                        ":since": {"N": str(int(now))},
                     },
                 }
             }
