@@ -22,7 +22,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench.cold_start", []),
     ("bench.cold_import_submit", []),
     ("bench.warm_webhook", []),
-    ("bench.submit_throughput", ["--large-lines", "5000"]),
+    ("bench.submit_throughput", ["--large-lines", "50000"]),
     ("bench.submit_memory", []),
     ("bench.capacity", []),
 ]
