@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> Report:
         [Check("WCU per stored small completion", completion[0], 2.0, unit=" WCU", subject=completion[0])],
         notes={
             "create_pending (PutItem, both indexes)": f"{pending[0]:g} WCU",
-            "mark_submitted (UpdateItem, OpenTasks key moves)": f"{submitted[0]:g} WCU",
+            "mark_submitted (UpdateItem, no index key changes)": f"{submitted[0]:g} WCU",
             "completion (one UpdateItem, OpenTasks entry removed)": (
                 f"{completion[0]:g} WCU, {completion[1]:g} RCU"
             ),

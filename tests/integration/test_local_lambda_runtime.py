@@ -59,7 +59,7 @@ def test_environment_resolves_refs_subs_and_parameters(provisioned_stack: StackR
             assert "${" not in value, f"{spec.logical_id}.{name} is unresolved: {value}"
     assert specs["WebhookFunction"].environment["MAX_WEBHOOK_BODY_BYTES"] == "1048576"
     assert specs["ResultsFunction"].environment["EVENT_BUS_NAME"] == provisioned_stack.ref("EventBus")
-    assert (submit.timeout_seconds, submit.memory_mb) == (120, 512)
+    assert (submit.timeout_seconds, submit.memory_mb) == (120, 1024)  # its own, over Globals
     assert submit.module_file == TEMPLATE_PATH.parent / "functions" / "submit" / "app.py"
     assert submit.handler_name == "lambda_handler"
     assert submit.function_name == f"{provisioned_stack.stack_name}-SubmitFunction"
