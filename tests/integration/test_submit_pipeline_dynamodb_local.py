@@ -1,0 +1,82 @@
+"""The submit pipeline on DynamoDB Local: chunks of one object overlap, and a failure stops them all."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from runrelay.contract import TextInferenceTask
+from runrelay.deadline import Deadline
+from runrelay.runware_client import SubmitOutcome
+from runrelay.runware_errors import TransientRunwareError
+from runrelay.task_store import TaskStatus, TaskStore
+from tests.unit.test_submit_logic import FakeRunware, s3_created_event, service
+
+
+@pytest.fixture
+def store(provisioned_stack: Any, aws_clients: Any) -> TaskStore:
+    return TaskStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb, s3=aws_clients.s3)
+
+
+class SlowRunware(FakeRunware):
+    """Takes a while per POST and records how many POSTs were under way at once."""
+
+    def __init__(self, fail_containing: str | None = None) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+        self.fail_containing = fail_containing
+
+    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome:
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            time.sleep(0.05)
+            if self.fail_containing and any(self.fail_containing in str(t.messages) for t in tasks):
+                raise TransientRunwareError(503, [], "busy")
+            return super().submit(tasks, deadline)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def _object(count: int) -> bytes:
+    return b"".join(json.dumps({"prompt": f"p{i}"}).encode() + b"\n" for i in range(count))
+
+
+def test_chunks_of_an_object_overlap_up_to_the_depth(store: TaskStore) -> None:
+    runware = SlowRunware()
+    data = _object(60)
+    svc = service(store, runware, {"o.jsonl": data}, max_tasks_per_request=5, chunks_in_flight=3)
+    report = svc.process_record("m", s3_created_event("b", "o.jsonl", len(data)), Deadline.after(60))
+    assert report.submitted == 60
+    assert len(runware.requests) == 12
+    assert runware.most_at_once == 3
+    # Reports are added in input order whatever order the chunks finished in.
+    views = {v.task_uuid: v.item["sourceSeq"] for v in store.tasks_of_source("s3://b/o.jsonl#e")}
+    assert [views[u] for u in report.task_uuids] == list(range(1, 61))  # line numbers
+
+
+def test_a_failed_chunk_fails_the_record_once_the_others_stopped(store: TaskStore) -> None:
+    runware = SlowRunware(fail_containing="'p23'")
+    data = _object(60)
+    svc = service(store, runware, {"o.jsonl": data}, max_tasks_per_request=5, chunks_in_flight=3)
+    event = s3_created_event("b", "o.jsonl", len(data))
+    with pytest.raises(TransientRunwareError):
+        svc.process_record("m", event, Deadline.after(60))
+    assert runware.running == 0  # nothing still writing or posting after the record failed
+    first_pass = {t["taskUUID"] for r in runware.requests for t in r}
+    # SQS redelivers the record: the failed chunk and any never started are sent, nothing twice.
+    runware.fail_containing = None
+    svc.process_record("m", event, Deadline.after(60))
+    sent = [t["taskUUID"] for r in runware.requests for t in r]
+    assert len(sent) == len(set(sent)) == 60
+    assert first_pass < set(sent)
+    views = store.tasks_of_source("s3://b/o.jsonl#e")
+    assert {v.status for v in views} == {TaskStatus.SUBMITTED}
