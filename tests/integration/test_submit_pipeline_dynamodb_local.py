@@ -23,21 +23,28 @@ def store(provisioned_stack: Any, aws_clients: Any) -> TaskStore:
 
 
 class SlowRunware(FakeRunware):
-    """Takes a while per POST and records how many POSTs were under way at once."""
+    """Records how many POSTs were under way at once. With `meet`, the first `meet` POSTs wait for each
+    other at a barrier: they only get through if that many chunks really run at the same time."""
 
-    def __init__(self, fail_containing: str | None = None) -> None:
+    def __init__(self, fail_containing: str | None = None, meet: int = 0) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self.running = 0
         self.most_at_once = 0
+        self.calls = 0
         self.fail_containing = fail_containing
+        self._gate = threading.Barrier(meet, timeout=30) if meet else None
 
     def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome:
         with self._lock:
             self.running += 1
+            self.calls += 1
+            first_ones = self.calls <= (self._gate.parties if self._gate else 0)
             self.most_at_once = max(self.most_at_once, self.running)
         try:
-            time.sleep(0.05)
+            if first_ones and self._gate:
+                self._gate.wait()
+            time.sleep(0.01)
             if self.fail_containing and any(self.fail_containing in str(t.messages) for t in tasks):
                 raise TransientRunwareError(503, [], "busy")
             return super().submit(tasks, deadline)
@@ -51,7 +58,7 @@ def _object(count: int) -> bytes:
 
 
 def test_chunks_of_an_object_overlap_up_to_the_depth(store: TaskStore) -> None:
-    runware = SlowRunware()
+    runware = SlowRunware(meet=3)
     data = _object(60)
     svc = service(store, runware, {"o.jsonl": data}, max_tasks_per_request=5, chunks_in_flight=3)
     report = svc.process_record("m", s3_created_event("b", "o.jsonl", len(data)), Deadline.after(60))
