@@ -52,6 +52,7 @@ def test_environment_resolves_refs_subs_and_parameters(provisioned_stack: StackR
         "WEBHOOK_SECRET_ID": provisioned_stack.webhook_secret_arn,
         "WEBHOOK_BASE_URL": SHIM_URL,
         "MAX_TASKS_PER_REQUEST": "100",
+        "FAN_OUT_RANGE_BYTES": "16777216",
     }
     assert expected.items() <= submit.environment.items()
     for spec in specs.values():

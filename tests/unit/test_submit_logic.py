@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from runrelay.inputs import S3ObjectRef
 from runrelay.runware_client import SubmitOutcome
 from runrelay.runware_errors import TransientRunwareError
 from runrelay.submit_logic import SubmitConfig, SubmitService
+from runrelay.task_ids import task_uuid_for
 from runrelay.task_store import TaskStatus, TaskStore
 from runrelay.webhook_token import token_is_valid
 
@@ -59,7 +61,7 @@ def service(
     queue: list[str] = []
 
     def open_object(ref: S3ObjectRef) -> io.BytesIO:
-        return io.BytesIO((objects or {})[ref.key][ref.start_byte :])
+        return io.BytesIO((objects or {})[ref.key][ref.start_byte : ref.end_byte])
 
     svc = SubmitService(
         store,
@@ -192,3 +194,91 @@ def test_big_object_continues_on_the_queue(store: TaskStore, runware: FakeRunwar
         total += svc.process_record("c", queue.pop(0), Deadline.after(60)).submitted
     assert total == 30
     assert len(store.tasks_of_source("s3://b/big.jsonl#e")) == 30
+
+
+class RecordedTotals:
+    """Stands in for the JobStore: which task totals were recorded for which file."""
+
+    def __init__(self) -> None:
+        self.totals: list[tuple[str, int]] = []
+
+    def record_total(self, source_id: str, total: int, **_: Any) -> None:
+        self.totals.append((source_id, total))
+
+
+def _mixed_object(lines: int) -> bytes:
+    rows = []
+    for i in range(lines):
+        if i % 50 == 7:
+            rows.append(b"")  # blank lines are not tasks, but count as lines
+        elif i % 97 == 3:
+            rows.append(b"{not json")
+        else:
+            rows.append(json.dumps({"prompt": f"question {i}"}).encode())
+    return b"\n".join(rows) + b"\n"
+
+
+def test_a_big_object_fans_out_into_ranges_that_submit_as_one_run_would(
+    store: TaskStore, runware: FakeRunware
+) -> None:
+    data = _mixed_object(200)
+    svc = service(store, runware, {"big.jsonl": data}, max_tasks_per_request=10, fan_out_range_bytes=1000)
+    totals = RecordedTotals()
+    svc.jobs = totals  # type: ignore[assignment]
+    first = svc.process_record("m", s3_created_event("b", "big.jsonl", len(data)), Deadline.after(60))
+    assert first.continued
+    assert first.fanned_out >= 4
+    assert first.submitted == 0
+    queue = svc.queue  # type: ignore[attr-defined]
+    assert len(queue) == first.fanned_out
+    ranges = [json.loads(m)["runrelayContinuation"] for m in queue]
+    assert [r["startByte"] for r in ranges] == sorted(r["startByte"] for r in ranges)
+    assert ranges[-1]["endByte"] is None  # the last range runs to the end and records the total
+    for earlier, later in itertools.pairwise(ranges):
+        assert earlier["endByte"] == later["startByte"]
+    for message in reversed(queue):  # any order: ranges are independent
+        svc.process_record("r", message, Deadline.after(60))
+    source = "s3://b/big.jsonl#e"
+    views = store.tasks_of_source(source)
+    expected_lines = [i + 1 for i in range(200) if i % 50 != 7]
+    assert sorted(v.item["sourceSeq"] for v in views) == expected_lines
+    # The same taskUUIDs a single sequential run derives: the key is the file and the line number.
+    assert {v.task_uuid for v in views} == {str(task_uuid_for(f"{source}:{n}")) for n in expected_lines}
+    rejected = [v for v in views if v.status == TaskStatus.REJECTED]
+    assert len(rejected) == len([i for i in range(200) if i % 97 == 3 and i % 50 != 7])
+    assert all(v.error and v.error["message"].startswith(f"line {v.item['sourceSeq']} ") for v in rejected)
+    sent = [t["taskUUID"] for r in runware.requests for t in r]
+    assert len(sent) == len(set(sent)) == len(expected_lines) - len(rejected)
+    assert totals.totals == [(source, len(expected_lines))]
+
+
+def test_a_range_out_of_time_continues_within_its_range(store: TaskStore, runware: FakeRunware) -> None:
+    data = _mixed_object(200)
+    svc = service(store, runware, {"big.jsonl": data}, max_tasks_per_request=10, fan_out_range_bytes=1000)
+    svc.process_record("m", s3_created_event("b", "big.jsonl", len(data)), Deadline.after(60))
+    queue = svc.queue  # type: ignore[attr-defined]
+    second_range = queue.pop(1)
+    bounds = json.loads(second_range)["runrelayContinuation"]
+    hurried = service(
+        store,
+        runware,
+        {"big.jsonl": data},
+        max_tasks_per_request=10,
+        fan_out_range_bytes=1000,
+        continuation_reserve_seconds=3600,
+    )
+    report = hurried.process_record("r", second_range, Deadline.after(60))
+    assert report.continued
+    assert report.submitted == 10
+    [rest] = (json.loads(hurried.queue[0])["runrelayContinuation"],)  # type: ignore[attr-defined]
+    assert rest["endByte"] == bounds["endByte"]
+    assert bounds["startByte"] < rest["startByte"] < bounds["endByte"]
+
+
+def test_small_or_taskless_objects_are_not_fanned_out(store: TaskStore, runware: FakeRunware) -> None:
+    blank = b"\n" * 10_000
+    svc = service(store, runware, {"blank.jsonl": blank}, fan_out_range_bytes=1000)
+    report = svc.process_record("m", s3_created_event("b", "blank.jsonl", len(blank)), Deadline.after(60))
+    assert report.fanned_out == 0
+    assert report.rejected == 1  # "holds no task lines", said once, by the sequential path
+    assert svc.queue == []  # type: ignore[attr-defined]

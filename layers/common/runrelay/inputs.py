@@ -80,6 +80,7 @@ class S3ObjectRef:
     start_byte: int = 0
     start_line: int = 0
     start_task: int = 0  # tasks the object yielded before start_byte (its JOB record counts them all)
+    end_byte: int | None = None  # a fan-out range stops here (exclusive, on a line boundary)
 
     @property
     def source_id(self) -> str:
@@ -188,7 +189,8 @@ def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, i
 def _jsonl_items(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]]:
     line_number = ref.start_line
     offset = ref.start_byte
-    seen_any = ref.start_line > 0
+    # Only a run over the whole object may call it empty (a fan-out range checked it has tasks).
+    seen_any = ref.start_line > 0 or ref.end_byte is not None
     for raw_line in _lines(body):
         offset += len(raw_line)
         line_number += 1
@@ -207,6 +209,36 @@ def _jsonl_items(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]
         yield _item(ref, line_number, parsed), offset
     if not seen_any:
         yield _item(ref, 0, Rejection("emptyObject", f"{ref.key} holds no task lines")), offset
+
+
+@dataclass(frozen=True)
+class ObjectRange:
+    """A line-aligned piece of a JSONL object, with the line number and task count before and after it."""
+
+    start_byte: int
+    end_byte: int
+    start_line: int
+    end_line: int
+    start_task: int
+    end_task: int
+
+
+def split_jsonl(ref: S3ObjectRef, body: Any, range_bytes: int) -> Iterator[ObjectRange]:
+    """Read a JSONL body once (from `ref.start_byte`) and cut it into ranges of about `range_bytes`,
+    counting lines and tasks exactly as `_jsonl_items` does (a non-blank line is one task), so each range
+    can be submitted on its own with the same line numbers, hence the same taskUUIDs. The last range ends
+    where the body ends."""
+    offset, line, tasks = ref.start_byte, ref.start_line, ref.start_task
+    start = (offset, line, tasks)
+    for raw_line in _lines(body):
+        offset += len(raw_line)
+        line += 1
+        tasks += bool(raw_line.strip())
+        if offset - start[0] >= range_bytes:
+            yield ObjectRange(start[0], offset, start[1], line, start[2], tasks)
+            start = (offset, line, tasks)
+    if offset > start[0]:
+        yield ObjectRange(start[0], offset, start[1], line, start[2], tasks)
 
 
 def _lines(body: Any) -> Iterator[bytes]:
@@ -256,6 +288,7 @@ def _continuation_ref(raw: dict[str, Any]) -> S3ObjectRef:
         start_byte=int(raw.get("startByte", 0)),
         start_line=int(raw.get("startLine", 0)),
         start_task=int(raw.get("startTask", 0)),
+        end_byte=None if raw.get("endByte") is None else int(raw["endByte"]),
     )
 
 
@@ -272,6 +305,7 @@ def continuation_message(ref: S3ObjectRef, start_byte: int, start_line: int, sta
                 "startByte": start_byte,
                 "startLine": start_line,
                 "startTask": start_task,
+                "endByte": ref.end_byte,
             }
         }
     )

@@ -33,6 +33,7 @@ class RuntimeSettings:
     ingest_queue_url: str | None = _env("INGEST_QUEUE_URL")
     event_bus_name: str | None = _env("EVENT_BUS_NAME")
     max_tasks_per_request: int = _env("MAX_TASKS_PER_REQUEST", ge=1, le=1000)
+    fan_out_range_bytes: int = _env("FAN_OUT_RANGE_BYTES", ge=0)
     max_webhook_body_bytes: int = _env("MAX_WEBHOOK_BODY_BYTES", ge=1024)
     overdue_after_seconds: int = _env("OVERDUE_AFTER_SECONDS", ge=1)
     max_task_age_seconds: int = _env("MAX_TASK_AGE_SECONDS", ge=1)
@@ -63,6 +64,7 @@ class RuntimeSettings:
 _DEFAULTS: dict[str, Any] = {
     "runware_api_url": DEFAULT_RUNWARE_API_URL,
     "max_tasks_per_request": 100,
+    "fan_out_range_bytes": 16 * 1024 * 1024,
     "max_webhook_body_bytes": 1_048_576,
     "overdue_after_seconds": 900,
     "max_task_age_seconds": 86_400,

@@ -11,13 +11,14 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .contract import TextInferenceTask
 from .deadline import Deadline
 from .inputs import (
     IgnoredMessage,
+    ObjectRange,
     Rejection,
     S3ObjectRef,
     SourceItem,
@@ -27,6 +28,7 @@ from .inputs import (
     continuation_message,
     items_of_message,
     items_of_object,
+    split_jsonl,
 )
 from .job_store import JobStore, has_job
 from .runware_client import SubmitOutcome
@@ -49,6 +51,7 @@ class SubmitReport:
     retries: int = 0
     http_requests: int = 0
     continued: bool = False
+    fanned_out: int = 0  # ranges of a big object queued as messages of their own
     ignored: str | None = None
     task_uuids: list[str] = field(default_factory=list)
 
@@ -59,6 +62,7 @@ class SubmitReport:
         self.retries += other.retries
         self.http_requests += other.http_requests
         self.continued = self.continued or other.continued
+        self.fanned_out += other.fanned_out
         self.task_uuids.extend(other.task_uuids)
 
 
@@ -71,6 +75,9 @@ class SubmitConfig:
     continuation_reserve_seconds: float = 20.0
     # Chunks of one object written and POSTed at once (bench/submit_throughput: 4 hides the round trips).
     chunks_in_flight: int = 4
+    # A JSONL object with more than twice this much left is cut into line-aligned ranges of about this
+    # size, each queued as its own message, so that several invocations submit it at once (0: never).
+    fan_out_range_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass
@@ -117,6 +124,10 @@ class SubmitService:
     def _submit_object(self, ref: S3ObjectRef, deadline: Deadline) -> SubmitReport:
         if self._open_object is None:
             raise RuntimeError("S3 input needs an object reader")
+        if self._worth_fanning_out(ref):
+            fanned = self._fan_out(ref, deadline)
+            if fanned is not None:
+                return fanned
         body = self._open_object(ref)
         try:
             report = SubmitReport()
@@ -136,8 +147,9 @@ class SubmitService:
                         self._continue_later(ref, end_byte, chunk[-1][0].seq, tasks_so_far)
                         report.continued = True
                         return report
-            # Every row of the object exists now: only here is its task count known.
-            if self.jobs is not None and has_job(ref.source_id):
+            # The object's last row exists now (a fan-out range stops short of the end and counts only
+            # its own): only here is its task count known.
+            if ref.end_byte is None and self.jobs is not None and has_job(ref.source_id):
                 self.jobs.record_total(
                     ref.source_id, tasks_so_far, bucket=ref.bucket, key=ref.key, etag=ref.etag
                 )
@@ -148,7 +160,53 @@ class SubmitService:
                 close()
 
     def _has_more(self, ref: S3ObjectRef, end_byte: int) -> bool:
-        return ref.size is None or end_byte < ref.size
+        limit = ref.size if ref.end_byte is None else ref.end_byte
+        return limit is None or end_byte < limit
+
+    def _worth_fanning_out(self, ref: S3ObjectRef) -> bool:
+        range_bytes = self.config.fan_out_range_bytes
+        return (
+            range_bytes > 0
+            and self._enqueue is not None
+            and ref.end_byte is None
+            and ref.size is not None
+            and ref.size - ref.start_byte > 2 * range_bytes
+            and ref.key.lower().endswith((".jsonl", ".ndjson"))
+        )
+
+    def _fan_out(self, ref: S3ObjectRef, deadline: Deadline) -> SubmitReport | None:
+        """Cut the rest of a big JSONL object into ranges and queue each; None: not worth it after all.
+
+        One pass over the bytes (counting, no parsing) gives every range its first line number and the
+        task count before it, so each is submitted with the same taskUUIDs as one sequential run. The last
+        range runs to the end of the object and records its task total. Running short of time, the scan
+        queues the ranges it has and the rest as one more message, which is cut again in its turn. Queued
+        twice (a redelivered record), a range only finds its rows already there.
+        """
+        assert self._open_object is not None
+        assert self._enqueue is not None
+        body = self._open_object(ref)
+        try:
+            ranges: list[ObjectRange] = []
+            for piece in split_jsonl(ref, body, self.config.fan_out_range_bytes):
+                ranges.append(piece)
+                if deadline.remaining() < self.config.continuation_reserve_seconds:
+                    break
+        finally:
+            close = getattr(body, "close", None)
+            if close:
+                close()
+        if len(ranges) < 2 or ranges[-1].end_task == ref.start_task:
+            return None  # one piece, or no task line at all: the sequential path says so properly
+        last_reaches_end = ranges[-1].end_byte == ref.size
+        for index, piece in enumerate(ranges):
+            open_ended = index == len(ranges) - 1 and last_reaches_end
+            bounded = replace(ref, end_byte=None if open_ended else piece.end_byte)
+            self._enqueue(continuation_message(bounded, piece.start_byte, piece.start_line, piece.start_task))
+        if not last_reaches_end:
+            tail = ranges[-1]
+            self._enqueue(continuation_message(ref, tail.end_byte, tail.end_line, tail.end_task))
+        return SubmitReport(continued=True, fanned_out=len(ranges))
 
     def _continue_later(self, ref: S3ObjectRef, start_byte: int, start_line: int, start_task: int) -> None:
         if self._enqueue is None:

@@ -71,7 +71,9 @@ def _open_object(ref: S3ObjectRef) -> Any:
     extra: dict[str, str] = {}
     if ref.version_id:
         extra["VersionId"] = ref.version_id
-    if ref.start_byte:
+    if ref.end_byte is not None:
+        extra["Range"] = f"bytes={ref.start_byte}-{ref.end_byte - 1}"
+    elif ref.start_byte:
         extra["Range"] = f"bytes={ref.start_byte}-"
     return client("s3").get_object(Bucket=ref.bucket, Key=ref.key, **extra)["Body"]
 
@@ -91,6 +93,7 @@ def submit_service() -> SubmitService:
         webhook_base_url=_required(config.webhook_base_url, "WEBHOOK_BASE_URL"),
         webhook_secret=signing_secret(secret_id),
         max_tasks_per_request=config.max_tasks_per_request,
+        fan_out_range_bytes=config.fan_out_range_bytes,
     )
     return SubmitService(
         task_store(),
