@@ -29,6 +29,7 @@ def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> Non
         rejected=report.rejected,
         already_known=report.already_known,
         continued=report.continued,
+        fanned_out=report.fanned_out,
         ignored=report.ignored,
         http_requests=report.http_requests,
     )

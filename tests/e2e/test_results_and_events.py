@@ -127,3 +127,29 @@ def test_sqs_tasks_get_task_events_but_no_results_file(pipeline_factory: Callabl
         Bucket=pipeline.stack.endpoints.bucket_name, Prefix="results/"
     )
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_a_big_file_fans_out_and_still_gets_one_results_file_in_line_order(
+    pipeline_factory: Callable[..., Pipeline],
+) -> None:
+    # Ranges of ~1.5 KB: a 300-line file (~13 KB) becomes ~9 range messages on the real queue, read
+    # from the moto server with byte-range GETs, submitted by concurrent invocations.
+    pipeline = pipeline_factory(parameters={"FanOutRangeBytes": "1500"})
+    tap = EventTap(pipeline)
+    lines = [json.dumps({"prompt": f"fan-out question {i}", "metadata": {"n": i}}) for i in range(300)]
+    lines[150] = ""  # a blank line still counts as a line, not as a task
+    source = pipeline.upload("fanned.jsonl", ("\n".join(lines) + "\n").encode())
+    found = pipeline.wait_settled({source: 299}, timeout=120)
+    assert {v.status for v in found[source]} == {"COMPLETED"}
+    stats = pipeline.emulator.stats()
+    assert stats["max_executions"] == 1
+    # One run would have sent 3 POSTs of up to 100 tasks; each ~35-line range sends its own.
+    assert sum(int(n) for n in stats["requests_by_status"].values()) >= 8
+    tap.wait_for(lambda events: any(e["detail-type"] == "JobCompleted" for e in events), timeout=60)
+    job = next(e for e in tap.drain() if e["detail-type"] == "JobCompleted")
+    assert job["detail"]["counts"] == {"total": 299, "COMPLETED": 299}
+    key = results_key(f"{pipeline.stack.endpoints.input_prefix}fanned.jsonl")
+    body = pipeline.clients.s3.get_object(Bucket=pipeline.stack.endpoints.bucket_name, Key=key)["Body"]
+    rows = [json.loads(line) for line in body.read().decode().splitlines()]
+    assert [r["line"] for r in rows] == [n for n in range(1, 301) if n != 151]
+    assert [r["metadata"]["n"] for r in rows] == [n - 1 for n in range(1, 301) if n != 151]
