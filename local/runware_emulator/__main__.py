@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped.set()
 
     signal.signal(signal.SIGTERM, _on_signal)
+    # Explicitly, not via KeyboardInterrupt: a process started from a non-interactive shell in the
+    # background inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _on_signal)
     with server:
         keys = "only the configured API key" if args.api_key else "any non-empty API key"
         print(f"Runware emulator listening on {server.url} ({keys}); Ctrl-C to stop", flush=True)
