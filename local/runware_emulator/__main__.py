@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import threading
@@ -80,8 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with server:
         keys = "only the configured API key" if args.api_key else "any non-empty API key"
         print(f"Runware emulator listening on {server.url} ({keys}); Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stopped.wait()
+        stopped.wait()
     print("Runware emulator stopped", flush=True)
     return 0
 

@@ -15,9 +15,10 @@ from typing import Any
 DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
 
 
-def _env(name: str, **bounds: int) -> Any:
-    """A field read from the environment variable `name`; integer fields carry their bounds."""
-    return field(metadata={"env": name, **bounds})
+def _env(name: str, default: Any = None, **bounds: int) -> Any:
+    """A field read from the environment variable `name`, with its default; integer fields carry their
+    bounds. A string field without a default must be set."""
+    return field(metadata={"env": name, "default": default, **bounds})
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,19 @@ class RuntimeSettings:
     """Every knob a function reads; names are the environment variables of template.yaml."""
 
     table_name: str = _env("TABLE_NAME")
-    runware_api_url: str = _env("RUNWARE_API_URL")
+    runware_api_url: str = _env("RUNWARE_API_URL", DEFAULT_RUNWARE_API_URL)
     runware_api_key_secret_id: str | None = _env("RUNWARE_API_KEY_SECRET_ID")
     webhook_secret_id: str | None = _env("WEBHOOK_SECRET_ID")
     webhook_base_url: str | None = _env("WEBHOOK_BASE_URL")
     payload_bucket: str | None = _env("PAYLOAD_BUCKET")
     ingest_queue_url: str | None = _env("INGEST_QUEUE_URL")
     event_bus_name: str | None = _env("EVENT_BUS_NAME")
-    max_tasks_per_request: int = _env("MAX_TASKS_PER_REQUEST", ge=1, le=1000)
-    fan_out_range_bytes: int = _env("FAN_OUT_RANGE_BYTES", ge=0)
-    max_webhook_body_bytes: int = _env("MAX_WEBHOOK_BODY_BYTES", ge=1024)
-    overdue_after_seconds: int = _env("OVERDUE_AFTER_SECONDS", ge=1)
-    max_task_age_seconds: int = _env("MAX_TASK_AGE_SECONDS", ge=1)
-    task_retention_days: int = _env("TASK_RETENTION_DAYS", ge=1)
+    max_tasks_per_request: int = _env("MAX_TASKS_PER_REQUEST", 100, ge=1, le=1000)
+    fan_out_range_bytes: int = _env("FAN_OUT_RANGE_BYTES", 16 * 1024 * 1024, ge=0)
+    max_webhook_body_bytes: int = _env("MAX_WEBHOOK_BODY_BYTES", 1_048_576, ge=1024)
+    overdue_after_seconds: int = _env("OVERDUE_AFTER_SECONDS", 900, ge=1)
+    max_task_age_seconds: int = _env("MAX_TASK_AGE_SECONDS", 86_400, ge=1)
+    task_retention_days: int = _env("TASK_RETENTION_DAYS", 30, ge=1)
 
     @classmethod
     def environment_names(cls) -> frozenset[str]:
@@ -49,7 +50,7 @@ class RuntimeSettings:
         for f in fields(cls):
             name = f.metadata["env"]
             raw = environ.get(name, "").strip()
-            default = _DEFAULTS.get(f.name)
+            default = f.metadata["default"]
             if f.type == "int":
                 values[f.name] = _bounded_int(name, raw, default, f.metadata)
             elif raw:
@@ -59,17 +60,6 @@ class RuntimeSettings:
             else:
                 values[f.name] = default
         return cls(**values)
-
-
-_DEFAULTS: dict[str, Any] = {
-    "runware_api_url": DEFAULT_RUNWARE_API_URL,
-    "max_tasks_per_request": 100,
-    "fan_out_range_bytes": 16 * 1024 * 1024,
-    "max_webhook_body_bytes": 1_048_576,
-    "overdue_after_seconds": 900,
-    "max_task_age_seconds": 86_400,
-    "task_retention_days": 30,
-}
 
 
 def _bounded_int(name: str, raw: str, default: Any, bounds: Mapping[str, Any]) -> int:

@@ -11,6 +11,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -122,14 +123,11 @@ class SubmitService:
         return report
 
     def _submit_object(self, ref: S3ObjectRef, deadline: Deadline) -> SubmitReport:
-        if self._open_object is None:
-            raise RuntimeError("S3 input needs an object reader")
         if self._worth_fanning_out(ref):
             fanned = self._fan_out(ref, deadline)
             if fanned is not None:
                 return fanned
-        body = self._open_object(ref)
-        try:
+        with self._opened(ref) as body:
             report = SubmitReport()
             tasks_so_far = ref.start_task
             offsets = items_of_object(ref, body)
@@ -154,6 +152,15 @@ class SubmitService:
                     ref.source_id, tasks_so_far, bucket=ref.bucket, key=ref.key, etag=ref.etag
                 )
             return report
+
+    @contextmanager
+    def _opened(self, ref: S3ObjectRef) -> Iterator[Any]:
+        """The object's body from `ref.start_byte` (to `ref.end_byte`), closed however the reading ends."""
+        if self._open_object is None:
+            raise RuntimeError("S3 input needs an object reader")
+        body = self._open_object(ref)
+        try:
+            yield body
         finally:
             close = getattr(body, "close", None)
             if close:
@@ -183,19 +190,13 @@ class SubmitService:
         queues the ranges it has and the rest as one more message, which is cut again in its turn. Queued
         twice (a redelivered record), a range only finds its rows already there.
         """
-        assert self._open_object is not None
         assert self._enqueue is not None
-        body = self._open_object(ref)
-        try:
-            ranges: list[ObjectRange] = []
+        ranges: list[ObjectRange] = []
+        with self._opened(ref) as body:
             for piece in split_jsonl(ref, body, self.config.fan_out_range_bytes):
                 ranges.append(piece)
                 if deadline.remaining() < self.config.continuation_reserve_seconds:
                     break
-        finally:
-            close = getattr(body, "close", None)
-            if close:
-                close()
         if len(ranges) < 2 or ranges[-1].end_task == ref.start_task:
             return None  # one piece, or no task line at all: the sequential path says so properly
         last_reaches_end = ranges[-1].end_byte == ref.size
