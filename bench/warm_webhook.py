@@ -44,12 +44,11 @@ def _seed_rows(client: Any, table: str, uuids: list[str]) -> None:
     from runrelay.task_store import NewTask, TaskStatus, TaskStore
 
     store = TaskStore(table, dynamodb=client)
-    items = []
-    for i, uuid in enumerate(uuids):
-        item = store._new_item(NewTask(uuid, f"warm:{i}", "bench:warm", i), TaskStatus.SUBMITTED, time.time())
-        item["openShard"] = {"S": store._shard_of(uuid)}
-        item["openSince"] = {"N": str(int(time.time()))}
-        items.append(item)
+    now = time.time()
+    items = [
+        store._new_item(NewTask(uuid, f"warm:{i}", "bench:warm", i), TaskStatus.SUBMITTED, now)
+        for i, uuid in enumerate(uuids)
+    ]
     for start in range(0, len(items), 25):
         batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
         while batch:

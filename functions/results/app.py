@@ -22,6 +22,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=len(report.jobs_completed))
     for seconds in report.latencies:
         metrics.add_metric(name="EndToEndLatency", unit=MetricUnit.Seconds, value=round(seconds, 3))
+    if report.tasks_final:
+        metrics.add_metric(name="PromptTokens", unit=MetricUnit.Count, value=report.prompt_tokens)
+        metrics.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=report.completion_tokens)
+        metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=round(report.cost_usd, 10))
     for source_id in report.jobs_completed:
         logger.info("job completed", source_id=source_id)
     logger.info(

@@ -177,10 +177,13 @@ def test_duplicate_deliveries_write_one_file_and_one_event_each(harness: Harness
         lambda: harness.jobs.record_total(SOURCE, 3, bucket=BUCKET, key="incoming/batch.jsonl", etag="etag1")
     )
     assert harness.service.process([total]).jobs_completed == []  # nothing is final yet
-    counted = harness.job_change(lambda: harness.service.process(finals))
+    reports = []
+    counted = harness.job_change(lambda: reports.append(harness.service.process(finals)))
+    counted_report = reports[0]
     for _ in range(2):  # Lambda may deliver any record again
         report = harness.service.process([*finals, counted, total])
         assert report.task_events == 0
+        assert (report.prompt_tokens, report.cost_usd) == (0, 0)  # tokens counted once per task
     assert harness.service.process([counted]).jobs_completed == [SOURCE]  # a retried batch
 
     assert len(harness.results_versions()) == 1
@@ -197,6 +200,8 @@ def test_duplicate_deliveries_write_one_file_and_one_event_each(harness: Harness
         (4, tasks[2].task_uuid, "FAILED"),
     ]
     assert [r["text"] for r in rows[0]["results"]] == ["answer 1 of line 1", "answer 2 of line 1"]
+    assert (counted_report.prompt_tokens, counted_report.completion_tokens) == (6, 10)
+    assert counted_report.cost_usd == pytest.approx(0.002)
     assert rows[0]["usage"] == {"promptTokens": 6, "completionTokens": 10, "totalTokens": 16}
     assert rows[1]["error"] == {"code": "bad", "message": "line 3: no"}
 

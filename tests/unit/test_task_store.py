@@ -6,7 +6,15 @@ from typing import Any
 
 from runrelay.contract import InferenceResult
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import INLINE_RESULT_LIMIT, NewTask, StoreOutcome, TaskStatus, TaskStore
+from runrelay.task_store import (
+    INLINE_RESULT_LIMIT,
+    SOLE_RESULT_DUE,
+    NewTask,
+    StoreOutcome,
+    TaskStatus,
+    TaskStore,
+    task_key,
+)
 
 from .conftest import BUCKET
 
@@ -118,3 +126,71 @@ def test_unknown_result_fields_are_kept(store: TaskStore) -> None:
     view = store.get_task(task.task_uuid)
     assert view is not None
     assert view.results[0]["newField"] == {"a": 1.5}
+
+
+def _calls(store: TaskStore) -> list[str]:
+    """The DynamoDB operations `store` makes from now on, in order."""
+    seen: list[str] = []
+    store.dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: seen.append(model.name), unique_id="count-calls"
+    )
+    return seen
+
+
+def test_the_usual_completion_is_one_update_and_leaves_no_marker(store: TaskStore) -> None:
+    task = new_task()
+    store.create_pending(task)
+    store.mark_submitted(task.task_uuid)
+    view = store.get_task(task.task_uuid)
+    assert view is not None
+    assert view.item[SOLE_RESULT_DUE] is True
+    calls = _calls(store)
+    assert store.store_result(result(task)) is StoreOutcome.COMPLETED
+    assert calls == ["UpdateItem"]
+    view = store.get_task(task.task_uuid)
+    assert view is not None
+    assert SOLE_RESULT_DUE not in view.item
+
+
+def test_no_marker_where_more_than_one_result_is_wanted_or_the_task_is_final(store: TaskStore) -> None:
+    multi, failed = new_task("multi", number_results=2), new_task("failed")
+    store.create_pending(multi)
+    store.create_pending(failed)
+    store.mark_failed(failed.task_uuid, {"code": "boom"})
+    for task in (multi, failed):
+        view = store.get_task(task.task_uuid)
+        assert view is not None
+        assert SOLE_RESULT_DUE not in view.item
+    # A late result for a FAILED task is kept, and the task stays FAILED.
+    assert store.store_result(result(failed)) is StoreOutcome.STORED
+    view = store.get_task(failed.task_uuid)
+    assert view is not None
+    assert (view.status, len(view.results)) == (TaskStatus.FAILED, 1)
+
+
+def test_a_row_without_the_marker_still_completes_once(store: TaskStore, aws: dict[str, Any]) -> None:
+    """Rows written before the marker existed: the guess is refused, the locked write completes."""
+    task = new_task("legacy")
+    store.create_pending(task)
+    aws["dynamodb"].update_item(
+        TableName=store.table_name, Key=task_key(task.task_uuid), UpdateExpression=f"REMOVE {SOLE_RESULT_DUE}"
+    )
+    calls = _calls(store)
+    assert store.store_result(result(task)) is StoreOutcome.COMPLETED
+    assert calls == ["UpdateItem", "UpdateItem"]  # the refused guess returned the item: no read
+    assert store.store_result(result(task)) is StoreOutcome.DUPLICATE
+    assert store.store_result(result(task, "another")) is StoreOutcome.STORED
+    view = store.get_task(task.task_uuid)
+    assert view is not None
+    assert (view.status, view.item["resultCount"]) == (TaskStatus.COMPLETED, 2)
+
+
+def test_an_orphan_completes_once_and_a_second_result_does_not_complete_it_again(store: TaskStore) -> None:
+    orphan = new_task("orphan")
+    assert store.store_result(result(orphan)) is StoreOutcome.COMPLETED
+    assert store.store_result(result(orphan, "second")) is StoreOutcome.STORED
+    view = store.get_task(orphan.task_uuid)
+    assert view is not None
+    assert (view.status, view.item["resultCount"], len(view.results)) == (TaskStatus.COMPLETED, 2, 2)
+    assert SOLE_RESULT_DUE not in view.item
+    assert "openShard" not in view.item

@@ -74,3 +74,27 @@ def test_unstorable_values_become_text() -> None:
 def test_non_json_values_are_refused() -> None:
     with pytest.raises(TypeError, match="not JSON-like"):
         to_dynamo({"when": object()})
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e120, max_value=1e120).filter(
+        lambda number: number == 0 or abs(number) > 1e-120
+    )
+    | st.integers(min_value=-(10**38) - 5, max_value=10**38 + 5)
+    | st.sampled_from([10**38 - 1, -(10**38) + 1, 1e16, 1e-5, 0.0001, -0.0, 123.0, 1e15 + 0.5])
+)
+def test_the_fast_paths_for_numbers_write_what_the_general_path_writes(number: float | int) -> None:
+    too_many_digits = isinstance(number, int) and abs(number) >= 10**38
+    expected = {"S": str(number)} if too_many_digits else _via_boto3(number)
+    assert to_dynamo(number) == expected
+    assert to_dynamo({"k": [number]}) == {"M": {"k": {"L": [expected]}}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30), st.text(max_size=8))
+def test_the_fast_path_for_text_writes_what_the_general_path_writes(text: str, key: str) -> None:
+    expected_key = key.encode("utf-8", "replace").decode("utf-8") or "(empty)"
+    assert to_dynamo({key: text}) == {
+        "M": {expected_key: {"S": text.encode("utf-8", "replace").decode("utf-8")}}
+    }

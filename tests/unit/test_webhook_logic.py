@@ -106,6 +106,9 @@ def test_previous_secret_is_accepted_during_rotation(receiver: WebhookReceiver) 
         (json.dumps({**result(), "cost": "cheap"}), "t", 400, "invalidResult"),
         (json.dumps({"data": ["text"]}), "t", 400, "invalidShape"),
         ("[" * 40 + "]" * 40, "t", 400, "tooDeep"),
+        ("[" * 33 + "]" * 33, "t", 400, "tooDeep"),  # one level too deep: just past the bracket count
+        ("[" * 32 + "]" * 32, "t", 400, "invalidShape"),  # as deep as allowed: parsed, then refused
+        (json.dumps({"data": [{"taskUUID": UUID, "text": "[{" * 40}]}), "t", 403, "invalidToken"),
         ("[" * 100_000, "t", 413, "payloadTooLarge"),
     ],
 )

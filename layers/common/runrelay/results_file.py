@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,7 @@ def result_line(item: Mapping[str, Any]) -> dict[str, Any]:
         "status": item.get("status"),
         "text": results[0].get("text") if len(results) == 1 else None,
         "results": results,
-        "usage": _summed_usage(entries),
+        "usage": summed_usage(entries),
         "cost": round(sum(costs), 10) if costs else None,
         "error": item.get("error"),
     }
@@ -65,7 +65,7 @@ def result_line(item: Mapping[str, Any]) -> dict[str, Any]:
     return line
 
 
-def _summed_usage(entries: list[Mapping[str, Any]]) -> dict[str, int] | None:
+def summed_usage(entries: Iterable[Mapping[str, Any]]) -> dict[str, int] | None:
     totals: dict[str, int] = {}
     for entry in entries:
         for name, value in (entry.get("usage") or {}).items():

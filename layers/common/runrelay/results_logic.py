@@ -23,7 +23,7 @@ from typing import Any
 
 from .events import Event, EventPublisher, job_completed, task_completed
 from .job_store import JobProgress, JobStore, has_job, is_job_item
-from .results_file import ResultsWriter, TasksNotVisibleYet, WrittenResults
+from .results_file import ResultsWriter, TasksNotVisibleYet, WrittenResults, summed_usage
 from .task_store import FINAL_STATUSES, from_dynamo
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,11 @@ class StreamReport:
     jobs_completed: list[str] = field(default_factory=list)
     # Seconds from submit (or creation, for tasks never submitted) to completion, per COMPLETED task.
     latencies: list[float] = field(default_factory=list)
+    # Summed over the results of the tasks made final here (counted here rather than per webhook, which
+    # keeps three metrics off the webhook's latency and counts polled results too).
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
     failed_sequence_number: str | None = None
 
 
@@ -111,6 +116,11 @@ class ResultsService:
             started = item.get("submittedAt", item.get("createdAt"))
             if started is not None:
                 report.latencies.append(max(0.0, float(item["completedAt"]) - float(started)))
+        results = list((item.get("results") or {}).values())
+        usage = summed_usage(results) or {}
+        report.prompt_tokens += usage.get("promptTokens", 0)
+        report.completion_tokens += usage.get("completionTokens", 0)
+        report.cost_usd += sum(r["cost"] for r in results if isinstance(r.get("cost"), int | float))
         return _FinalTask(sequence_number, task_uuid, str(item.get("sourceId", "")), task_completed(item))
 
     def _on_job_change(self, change: Mapping[str, Any], report: StreamReport) -> None:
