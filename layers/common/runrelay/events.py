@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .job_store import JobProgress
+from .results_file import summed_cost
 
 EVENT_SOURCE = "runrelay"
 TASK_COMPLETED = "TaskCompleted"
@@ -35,8 +36,6 @@ class EventsNotDelivered(RuntimeError):
 
 def task_completed(item: Mapping[str, Any]) -> Event:
     """From a final task item (plain values)."""
-    results = (item.get("results") or {}).values()
-    costs = [r["cost"] for r in results if isinstance(r.get("cost"), int | float)]
     error = item.get("error") or None
     detail = {
         "eventKey": f"{TASK_COMPLETED}#{item['taskUUID']}",
@@ -47,7 +46,7 @@ def task_completed(item: Mapping[str, Any]) -> Event:
         "callerId": item.get("callerId"),
         "numberResults": item.get("numberResults"),
         "resultCount": item.get("resultCount"),
-        "cost": round(sum(costs), 10) if costs else None,
+        "cost": summed_cost((item.get("results") or {}).values()),
         "error": {"code": error.get("code"), "message": error.get("message")} if error else None,
         "completedAt": item.get("completedAt"),
     }

@@ -48,7 +48,6 @@ def result_line(item: Mapping[str, Any]) -> dict[str, Any]:
         key=lambda entry: (entry.get("receivedAt", 0), entry.get("seed") or 0),
     )
     results = [{k: entry[k] for k in _RESULT_FIELDS if k in entry} for entry in entries]
-    costs = [entry["cost"] for entry in entries if isinstance(entry.get("cost"), int | float)]
     line: dict[str, Any] = {
         "line": item.get("sourceSeq"),
         "callerId": item.get("callerId"),
@@ -57,7 +56,7 @@ def result_line(item: Mapping[str, Any]) -> dict[str, Any]:
         "text": results[0].get("text") if len(results) == 1 else None,
         "results": results,
         "usage": summed_usage(entries),
-        "cost": round(sum(costs), 10) if costs else None,
+        "cost": summed_cost(entries),
         "error": item.get("error"),
     }
     if item.get("metadata"):
@@ -72,6 +71,12 @@ def summed_usage(entries: Iterable[Mapping[str, Any]]) -> dict[str, int] | None:
             if isinstance(value, int):
                 totals[name] = totals.get(name, 0) + value
     return totals or None
+
+
+def summed_cost(entries: Iterable[Mapping[str, Any]]) -> float | None:
+    """The results' costs added up (None when none carries one)."""
+    costs = [entry["cost"] for entry in entries if isinstance(entry.get("cost"), int | float)]
+    return round(sum(costs), 10) if costs else None
 
 
 class ResultsWriter:

@@ -116,12 +116,12 @@ class ResultsService:
             started = item.get("submittedAt", item.get("createdAt"))
             if started is not None:
                 report.latencies.append(max(0.0, float(item["completedAt"]) - float(started)))
-        results = list((item.get("results") or {}).values())
-        usage = summed_usage(results) or {}
+        usage = summed_usage((item.get("results") or {}).values()) or {}
         report.prompt_tokens += usage.get("promptTokens", 0)
         report.completion_tokens += usage.get("completionTokens", 0)
-        report.cost_usd += sum(r["cost"] for r in results if isinstance(r.get("cost"), int | float))
-        return _FinalTask(sequence_number, task_uuid, str(item.get("sourceId", "")), task_completed(item))
+        event = task_completed(item)
+        report.cost_usd += event.detail["cost"] or 0.0  # summed there already
+        return _FinalTask(sequence_number, task_uuid, str(item.get("sourceId", "")), event)
 
     def _on_job_change(self, change: Mapping[str, Any], report: StreamReport) -> None:
         new, old = change.get("NewImage"), change.get("OldImage")
