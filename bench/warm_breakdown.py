@@ -22,15 +22,9 @@ import time
 
 from bench import harness
 from bench.stats import Check, Report, median, percentile
+from bench.warm_webhook import webhook_child_samples
 
 LAYERS = ("put_item", "update", "store_result", "receive", "handler")
-
-_CHILD = """
-import sys
-sys.path[:0] = {path!r}
-from bench.warm_breakdown import child
-child({calls}, {table!r}, {secret!r})
-"""
 
 
 def child(calls: int, table: str, secret: str) -> None:
@@ -104,17 +98,7 @@ def child(calls: int, table: str, secret: str) -> None:
 
 def run(args: argparse.Namespace) -> Report:
     calls = 300 if args.quick else 2000
-    with harness.local_aws("bbreak") as aws:
-        from bench.cold_start import _webhook_secret
-
-        env = harness.child_env(aws.function_env("webhook"))
-        code = _CHILD.format(
-            path=[*harness.lambda_sys_path("webhook"), str(harness.ROOT)],
-            calls=calls,
-            table=aws.stack.table_name,
-            secret=_webhook_secret(aws),
-        )
-        samples = harness.run_child(code, env, timeout=900)
+    samples = webhook_child_samples("bench.warm_breakdown", "bbreak", calls)
     base = samples["put_item"]
     ms = 1000.0
     checks = [

@@ -21,7 +21,7 @@ BLOCK = 50
 _CHILD = """
 import sys
 sys.path[:0] = {path!r}
-from bench.warm_webhook import child
+from {module} import child
 child({calls}, {table!r}, {secret!r})
 """
 
@@ -107,19 +107,25 @@ def child(calls: int, table: str, secret: str) -> None:
     print(harness.RESULT_PREFIX + json.dumps({"subject": subject, "baseline": baseline}))
 
 
-def run(args: argparse.Namespace) -> Report:
-    calls = 500 if args.quick else 5000
-    with harness.local_aws("bwarm") as aws:
+def webhook_child_samples(module: str, stack_name: str, calls: int) -> Any:
+    """`<module>.child(calls, table, secret)` run in a fresh interpreter with the webhook's Lambda
+    environment, against a local stack of its own; what the child reported."""
+    with harness.local_aws(stack_name) as aws:
         from bench.cold_start import _webhook_secret
 
-        env = harness.child_env(aws.function_env("webhook"))
         code = _CHILD.format(
             path=[*harness.lambda_sys_path("webhook"), str(harness.ROOT)],
+            module=module,
             calls=calls,
             table=aws.stack.table_name,
             secret=_webhook_secret(aws),
         )
-        samples = harness.run_child(code, env, timeout=900)
+        return harness.run_child(code, harness.child_env(aws.function_env("webhook")), timeout=900)
+
+
+def run(args: argparse.Namespace) -> Report:
+    calls = 500 if args.quick else 5000
+    samples = webhook_child_samples("bench.warm_webhook", "bwarm", calls)
     subject, baseline = samples["subject"], samples["baseline"]
     p50 = median(subject) / median(baseline)
     p99 = percentile(subject, 99) / percentile(baseline, 99)
