@@ -1,9 +1,9 @@
-"""The shared Runware OpenAPI file as a JSON Schema oracle, independent of the `runrelay` package.
+"""Runware's OpenAPI file as a JSON Schema oracle, independent of the `runrelay` package.
 
 The emulator and the contract tests both judge requests with this module, so a request the project
 sends is checked against the published file itself rather than against our own pydantic models.
-The file is found through `$RUNRELAY_SPEC`, else `<repo>/../shared/spec/` (CI puts `shared/` beside
-the clone), and loaded once per process.
+The file is the repository's vendored copy, `spec/runware-minimax-m2.7.openapi.json` (byte for byte
+what Runware publishes; `$RUNRELAY_SPEC` may point elsewhere), loaded once per process.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def spec_path() -> Path:
-    """Where the OpenAPI file is: `$RUNRELAY_SPEC` if set, else `<repo>/../shared/spec/<file>`."""
+    """Where the OpenAPI file is: `$RUNRELAY_SPEC` if set, else the repository's `spec/<file>`."""
     configured = os.environ.get(SPEC_ENV_VAR)
     if configured:
         return Path(configured).expanduser().resolve()
-    return (_REPO_ROOT.parent / "shared" / "spec" / SPEC_FILE_NAME).resolve()
+    return (_REPO_ROOT / "spec" / SPEC_FILE_NAME).resolve()
 
 
 @cache

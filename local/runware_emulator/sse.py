@@ -1,4 +1,4 @@
-"""Server-Sent Events for `deliveryMethod: "stream"`, with every variant RUNWARE-NOTES.md lists.
+"""Server-Sent Events for `deliveryMethod: "stream"`, with every variant docs/runware-behaviour.md lists.
 
 Events: `delta.reasoningContent` chunks, then `delta.text` chunks, a chunk carrying `finishReason`,
 then (if asked for) a separate line with `usage`/`cost`, and `data: [DONE]`. `: keep-alive` comment

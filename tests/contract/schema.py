@@ -1,6 +1,7 @@
-"""The shared Runware OpenAPI file, read as it is (never a copy), and JSON Schema validators built from it.
+"""Runware's OpenAPI file, read as it is (the vendored `spec/` copy), and JSON Schema validators built from it.
 
-The file is found through `RUNRELAY_SPEC`, else `<repo>/../shared/spec/runware-minimax-m2.7.openapi.json`.
+The file is found as the emulator finds it (`local.openapi_contract.spec_path`: `RUNRELAY_SPEC`, else the
+repository's `spec/runware-minimax-m2.7.openapi.json`).
 Validators are Draft 2020-12 (OpenAPI 3.1's dialect) with a live `FormatChecker`, so `format: uuid` and
 `format: uri` are really enforced (jsonschema only checks `uri` when rfc3986-validator is installed;
 `test_format_checker_is_live` proves it is). Local `$ref`s are inlined, so each schema stands alone.
@@ -9,35 +10,23 @@ Validators are Draft 2020-12 (OpenAPI 3.1's dialect) with a live `FormatChecker`
 from __future__ import annotations
 
 import functools
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_NAME = "runware-minimax-m2.7.openapi.json"
+from local.openapi_contract import load_spec, spec_path
 
 Schema = dict[str, Any]
-
-
-def spec_path() -> Path:
-    env = os.environ.get("RUNRELAY_SPEC")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "spec" / SPEC_NAME
 
 
 def examples_dir() -> Path:
     return spec_path().parent / "runware-examples"
 
 
-@functools.cache
 def openapi() -> Schema:
-    path = spec_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"Runware OpenAPI file not found at {path} (set RUNRELAY_SPEC to its path)")
-    document: Schema = json.loads(path.read_text(encoding="utf-8"))
-    return document
+    """The parsed OpenAPI document, read once (the emulator's own loader)."""
+    return load_spec()
 
 
 def _resolve(node: Schema) -> Schema:

@@ -32,11 +32,12 @@ def test_spec_path_follows_the_environment_variable(monkeypatch: pytest.MonkeyPa
     assert spec_path() == tmp_path / "spec.json"
 
 
-def test_spec_path_defaults_to_shared_beside_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spec_path_defaults_to_the_vendored_copy_in_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RUNRELAY_SPEC", raising=False)
     repo = Path(openapi_contract.__file__).resolve().parents[1]
 
-    assert spec_path() == repo.parent / "shared" / "spec" / "runware-minimax-m2.7.openapi.json"
+    assert spec_path() == repo / "spec" / "runware-minimax-m2.7.openapi.json"
+    assert spec_path().is_file()
 
 
 def test_request_item_schema_is_the_spec_items_with_refs_resolved() -> None:

@@ -1,6 +1,6 @@
 """Runware REST client: batched submits, getResponse polling and SSE streaming over one pooled session.
 
-Retries follow RUNWARE-NOTES.md: 429/5xx/timeouts/resets back off exponentially with full jitter,
+Retries follow docs/runware-behaviour.md: 429/5xx/timeouts/resets back off exponentially with full jitter,
 honour Retry-After, and stop at the caller's deadline. Permanent errors raise typed exceptions.
 A resubmitted taskUUID that Runware already has (conflictTaskUUID) counts as accepted.
 """

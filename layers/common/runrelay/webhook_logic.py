@@ -125,8 +125,8 @@ def _depth(value: Any) -> int:
 
 
 def _normalise(payload: Any) -> list[WebhookResult | _Failure]:
-    """Every shape in RUNWARE-NOTES.md: {"data": [...]}, a bare result, {"errors": [...]}, {"error": ...},
-    and results with status "error"."""
+    """Every webhook shape in docs/runware-behaviour.md: {"data": [...]}, a bare result, {"errors": [...]},
+    {"error": ...}, and results with status "error"."""
     if isinstance(payload, list):
         payload = {"data": payload}
     if not isinstance(payload, dict):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# Documented result fields and the JSON types they may have (RUNWARE-NOTES.md, "Results").
+# Documented result fields and the JSON types they may have (docs/runware-behaviour.md, "Results").
 _STRING_FIELDS = ("taskType", "text", "finishReason", "status", "reasoningContent")
 _USAGE_COUNTS = ("promptTokens", "completionTokens", "totalTokens", "thinkingTokens")
 
