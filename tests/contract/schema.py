@@ -1,4 +1,4 @@
-"""Runware's OpenAPI file, read as it is (the vendored `spec/` copy), and JSON Schema validators built from it.
+"""Runware's OpenAPI file, read as it is (the vendored `spec/` copy), and JSON Schema validators from it.
 
 The file is found as the emulator finds it (`local.openapi_contract.spec_path`: `RUNRELAY_SPEC`, else the
 repository's `spec/runware-minimax-m2.7.openapi.json`).
