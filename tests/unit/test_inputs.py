@@ -107,7 +107,7 @@ def test_plain_text_json_and_empty_objects() -> None:
     array = list(
         items_of_object(S3ObjectRef("in", "a.json", "e"), io.BytesIO(b'[{"prompt": "a"}, {"prompt": "b"}]'))
     )
-    assert [i.seq for i, _ in array] == [0, 1]
+    assert [i.seq for i, _ in array] == [1, 2]
     for name, data in [("e.txt", b"  \n"), ("e.jsonl", b""), ("e.json", b"[]"), ("bad.txt", b"\xff\xfe")]:
         [(item, _)] = list(items_of_object(S3ObjectRef("in", name, "e"), io.BytesIO(data)))
         assert isinstance(item.spec, Rejection), name
@@ -116,3 +116,43 @@ def test_plain_text_json_and_empty_objects() -> None:
 def test_incomplete_continuation_is_rejected() -> None:
     kind = classify_sqs_body("m", json.dumps({"runrelayContinuation": {"bucket": "b"}}))
     assert isinstance(kind, Rejection)
+
+
+def test_every_source_numbers_its_tasks_from_one() -> None:
+    sqs = list(items_of_message(SqsTaskMessage("m", [{"prompt": "a"}, {"prompt": "b"}])))
+    single = list(items_of_message(SqsTaskMessage("m", {"prompt": "a"})))
+    jsonl = list(items_of_object(S3ObjectRef("in", "a.jsonl", "e"), io.BytesIO(b'{"prompt": "a"}\n')))
+    json_array = list(items_of_object(S3ObjectRef("in", "a.json", "e"), io.BytesIO(b'[{"prompt": "a"}]')))
+    text = list(items_of_object(S3ObjectRef("in", "a.txt", "e"), io.BytesIO(b"Tell me a story")))
+    empty = list(items_of_object(S3ObjectRef("in", "e.jsonl", "e"), io.BytesIO(b"")))
+    assert [i.seq for i in sqs] == [1, 2]
+    assert [i.seq for i in single] == [1]
+    assert [[i.seq for i, _ in found] for found in (jsonl, json_array, text, empty)] == [[1], [1], [1], [1]]
+
+
+def test_keys_keep_the_positions_earlier_releases_used() -> None:
+    """A message or object submitted before seq became 1-based must map to the same taskUUIDs."""
+    sqs = list(items_of_message(SqsTaskMessage("m", [{"prompt": "a"}, {"prompt": "b"}])))
+    assert [i.idempotency_key for i in sqs] == ["sqs:m:0", "sqs:m:1"]
+    [(text, _)] = items_of_object(S3ObjectRef("in", "a.txt", "e"), io.BytesIO(b"Tell me a story"))
+    assert text.idempotency_key == "s3://in/a.txt#e:0"
+    [(line, _)] = items_of_object(S3ObjectRef("in", "a.jsonl", "e"), io.BytesIO(b'{"prompt": "a"}\n'))
+    assert line.idempotency_key == "s3://in/a.jsonl#e:1"
+    [(empty, _)] = items_of_object(S3ObjectRef("in", "e.jsonl", "e"), io.BytesIO(b""))
+    assert empty.idempotency_key == "s3://in/e.jsonl#e:0"
+
+
+def test_refused_specs_keep_the_caller_id_but_do_not_use_it_up() -> None:
+    [valid, refused] = items_of_message(
+        SqsTaskMessage("m", [{"id": "ok-1", "prompt": "a"}, {"id": "bad-1", "prompt": "b", "seed": -1}])
+    )
+    assert (valid.caller_id, valid.idempotency_key) == ("ok-1", "id:ok-1")
+    assert isinstance(refused.spec, Rejection)
+    # The corrected spec may come again under the same id: the refused one is keyed by its place.
+    assert (refused.caller_id, refused.idempotency_key) == ("bad-1", "sqs:m:1")
+    data = b'{"id": "line-1", "prompt": "a"}\n{"id": "line-2", "numberResults": 9, "prompt": "b"}\n'
+    lines = [item for item, _ in items_of_object(S3ObjectRef("in", "a.jsonl", "e"), io.BytesIO(data))]
+    assert [(i.caller_id, type(i.spec).__name__) for i in lines] == [
+        ("line-1", "TaskSpec"),
+        ("line-2", "Rejection"),
+    ]

@@ -191,7 +191,7 @@ def test_duplicate_deliveries_write_one_file_and_one_event_each(harness: Harness
     assert Counter(e["detail-type"] for e in events) == {"TaskCompleted": 3, "JobCompleted": 1}
     job_event = next(e["detail"] for e in events if e["detail-type"] == "JobCompleted")
     assert job_event["counts"] == {"total": 3, "COMPLETED": 1, "REJECTED": 1, "FAILED": 1}
-    assert job_event["results"]["key"] == "results/incoming/batch.jsonl.jsonl"
+    assert job_event["results"]["key"] == "results/incoming/batch.jsonl"
     body = harness.s3.get_object(Bucket=BUCKET, Key=results_key("incoming/batch.jsonl"))["Body"].read()
     rows = [json.loads(line) for line in body.decode().splitlines()]
     assert [(r["line"], r["taskUUID"], r["status"]) for r in rows] == [
@@ -292,3 +292,11 @@ def test_submit_records_the_total_only_at_the_end_of_the_file(store: TaskStore, 
     job = jobs.get("s3://b/big.jsonl#e")
     assert job is not None
     assert (job.expected, job.bucket, job.key) == (25, "b", "big.jsonl")
+
+
+def test_results_keys_mirror_input_keys_one_to_one() -> None:
+    inputs = ["incoming/batch.jsonl", "incoming/story.txt", "incoming/story", "incoming/a.json"]
+    keys = [results_key(key) for key in inputs]
+    assert keys[0] == "results/incoming/batch.jsonl"
+    assert len(set(keys)) == len(inputs)
+    assert not any(key.startswith("incoming/") for key in keys)

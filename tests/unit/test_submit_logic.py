@@ -282,3 +282,14 @@ def test_small_or_taskless_objects_are_not_fanned_out(store: TaskStore, runware:
     assert report.fanned_out == 0
     assert report.rejected == 1  # "holds no task lines", said once, by the sequential path
     assert svc.queue == []  # type: ignore[attr-defined]
+
+
+def test_rejected_rows_keep_the_caller_id(store: TaskStore, runware: FakeRunware) -> None:
+    data = b'{"id": "good", "prompt": "a"}\n{"id": "too-many", "prompt": "b", "numberResults": 9}\n'
+    svc = service(store, runware, {"in/ids.jsonl": data})
+    svc.process_record("m", s3_created_event("b", "in/ids.jsonl", len(data)), Deadline.after(60))
+    views = store.tasks_of_source("s3://b/in/ids.jsonl#e")
+    assert [(v.item["sourceSeq"], v.status, v.item.get("callerId")) for v in views] == [
+        (1, TaskStatus.SUBMITTED, "good"),
+        (2, TaskStatus.REJECTED, "too-many"),
+    ]

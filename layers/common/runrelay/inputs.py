@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from .contract import MAX_NUMBER_RESULTS, MAX_SEED, InferenceSettings, Message
 
 MAX_METADATA_BYTES = 4096
+MAX_CALLER_ID_LENGTH = 512
 MAX_JSON_OBJECT_BYTES = 8 * 1024 * 1024  # a .json input is parsed whole; .jsonl has no limit
 MAX_PROMPT_OBJECT_BYTES = 1024 * 1024  # a plain-text prompt file
 CONTINUATION_KEY = "runrelayContinuation"
@@ -30,7 +31,7 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: StrictStr | None = Field(default=None, min_length=1, max_length=512)
+    id: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_CALLER_ID_LENGTH)
     prompt: StrictStr | None = Field(default=None, min_length=1)
     messages: list[Message] | None = Field(default=None, min_length=1)
     settings: InferenceSettings | None = None
@@ -62,12 +63,18 @@ class Rejection:
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One would-be task: where it came from, its idempotency key and its spec or why it was refused."""
+    """One would-be task: where it came from, its idempotency key and its spec or why it was refused.
+
+    `seq` is the task's 1-based position in its source, the same for every kind of input: the line of a
+    `.jsonl` file, the place in a `.json` array or an SQS array, 1 for a single spec, a prompt file or a
+    refused whole object. `caller_id` is the spec's `id`, kept even when the spec is refused.
+    """
 
     source_id: str
     seq: int
     idempotency_key: str
     spec: TaskSpec | Rejection
+    caller_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,12 @@ def parse_spec(raw: Any) -> TaskSpec | Rejection:
         return Rejection("invalidTaskSpec", problems)
 
 
+def caller_id_of(raw: Any) -> str | None:
+    """The `id` a spec carries, valid or not (a REJECTED row still names the caller's id)."""
+    caller_id = raw.get("id") if isinstance(raw, dict) else None
+    return caller_id if isinstance(caller_id, str) and 0 < len(caller_id) <= MAX_CALLER_ID_LENGTH else None
+
+
 def classify_sqs_body(message_id: str, body: str) -> SqsBody:
     """Tell what an ingest-queue message is, without touching S3 or DynamoDB."""
     try:
@@ -139,13 +152,14 @@ def items_of_message(message: SqsTaskMessage) -> Iterator[SourceItem]:
     source_id = f"sqs:{message.message_id}"
     specs = message.payload if isinstance(message.payload, list) else [message.payload]
     if not specs:
-        yield SourceItem(source_id, 0, f"{source_id}:0", Rejection("emptyMessage", "the array holds no task"))
+        yield SourceItem(source_id, 1, f"{source_id}:0", Rejection("emptyMessage", "the array holds no task"))
     for index, raw in enumerate(specs):
         spec = parse_spec(raw)
-        caller_id = spec.id if isinstance(spec, TaskSpec) else None
-        # The caller's id is the idempotency key (like OpenAI Batch's custom_id); else the message id.
-        key = f"id:{caller_id}" if caller_id else f"{source_id}:{index}"
-        yield SourceItem(source_id, index, key, spec)
+        # A valid spec's id is its idempotency key (like OpenAI Batch's custom_id); else the message id
+        # and position. A refused spec does not use up its id: the corrected spec may be sent again.
+        # The key keeps the 0-based index it always had, so taskUUIDs of earlier messages stay the same.
+        key = f"id:{spec.id}" if isinstance(spec, TaskSpec) and spec.id else f"{source_id}:{index}"
+        yield SourceItem(source_id, index + 1, key, spec, caller_id_of(raw))
 
 
 def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]]:
@@ -161,29 +175,29 @@ def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, i
     data = body.read(limit + 1)
     end = len(data)
     if len(data) > limit:
-        yield _item(ref, 0, Rejection("objectTooLarge", f"{ref.key} exceeds {limit} bytes; use .jsonl")), end
+        yield _item(ref, 1, Rejection("objectTooLarge", f"{ref.key} exceeds {limit} bytes; use .jsonl")), end
         return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        yield _item(ref, 0, Rejection("notUtf8", f"{ref.key} is not UTF-8 text: {error}")), end
+        yield _item(ref, 1, Rejection("notUtf8", f"{ref.key} is not UTF-8 text: {error}")), end
         return
     if name.endswith(".json"):
         try:
             payload = json.loads(text)
         except (ValueError, RecursionError) as error:
-            yield _item(ref, 0, Rejection("malformedJson", f"{ref.key} is not valid JSON: {error}")), end
+            yield _item(ref, 1, Rejection("malformedJson", f"{ref.key} is not valid JSON: {error}")), end
             return
         specs = payload if isinstance(payload, list) else [payload]
         if not specs:
-            yield _item(ref, 0, Rejection("emptyObject", f"{ref.key} holds an empty array")), end
+            yield _item(ref, 1, Rejection("emptyObject", f"{ref.key} holds an empty array")), end
         for index, raw in enumerate(specs):
-            yield _item(ref, index, parse_spec(raw)), end
+            yield _item(ref, index + 1, parse_spec(raw), caller_id_of(raw)), end
         return
     if not text.strip():
-        yield _item(ref, 0, Rejection("emptyPrompt", f"{ref.key} is empty: nothing to ask")), end
+        yield _item(ref, 1, Rejection("emptyPrompt", f"{ref.key} is empty: nothing to ask")), end
         return
-    yield _item(ref, 0, TaskSpec(prompt=text)), end
+    yield _item(ref, 1, TaskSpec(prompt=text)), end
 
 
 def _jsonl_items(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]]:
@@ -198,17 +212,20 @@ def _jsonl_items(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]
         if not stripped:
             continue  # blank lines are not tasks
         seen_any = True
+        raw: Any = None
         try:
-            parsed: TaskSpec | Rejection = parse_spec(json.loads(stripped.decode("utf-8")))
+            raw = json.loads(stripped.decode("utf-8"))
+            parsed: TaskSpec | Rejection = parse_spec(raw)
         except UnicodeDecodeError as error:
             parsed = Rejection("notUtf8", f"line {line_number} is not UTF-8: {error}")
         except (ValueError, RecursionError) as error:
             parsed = Rejection("malformedLine", f"line {line_number} is not valid JSON: {error}")
         if isinstance(parsed, Rejection) and not parsed.message.startswith("line "):
             parsed = Rejection(parsed.code, f"line {line_number}: {parsed.message}")
-        yield _item(ref, line_number, parsed), offset
+        yield _item(ref, line_number, parsed, caller_id_of(raw), key_position=line_number), offset
     if not seen_any:
-        yield _item(ref, 0, Rejection("emptyObject", f"{ref.key} holds no task lines")), offset
+        refusal = Rejection("emptyObject", f"{ref.key} holds no task lines")
+        yield _item(ref, 1, refusal, key_position=0), offset
 
 
 @dataclass(frozen=True)
@@ -253,8 +270,18 @@ def _lines(body: Any) -> Iterator[bytes]:
         yield pending
 
 
-def _item(ref: S3ObjectRef, seq: int, spec: TaskSpec | Rejection) -> SourceItem:
-    return SourceItem(ref.source_id, seq, f"{ref.source_id}:{seq}", spec)
+def _item(
+    ref: S3ObjectRef,
+    seq: int,
+    spec: TaskSpec | Rejection,
+    caller_id: str | None = None,
+    *,
+    key_position: int | None = None,
+) -> SourceItem:
+    """A task of an object. Its key ends with the position keys have always used (a JSONL line number,
+    else the 0-based place), so objects submitted before `seq` became 1-based keep their taskUUIDs."""
+    position = seq - 1 if key_position is None else key_position
+    return SourceItem(ref.source_id, seq, f"{ref.source_id}:{position}", spec, caller_id)
 
 
 def _is_object_created(record: Any) -> bool:

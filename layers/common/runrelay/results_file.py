@@ -1,4 +1,4 @@
-"""The results file of one S3 input: `results/<input key>.jsonl`, one line per task in input order.
+"""The results file of one S3 input: `results/<input key>`, one JSON line per task in input order.
 
 Like OpenAI Batch's output file: the caller's id, our taskUUID, the status, the results (text, or an
 S3 pointer when the text was offloaded), usage and cost summed over the results, and the error.
@@ -38,7 +38,10 @@ class WrittenResults:
 
 
 def results_key(input_key: str) -> str:
-    return f"{RESULTS_PREFIX}{input_key}.jsonl"
+    """The input's own key under `results/`: one input key names one results key, so two inputs never
+    share a results file, and the template's InputPrefix may not start with `results/`, so a results file
+    is never taken for an input. The body is JSON Lines whatever the input's extension."""
+    return f"{RESULTS_PREFIX}{input_key}"
 
 
 def result_line(item: Mapping[str, Any]) -> dict[str, Any]:

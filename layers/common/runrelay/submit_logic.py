@@ -240,7 +240,7 @@ class SubmitService:
             source_id=item.source_id,
             source_seq=item.seq,
             number_results=spec.numberResults if spec else 1,
-            caller_id=spec.id if spec else None,
+            caller_id=item.caller_id,
             metadata=spec.metadata if spec else None,
         )
 
