@@ -8,9 +8,12 @@ Every command works against the local stack (`make up` in another terminal) or, 
 from __future__ import annotations
 
 import enum
+import hashlib
+import importlib.metadata
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,14 +26,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from local.cli import render
 from local.cli.errors import CliError, explain_aws_error
-from local.cli.ids import Ref, TaskRef, caller_task_uuid, expected_tasks, resolve
+from local.cli.help_format import FlagCommand, FlagGroup
+from local.cli.ids import Ref, TaskRef, caller_task_uuid, expected_tasks, resolve, source_has_tasks
 from local.cli.progress import StatusReader, Tally, wait_settled
-from local.cli.specs import check_file, message_bodies, prompt_spec
+from local.cli.specs import (
+    check_file,
+    message_bodies,
+    option_spec,
+    parse_metadata,
+    prompt_spec,
+    read_messages,
+)
 from local.cli.tail import CompletionStream
 from local.cli.targets import Target, local_target, resolve_target
 from runrelay.contract import TextInferenceTask
 from runrelay.deadline import Deadline
-from runrelay.inputs import Rejection, TaskSpec
+from runrelay.inputs import Rejection, TaskSpec, caller_id_of, parse_spec
 from runrelay.runware_client import RunwareClient
 from runrelay.runware_errors import RunwareApiError
 from runrelay.task_store import TaskStore, TaskView
@@ -38,14 +49,43 @@ from runrelay.task_store import TaskStore, TaskView
 EXIT_FAILED_TASKS = 1
 EXIT_ERROR = 2
 EXIT_TIMEOUT = 3
+# How long `submit` waits for the submit function to take SQS messages: until it has, their ids name
+# nothing the other commands can find. On AWS the queue's batching window alone is 5 s.
+PICKUP_SECONDS = 60.0
 
 app = typer.Typer(
     name="runrelay",
-    help=__doc__,
+    # The docstring's paragraphs, each on one line: typer keeps line breaks inside a paragraph.
+    help="\n\n".join(" ".join(paragraph.split()) for paragraph in (__doc__ or "").split("\n\n")),
+    cls=FlagGroup,
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+command = app.command
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("runrelay")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: run `make install`)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"runrelay {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
+    ] = None,
+) -> None:
+    """Submit prompts, watch them complete, read results, tail completions, ask Runware directly."""
 
 
 class Via(enum.StrEnum):
@@ -88,6 +128,7 @@ IdsArg = Annotated[
 ]
 NumberResultsOpt = Annotated[int | None, typer.Option("--number-results", help="Results per task, 1-4.")]
 TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="0.01-1, step 0.01.")]
+TopPOpt = Annotated[float | None, typer.Option("--top-p", help="0-1, step 0.01.")]
 MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="1-196608.")]
 SystemPromptOpt = Annotated[str | None, typer.Option("--system-prompt", help="System prompt.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="0-4294967295.")]
@@ -128,8 +169,8 @@ class _Session:
     ) -> _Session:
         return cls(resolve_target(stack=stack, region=region, config_env=config_env, state_file=state_file))
 
-    def resolve(self, ids: list[str], *, pending_ok: bool = False) -> list[Ref]:
-        return [resolve(text, self.target, self.store, self.s3, pending_ok=pending_ok) for text in ids]
+    def resolve(self, ids: list[str]) -> list[Ref]:
+        return [ref for text in ids for ref in resolve(text, self.target, self.store, self.s3)]
 
     def task(self, ref: TaskRef) -> TaskView:
         view = self.store.get_task(ref.task_uuid)
@@ -141,18 +182,28 @@ class _Session:
 # -- submit ---------------------------------------------------------------------------------------
 
 
-@app.command()
+@command(cls=FlagCommand)
 def submit(
     file: Annotated[
         Path | None, typer.Argument(help="A .jsonl / .json / text file of task specs.", show_default=False)
     ] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="One prompt, sent over SQS.")] = None,
+    messages: Annotated[
+        Path | None,
+        typer.Option("--messages", help='A JSON file: [{"role": "user"|"assistant", "content": …}, …].'),
+    ] = None,
     number_results: NumberResultsOpt = None,
     temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
     system_prompt: SystemPromptOpt = None,
     seed: SeedOpt = None,
-    caller_id: Annotated[str | None, typer.Option("--id", help="Your idempotency key for --prompt.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option("--metadata", help='JSON object kept with the task, e.g. \'{"team": "a"}\'.')
+    ] = None,
+    caller_id: Annotated[
+        str | None, typer.Option("--id", help="Your idempotency key for --prompt / --messages.")
+    ] = None,
     via: Annotated[Via | None, typer.Option("--via", help="s3 (default for a FILE) or sqs.")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Object name under the input prefix.")] = None,
     force: Annotated[
@@ -165,55 +216,119 @@ def submit(
     state_file: StateFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send a file (to the input bucket, or as SQS messages) or one --prompt; prints the id to wait on."""
-    settings: dict[str, Any] = {
-        "number_results": number_results,
-        "temperature": temperature,
-        "max_tokens": max_tokens,
-        "system_prompt": system_prompt,
-        "seed": seed,
-    }
+    """Send a file (to the input bucket, or as SQS messages), or one --prompt / --messages; prints the id."""
     with _user_errors():
-        if (file is None) == (prompt is None):
-            raise CliError("give a FILE or --prompt TEXT (one of them)")
-        if prompt is not None:
+        settings: dict[str, Any] = {
+            "number_results": number_results,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+            "system_prompt": system_prompt,
+            "seed": seed,
+            "metadata": None if metadata is None else _parsed(parse_metadata, metadata),
+        }
+        if sum(given is not None for given in (file, prompt, messages)) != 1:
+            raise CliError("give a FILE, --prompt TEXT or --messages FILE (one of them)")
+        if file is None:
             if via is Via.s3:
-                raise CliError("--prompt goes over SQS; to use S3, put it in a file")
-            spec = _valid(prompt_spec(prompt, caller_id=caller_id, **settings))
-            plan = _Plan(Via.sqs, 1, bodies=[json.dumps(_spec_body(spec), ensure_ascii=False)])
+                raise CliError("--prompt and --messages go over SQS; to use S3, put the spec in a file")
+            conversation = None if messages is None else _parsed(read_messages, messages)
+            raw = option_spec(prompt=prompt, messages=conversation, caller_id=caller_id, **settings)
+            plan = _Plan(
+                Via.sqs, 1, bodies=[json.dumps(_checked_option_spec(raw, force), ensure_ascii=False)]
+            )
         else:
-            assert file is not None
             if caller_id is not None:
-                raise CliError('--id applies to --prompt; in a file, give each spec its own "id"')
+                raise CliError(
+                    '--id applies to --prompt / --messages; in a file, give each spec its own "id"'
+                )
             plan = _file_plan(file, via or Via.s3, settings, key, force)
         session = _Session.open(stack, region, config_env, state_file)
-        ids = _send(session, plan, file)
-    tasks, kind = plan.tasks, plan.via.value
-    if caller_id is not None:
-        ids = [caller_id]
+        sent = _send(session, plan, file)
+    ids = [caller_id] if caller_id is not None and sent.ids else sent.ids
     if as_json:
         answer: dict[str, Any] = {
             "ids": ids,
-            "via": kind,
-            "tasks": tasks,
+            "via": plan.via.value,
+            "tasks": plan.tasks,
+            "newTasks": plan.tasks - sent.known,
             "target": session.target.description,
         }
         if caller_id is not None:
             answer["taskUUID"] = caller_task_uuid(caller_id)
+        if sent.not_taken:
+            answer["notTakenYet"] = sent.not_taken
         render.emit_json(answer)
-    elif quiet:
+        return
+    if quiet:
         for one in ids:
             print(one)
     else:
-        out = render.console()
-        out.print(
-            f"submitted {tasks} task(s) via {kind.upper()} to the {session.target.description}",
+        _report_sent(session, plan, sent, ids)
+    if sent.not_taken:
+        render.err_console().print(
+            f"[yellow]warning:[/] the stack has not taken {', '.join(sent.not_taken)} within "
+            f"{PICKUP_SECONDS:g}s (is the submit function running?); until it does, these ids are unknown",
             highlight=False,
+            soft_wrap=True,
         )
-        joined = " ".join(ids)
-        for one in ids:
-            out.print(one, highlight=False, soft_wrap=True)
-        out.print(f"[dim]next: runrelay wait {joined} && runrelay results {joined} -o results.jsonl[/]")
+
+
+def _parsed(parse: Any, value: Any) -> Any:
+    try:
+        return parse(value)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+
+
+def _checked_option_spec(raw: dict[str, Any], force: bool) -> dict[str, Any]:
+    parsed = parse_spec(raw)
+    if isinstance(parsed, TaskSpec):
+        return _spec_body(parsed)
+    if not force:
+        raise CliError(f"invalid task: {parsed.message} (--force sends it anyway: it becomes REJECTED)")
+    return raw
+
+
+def _report_sent(session: _Session, plan: _Plan, sent: _Sent, ids: list[str]) -> None:
+    out = render.console()
+    where = session.target.description
+    if sent.unchanged:
+        out.print(
+            f"unchanged: this file was already submitted to the {where} ({plan.tasks} task(s)); "
+            "nothing new runs",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif sent.known == plan.tasks:
+        out.print(
+            f"nothing new runs: every spec's id already names a task in the {where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        out.print(
+            f"submitted {plan.tasks} task(s) via {plan.via.value.upper()} to the {where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if sent.known:
+            out.print(
+                f"{sent.known} of them carry an id that already names a task: those do not run again",
+                highlight=False,
+                soft_wrap=True,
+            )
+    for one in ids:
+        out.print(one, highlight=False, soft_wrap=True)
+    shown = " ".join(ids[:20])
+    # One unwrapped line, without markup, so that it can be copied as it is.
+    out.print(
+        f"next: runrelay wait {shown} && runrelay results {shown} -o results.jsonl",
+        style="dim",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _valid(parsed: TaskSpec | Rejection) -> TaskSpec:
@@ -236,6 +351,16 @@ class _Plan:
     s3_name: str = ""
 
 
+@dataclass
+class _Sent:
+    """What `_send` did: the ids to give the user, and how much of it was already known."""
+
+    ids: list[str]
+    known: int = 0  # specs whose `id` already names a task (SQS), or every task of an unchanged file
+    unchanged: bool = False  # the same bytes are already in the bucket under that key, with their tasks
+    not_taken: list[str] = field(default_factory=list)  # messages the submit function has not taken yet
+
+
 def _file_plan(file: Path, via: Via, settings: dict[str, Any], key: str | None, force: bool) -> _Plan:
     checked = check_file(file)
     if not checked.specs:
@@ -250,14 +375,14 @@ def _file_plan(file: Path, via: Via, settings: dict[str, Any], key: str | None, 
     given = any(value is not None for value in settings.values())
     if given and not (checked.is_prompt_text and via is Via.sqs):
         raise CliError(
-            "settings options apply to --prompt or a text file sent --via sqs; "
+            "settings options apply to --prompt, --messages or a text file sent --via sqs; "
             "in .jsonl/.json files put them in each spec"
         )
     if via is Via.s3:
         return _Plan(Via.s3, checked.task_count, s3_name=key or file.name)
     specs = checked.specs
     if checked.is_prompt_text:
-        specs = [_spec_body(_valid(prompt_spec(specs[0]["prompt"], **settings)))]
+        specs = [_checked_option_spec(option_spec(prompt=specs[0]["prompt"], **settings), force)]
     try:
         bodies = list(message_bodies(specs))
     except ValueError as error:
@@ -265,19 +390,83 @@ def _file_plan(file: Path, via: Via, settings: dict[str, Any], key: str | None, 
     return _Plan(Via.sqs, checked.task_count, bodies=[body for body, _ in bodies])
 
 
-def _send(session: _Session, plan: _Plan, file: Path | None) -> list[str]:
-    """Upload or enqueue; the source ids the table will use."""
-    target = session.target
+def _send(session: _Session, plan: _Plan, file: Path | None) -> _Sent:
+    """Upload or enqueue what is new; the ids the table will use."""
     if plan.via is Via.s3:
         assert file is not None
-        name = plan.s3_name
-        object_key = name if name.startswith(target.input_prefix) else f"{target.input_prefix}{name}"
-        with file.open("rb") as body:
-            put = session.s3.put_object(Bucket=target.bucket_name, Key=object_key, Body=body)
-        return [f"s3://{target.bucket_name}/{object_key}#{put['ETag'].strip(chr(34))}"]
-    sqs = target.client("sqs")
-    sent = [sqs.send_message(QueueUrl=target.ingest_queue_url, MessageBody=body) for body in plan.bodies]
-    return [f"sqs:{answer['MessageId']}" for answer in sent]
+        return _upload(session, plan, file)
+    known_uuids = _known_caller_tasks(session, plan.bodies)
+    pending = [body for body in plan.bodies if not _all_known(body, known_uuids)]
+    known = sum(1 for body in plan.bodies for spec in _specs_of(body) if _caller_uuid(spec) in known_uuids)
+    if not pending:
+        return _Sent([caller_id_of(spec) or "" for body in plan.bodies for spec in _specs_of(body)], known)
+    sqs = session.target.client("sqs")
+    queue = session.target.ingest_queue_url
+    ids = [f"sqs:{sqs.send_message(QueueUrl=queue, MessageBody=body)['MessageId']}" for body in pending]
+    return _Sent(ids, known, not_taken=_await_pickup(session, ids))
+
+
+def _upload(session: _Session, plan: _Plan, file: Path) -> _Sent:
+    target = session.target
+    name = plan.s3_name
+    object_key = name if name.startswith(target.input_prefix) else f"{target.input_prefix}{name}"
+    # A single-part upload's ETag is the MD5 of its bytes (not with SSE-KMS: then the file goes up again,
+    # and the submitter still runs nothing twice, as the README says).
+    digest = hashlib.md5(file.read_bytes(), usedforsecurity=False).hexdigest()
+    source_id = f"s3://{target.bucket_name}/{object_key}#{digest}"
+    if _current_etag(session, object_key) == digest and source_has_tasks(session.store, source_id):
+        return _Sent([source_id], known=plan.tasks, unchanged=True)
+    with file.open("rb") as body:
+        put = session.s3.put_object(Bucket=target.bucket_name, Key=object_key, Body=body)
+    return _Sent([f"s3://{target.bucket_name}/{object_key}#{put['ETag'].strip(chr(34))}"])
+
+
+def _current_etag(session: _Session, object_key: str) -> str | None:
+    try:
+        head = session.s3.head_object(Bucket=session.target.bucket_name, Key=object_key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
+    return str(head["ETag"]).strip('"')
+
+
+def _specs_of(body: str) -> list[Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return [None]
+    return payload if isinstance(payload, list) else [payload]
+
+
+def _caller_uuid(spec: Any) -> str | None:
+    """The task a valid spec's `id` names (a refused spec's id is no idempotency key)."""
+    caller_id = caller_id_of(spec)
+    return caller_task_uuid(caller_id) if caller_id and isinstance(parse_spec(spec), TaskSpec) else None
+
+
+def _known_caller_tasks(session: _Session, bodies: list[str]) -> set[str]:
+    wanted = [uuid for body in bodies for spec in _specs_of(body) if (uuid := _caller_uuid(spec))]
+    if not wanted:
+        return set()
+    return set(StatusReader(session.dynamodb, session.target.table_name).statuses(wanted))
+
+
+def _all_known(body: str, known_uuids: set[str]) -> bool:
+    specs = _specs_of(body)
+    return bool(specs) and all(_caller_uuid(spec) in known_uuids for spec in specs)
+
+
+def _await_pickup(session: _Session, source_ids: list[str]) -> list[str]:
+    """Wait until the submit function has written each message's tasks; the ones it has not."""
+    waiting = list(source_ids)
+    deadline = time.monotonic() + PICKUP_SECONDS
+    while waiting:
+        waiting = [source for source in waiting if not source_has_tasks(session.store, source)]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    return waiting
 
 
 # -- status / wait / results ----------------------------------------------------------------------
@@ -296,7 +485,7 @@ def _tally(session: _Session, refs: list[Ref]) -> Tally:
     return tally
 
 
-@app.command()
+@command(cls=FlagCommand)
 def status(
     ids: IdsArg,
     stack: StackOpt = None,
@@ -328,7 +517,7 @@ def status(
             out.print(render.tally_table(source_rows))
 
 
-@app.command()
+@command(cls=FlagCommand)
 def wait(
     ids: IdsArg,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait before giving up.")] = 900.0,
@@ -345,7 +534,7 @@ def wait(
     """
     with _user_errors():
         session = _Session.open(stack, region, config_env, state_file)
-        refs = session.resolve(ids, pending_ok=True)
+        refs = session.resolve(ids)
         reader = StatusReader(session.dynamodb, session.target.table_name)
         tally = _tally(session, refs)
         if as_json:
@@ -373,7 +562,7 @@ def wait(
         _fail(f"{tally.failed} task(s) FAILED: see `runrelay results {' '.join(ids)}`", EXIT_FAILED_TASKS)
 
 
-@app.command()
+@command(cls=FlagCommand)
 def results(
     ids: IdsArg,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSONL here.")] = None,
@@ -413,7 +602,7 @@ def results(
 # -- tail -----------------------------------------------------------------------------------------
 
 
-@app.command()
+@command(cls=FlagCommand)
 def tail(
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent completions.", min=0)] = 10,
     follow: Annotated[
@@ -452,7 +641,7 @@ def tail(
 # -- ask ------------------------------------------------------------------------------------------
 
 
-@app.command()
+@command(cls=FlagCommand)
 def ask(
     prompt: Annotated[str, typer.Argument(help="What to ask MiniMax M2.7.", show_default=False)],
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
@@ -504,7 +693,9 @@ def ask(
     out = render.console()
     out.print(result.text or "", highlight=False, markup=False)
     usage = result.usage.totalTokens if result.usage else None
-    out.print(f"[dim]{result.finishReason} · {usage} tokens · ${result.cost or 0:.6f}[/]", highlight=False)
+    out.print(
+        f"[dim]{result.finishReason} · {usage} tokens · {render.money(result.cost or 0)}[/]", highlight=False
+    )
 
 
 def _runware_client(api_url: str | None, api_key: str | None, state_file: Path | None) -> RunwareClient:
@@ -550,7 +741,8 @@ def _ask_streaming(client: RunwareClient, task: TextInferenceTask, deadline: Dea
         render.emit_json(closing)
         return
     tokens = (closing.get("usage") or {}).get("totalTokens")
+    cost = render.money(closing.get("cost") or 0)
     render.console().print(
-        f"\n[dim]{closing.get('finishReason')} · {tokens} tokens · ${closing.get('cost') or 0:.6f}[/]",
+        f"\n[dim]{closing.get('finishReason')} · {tokens} tokens · {cost}[/]",
         highlight=False,
     )

@@ -1,8 +1,10 @@
-"""Turning what a user types into a task or a source: taskUUID, caller id, `s3://…#etag`, `sqs:…`, or a key.
+"""Turning what a user types into tasks or a source: taskUUID, caller id, `s3://…#etag`, `sqs:…`, or a key.
 
-A caller id X of an SQS spec is the task `task_uuid_for("id:X")` (the submitter's idempotency key); an
-S3 object can be named by its source id, `s3://bucket/key` (current ETag), its key, or the name of the
-local file that was uploaded under the input prefix.
+Every name must match something already in the stack, or it is an `unknown id` error at once (`wait`
+never waits on a name that matches nothing). A caller id names every task whose spec carried that `id`,
+from any source, through the table's `ByCaller` index; an SQS spec's task is also found directly, as
+`task_uuid_for("id:X")` (the submitter's idempotency key). An S3 object can be named by its source id,
+`s3://bucket/key` (current ETag), its key, or the name of the local file uploaded under the input prefix.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from local.cli.errors import CliError
 from local.cli.targets import Target
 from runrelay.inputs import S3ObjectRef, items_of_object
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import TaskStore
+from runrelay.task_store import BY_SOURCE_INDEX, TaskStore
+
+BY_CALLER_INDEX = "ByCaller"
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -46,27 +50,65 @@ def caller_task_uuid(caller_id: str) -> str:
     return str(task_uuid_for(f"id:{caller_id}"))
 
 
-def resolve(text: str, target: Target, store: TaskStore, s3: Any, *, pending_ok: bool = False) -> Ref:
-    """What `text` names. `pending_ok` lets a bare word that matches nothing yet be a caller id (wait)."""
+def resolve(text: str, target: Target, store: TaskStore, s3: Any) -> list[Ref]:
+    """What `text` names (a caller id may name several tasks); CliError if it names nothing."""
     text = text.strip()
+    if not text:
+        raise CliError("an empty id names nothing")
     if _UUID.match(text):
-        return TaskRef(text.lower(), text.lower())
+        if store.get_task(text.lower(), resolve_payloads=False) is None:
+            raise CliError(f"unknown task {text}: no such task in {target.description}")
+        return [TaskRef(text.lower(), text.lower())]
     if text.startswith("sqs:"):
-        return SourceRef(text)
+        if not source_has_tasks(store, text):
+            raise CliError(
+                f"unknown id {text!r}: no task of that SQS message in {target.description} "
+                "(a message just sent is listed once the submit function has taken it)"
+            )
+        return [SourceRef(text)]
     if text.startswith("s3://"):
         bucket, _, rest = text.removeprefix("s3://").partition("/")
         key, _, etag = rest.partition("#")
-        return _s3_source(s3, bucket, key, etag or None) or _unknown(text, target)
-    task_uuid = caller_task_uuid(text)
-    if store.get_task(task_uuid, resolve_payloads=False) is not None:
-        return TaskRef(task_uuid, f"caller id {text}")
+        return [_s3_source(s3, bucket, key, etag or None) or _unknown(text, target)]
+    callers = caller_tasks(store, text)
+    if callers:
+        return [TaskRef(task_uuid, f"caller id {text}") for task_uuid in callers]
     for key in dict.fromkeys([text, f"{target.input_prefix}{text}", target.input_prefix + _basename(text)]):
         found = _s3_source(s3, target.bucket_name, key, None)
         if found is not None:
-            return found
-    if pending_ok:
-        return TaskRef(task_uuid, f"caller id {text}")
+            return [found]
     return _unknown(text, target)
+
+
+def caller_tasks(store: TaskStore, caller_id: str) -> list[str]:
+    """taskUUIDs of the tasks whose spec carried `caller_id`, oldest first."""
+    found: list[str] = []
+    try:
+        pages = store.dynamodb.get_paginator("query").paginate(
+            TableName=store.table_name,
+            IndexName=BY_CALLER_INDEX,
+            KeyConditionExpression="callerId = :caller",
+            ExpressionAttributeValues={":caller": {"S": caller_id}},
+        )
+        found = [item["pk"]["S"].removeprefix("TASK#") for page in pages for item in page.get("Items", [])]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ValidationException":
+            raise  # a table made before the index existed: the direct lookup below still finds SQS tasks
+    direct = caller_task_uuid(caller_id)
+    if direct not in found and store.get_task(direct, resolve_payloads=False) is not None:
+        found.append(direct)  # the index is eventually consistent; the table read is not
+    return found
+
+
+def source_has_tasks(store: TaskStore, source_id: str) -> bool:
+    answer = store.dynamodb.query(
+        TableName=store.table_name,
+        IndexName=BY_SOURCE_INDEX,
+        KeyConditionExpression="sourceId = :source",
+        ExpressionAttributeValues={":source": {"S": source_id}},
+        Limit=1,
+    )
+    return bool(answer.get("Items"))
 
 
 def _basename(text: str) -> str:
@@ -92,7 +134,7 @@ def _s3_source(s3: Any, bucket: str, key: str, etag: str | None) -> SourceRef | 
 def _unknown(text: str, target: Target) -> Any:
     raise CliError(
         f"unknown id {text!r}: not a taskUUID, a source id (s3://bucket/key#etag or sqs:<messageId>), "
-        f"the caller id of an SQS task, or an object under s3://{target.bucket_name}/{target.input_prefix} "
+        f"a caller id, or an object under s3://{target.bucket_name}/{target.input_prefix} "
         f"in the {target.description}"
     )
 

@@ -62,6 +62,11 @@ def when(epoch: Any) -> str:
     return dt.datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def money(cost: float) -> str:
+    """Every cost the CLI prints, in one format (Runware bills fractions of a cent)."""
+    return f"${cost:.6f}"
+
+
 def tokens_and_cost(results: list[dict[str, Any]]) -> tuple[int, float]:
     tokens = sum(int((r.get("usage") or {}).get("totalTokens") or 0) for r in results)
     return tokens, sum(float(r.get("cost") or 0.0) for r in results)
@@ -90,7 +95,8 @@ def task_summary(view: TaskView) -> dict[str, Any]:
         "callerId": item.get("callerId"),
         "sourceId": item.get("sourceId"),
         "seq": item.get("sourceSeq"),
-        "results": f"{len(view.results)}/{item.get('numberResults', 1)}",
+        "resultCount": len(view.results),
+        "numberResults": int(item.get("numberResults", 1)),
         "totalTokens": tokens,
         "costUSD": round(cost, 8),
         "error": view.error or item.get("lastError"),
@@ -105,7 +111,13 @@ def task_table(view: TaskView) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for name, value in summary.items():
-        if name == "status":
+        if name == "numberResults":
+            continue  # shown with resultCount, as "results 1/2"
+        if name == "resultCount":
+            table.add_row("results", f"{value}/{summary['numberResults']}")
+        elif name == "costUSD":
+            table.add_row("cost", money(float(value)))
+        elif name == "status":
             table.add_row(name, status_text(str(value)))
         elif name in ("createdAt", "completedAt"):
             table.add_row(name, when(value))
@@ -175,7 +187,7 @@ def completion_line(item: dict[str, Any]) -> Text:
     if item.get("callerId"):
         line.append(f"{item['callerId']}  ", style="bold")
     if tokens:
-        line.append(f"{tokens} tok  ${cost:.6f}  ", style="dim")
+        line.append(f"{tokens} tok  {money(cost)}  ", style="dim")
     line.append(excerpt(text, 60))
     return line
 

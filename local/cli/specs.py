@@ -101,36 +101,72 @@ def _problem(where: str, raw: Any) -> Problem | None:
     return Problem(where, parsed.message) if isinstance(parsed, Rejection) else None
 
 
-def prompt_spec(
-    prompt: str,
+def option_spec(
     *,
+    prompt: str | None = None,
+    messages: list[Any] | None = None,
     caller_id: str | None = None,
     number_results: int | None = None,
     temperature: float | None = None,
+    top_p: float | None = None,
     max_tokens: int | None = None,
     system_prompt: str | None = None,
     seed: int | None = None,
-) -> TaskSpec | Rejection:
-    """A spec from command-line options, validated (a Rejection names the bad option)."""
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The raw spec the command-line options describe, unvalidated (`--force` sends it as it is)."""
     settings = {
         k: v
         for k, v in {
             "temperature": temperature,
+            "topP": top_p,
             "maxTokens": max_tokens,
             "systemPrompt": system_prompt,
         }.items()
         if v is not None
     }
-    raw: dict[str, Any] = {"prompt": prompt}
-    if caller_id is not None:
-        raw["id"] = caller_id
-    if settings:
-        raw["settings"] = settings
-    if number_results is not None:
-        raw["numberResults"] = number_results
-    if seed is not None:
-        raw["seed"] = seed
-    return parse_spec(raw)
+    raw: dict[str, Any] = {"prompt": prompt} if messages is None else {"messages": messages}
+    for name, value in (
+        ("id", caller_id),
+        ("settings", settings or None),
+        ("numberResults", number_results),
+        ("seed", seed),
+        ("metadata", metadata),
+    ):
+        if value is not None:
+            raw[name] = value
+    return raw
+
+
+def prompt_spec(prompt: str, **options: Any) -> TaskSpec | Rejection:
+    """A spec from command-line options, validated (a Rejection names the bad option)."""
+    return parse_spec(option_spec(prompt=prompt, **options))
+
+
+def read_messages(path: Path) -> list[Any]:
+    """`--messages FILE`: a JSON array of {role, content}, or a spec-like object holding `messages`."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if isinstance(payload, dict) and "messages" in payload:
+        payload = payload["messages"]
+    if not isinstance(payload, list) or not payload:
+        raise ValueError(f'{path} must hold a non-empty JSON array of {{"role": …, "content": …}} messages')
+    return payload
+
+
+def parse_metadata(text: str) -> dict[str, Any]:
+    """`--metadata`: a JSON object (kept with the task, returned in results)."""
+    try:
+        payload = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"--metadata is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"--metadata must be a JSON object, got {type(payload).__name__}")
+    return payload
 
 
 def message_bodies(specs: list[Any]) -> Iterator[tuple[str, int]]:

@@ -74,9 +74,7 @@ def test_submit_wait_results_round_trip_a_jsonl_file(state_file: Path, tmp_path:
     wrote = runrelay(state_file, "results", source, "-o", str(out))
     assert wrote.returncode == 0, wrote.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [line["callerId"] for line in lines] == [spec["id"] for spec in specs[:3]] + [None] + [
-        spec["id"] for spec in specs[4:]
-    ]
+    assert [line["callerId"] for line in lines] == [spec["id"] for spec in specs]  # REJECTED rows too
     for line, spec in zip(lines, specs, strict=True):
         if spec["id"] == "bad":
             assert line["status"] == "REJECTED"
@@ -99,7 +97,7 @@ def test_prompt_by_caller_id_status_and_tail(state_file: Path) -> None:
 
     shown = runrelay(state_file, "status", caller_id, "--json")
     status = json.loads(shown.stdout)
-    assert (status["status"], status["callerId"], status["results"]) == ("COMPLETED", caller_id, "1/1")
+    assert (status["status"], status["callerId"], status["resultCount"]) == ("COMPLETED", caller_id, 1)
 
     tailed = runrelay(state_file, "tail", "-n", "5", "--json")
     assert tailed.returncode == 0, tailed.stderr
@@ -108,3 +106,30 @@ def test_prompt_by_caller_id_status_and_tail(state_file: Path) -> None:
     unknown = runrelay(state_file, "results", "no-such-id")
     assert unknown.returncode == 2
     assert "unknown id 'no-such-id'" in unknown.stderr
+    unknown = runrelay(state_file, "wait", "no-such-id", timeout=60)
+    assert unknown.returncode == 2
+    assert "unknown id 'no-such-id'" in unknown.stderr
+
+
+def test_caller_ids_of_file_lines_resolve_and_an_identical_file_runs_nothing(
+    state_file: Path, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    batch = tmp_path / "ids.jsonl"
+    batch.write_text(
+        json.dumps({"id": f"ok-{tag}", "prompt": "a"})
+        + "\n"
+        + json.dumps({"id": f"bad-{tag}", "prompt": "b", "numberResults": 9})
+        + "\n"
+    )
+    sent = runrelay(state_file, "submit", str(batch), "--force", "-q")
+    assert sent.returncode == 0, sent.stderr
+    waited = runrelay(state_file, "wait", sent.stdout.strip(), "--json", "--timeout", "120")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    for caller_id, status, seq in ((f"ok-{tag}", "COMPLETED", 1), (f"bad-{tag}", "REJECTED", 2)):
+        shown = runrelay(state_file, "status", caller_id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert (json.loads(shown.stdout)["status"], json.loads(shown.stdout)["seq"]) == (status, seq)
+    again = runrelay(state_file, "submit", str(batch), "--force")
+    assert again.returncode == 0, again.stderr
+    assert "nothing new runs" in again.stdout

@@ -318,6 +318,8 @@ def test_tasks_table(template: dict[str, Any]) -> None:
         "sourceSeq": "N",
         "openShard": "S",
         "openSince": "N",
+        "callerId": "S",
+        "createdAt": "N",
     }
     assert table["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -327,6 +329,7 @@ def test_tasks_table(template: dict[str, Any]) -> None:
     for name, (hash_key, range_key) in {
         "BySource": ("sourceId", "sourceSeq"),
         "OpenTasks": ("openShard", "openSince"),
+        "ByCaller": ("callerId", "createdAt"),
     }.items():
         assert indexes[name]["KeySchema"] == [
             {"AttributeName": hash_key, "KeyType": "HASH"},

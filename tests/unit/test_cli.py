@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
+from rich.console import Console
 from typer.testing import CliRunner
 
 from local.cli import app
@@ -19,7 +20,7 @@ from local.cli.specs import MAX_SPECS_PER_MESSAGE, check_file, message_bodies
 from local.cli.tail import completion_of
 from local.cli.targets import NO_LOCAL_STACK, stack_from_samconfig
 from runrelay.contract import InferenceResult
-from runrelay.task_store import NewTask, TaskStore, to_dynamo
+from runrelay.task_store import NewTask, TaskStore, TaskView, to_dynamo
 
 from .conftest import BUCKET, TABLE
 
@@ -75,8 +76,9 @@ def test_invalid_specs_are_reported_by_line_before_anything_is_sent(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "give a FILE or --prompt TEXT"),
-        (("--prompt", "hi", "--via", "s3"), "--prompt goes over SQS"),
+        ((), "give a FILE, --prompt TEXT or --messages FILE"),
+        (("--prompt", "hi", "--messages", "x.json"), "(one of them)"),
+        (("--prompt", "hi", "--via", "s3"), "--prompt and --messages go over SQS"),
         (("--prompt", "hi", "--temperature", "0.07"), "use 0.06 or 0.08"),
         (("--prompt", "hi", "--number-results", "5"), "numberResults"),
     ],
@@ -134,11 +136,12 @@ def test_missing_credentials_are_explained() -> None:
 
 @pytest.fixture
 def deployed(aws: dict[str, Any], store: TaskStore) -> TaskStore:
+    queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="ingest")["QueueUrl"]
     outputs = {
         "TasksTableName": TABLE,
         "InputBucketName": BUCKET,
         "InputPrefix": "incoming/",
-        "IngestQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+        "IngestQueueUrl": queue_url,
     }
     template = {
         "Resources": {"Nothing": {"Type": "AWS::SNS::Topic"}},
@@ -171,7 +174,8 @@ def test_status_and_results_of_a_deployed_stack(deployed: TaskStore, tmp_path: P
         "callerId": "c1",
         "sourceId": "sqs:m1",
         "seq": 0,
-        "results": "1/1",
+        "resultCount": 1,
+        "numberResults": 1,
         "totalTokens": 7,
         "costUSD": 0.001,
         "error": None,
@@ -194,11 +198,17 @@ def test_status_and_results_of_a_deployed_stack(deployed: TaskStore, tmp_path: P
     assert lines[0]["error"] is None
 
 
-def test_unknown_ids_and_stacks_are_clear_errors(deployed: TaskStore) -> None:
-    answer = invoke("status", "no-such-thing", "--stack", "rr")
+@pytest.mark.parametrize("verb", ["status", "wait", "results"])
+def test_unknown_ids_and_stacks_are_clear_errors(deployed: TaskStore, verb: str) -> None:
+    # `wait` does not wait on a name that matches nothing: it fails as `status` does (and before its
+    # --timeout, which would otherwise be the only way out).
+    for unknown in ("no-such-thing", "sqs:no-such-message", "s3://unit-payloads/incoming/none.jsonl"):
+        answer = invoke(verb, unknown, "--stack", "rr", "--timeout", "5") if verb == "wait" else None
+        answer = answer or invoke(verb, unknown, "--stack", "rr")
+        assert answer.exit_code == 2, answer.output
+        assert f"unknown id '{unknown}'" in answer.output
+    answer = invoke(verb, "00000000-0000-4000-8000-000000000000", "--stack", "rr")
     assert answer.exit_code == 2
-    assert "unknown id 'no-such-thing'" in answer.output
-    answer = invoke("status", "00000000-0000-4000-8000-000000000000", "--stack", "rr")
     assert "unknown task" in answer.output
     answer = invoke("status", "x", "--stack", "missing")
     assert answer.exit_code == 2
@@ -281,3 +291,186 @@ def test_completions_are_status_changes_into_a_final_status() -> None:
         None,
         None,
     ]
+
+
+# -- caller ids, flags, submit's options and answers --------------------------------------------------
+
+
+def test_a_caller_id_on_a_file_line_resolves_like_an_sqs_one(deployed: TaskStore) -> None:
+    source = "s3://unit-payloads/incoming/batch.jsonl#e"
+    deployed.create_pending(
+        NewTask("5b0c0000-0000-4000-8000-000000000007", f"{source}:7", source, 7, caller_id="q-7")
+    )
+    deployed.create_rejected(
+        NewTask("5b0c0000-0000-4000-8000-000000000008", f"{source}:8", source, 8, caller_id="q-8"),
+        {"code": "invalidTaskSpec", "message": "line 8: numberResults: too many"},
+    )
+    for caller_id, status in (("q-7", "PENDING"), ("q-8", "REJECTED")):
+        answer = invoke("status", caller_id, "--stack", "rr", "--json")
+        assert answer.exit_code == 0, answer.output
+        shown = json.loads(answer.output)
+        assert (shown["callerId"], shown["status"], shown["sourceId"]) == (caller_id, status, source)
+
+
+def test_the_same_caller_id_in_two_sources_names_both_tasks(deployed: TaskStore) -> None:
+    from local.cli.ids import caller_task_uuid
+
+    _completed_task(deployed, "twice", caller_task_uuid("twice"), "sqs:m1", 1)
+    source = "s3://unit-payloads/incoming/a.jsonl#e"
+    deployed.create_pending(
+        NewTask("5b0c0000-0000-4000-8000-000000000001", f"{source}:1", source, 1, caller_id="twice")
+    )
+    answer = invoke("results", "twice", "--stack", "rr")
+    assert answer.exit_code == 0, answer.output
+    assert sorted(json.loads(line)["sourceId"] for line in answer.output.splitlines()) == [
+        "s3://unit-payloads/incoming/a.jsonl#e",
+        "sqs:m1",
+    ]
+
+
+def test_version_and_flags_in_help() -> None:
+    from importlib.metadata import version
+
+    answer = invoke("--version")
+    assert answer.exit_code == 0
+    assert answer.output.strip() == f"runrelay {version('runrelay')}"
+    for args in ((), ("submit",), ("wait",), ("tail",), ("ask",)):
+        shown = invoke(*args, "--help", env={"COLUMNS": "120"}).output
+        assert "<bool>" not in shown
+        assert "--help" in shown
+
+
+def _queued(deployed: TaskStore) -> list[Any]:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.get_queue_url(QueueName="ingest")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+@pytest.fixture
+def no_pickup_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing takes messages off the moto queue: do not wait for a submit function."""
+    import importlib
+
+    # `local.cli.app` as an attribute is the Typer app the package exports; the module is in sys.modules.
+    monkeypatch.setattr(importlib.import_module("local.cli.app"), "PICKUP_SECONDS", 0.0)
+
+
+def test_submit_sends_every_option_a_spec_can_hold(
+    deployed: TaskStore, tmp_path: Path, no_pickup_wait: None
+) -> None:
+    conversation = tmp_path / "chat.json"
+    conversation.write_text(
+        json.dumps(
+            [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Name a sea."},
+            ]
+        )
+    )
+    answer = invoke(
+        "submit",
+        "--messages",
+        str(conversation),
+        "--top-p",
+        "0.9",
+        "--system-prompt",
+        "Be brief.",
+        "--metadata",
+        '{"team": "a"}',
+        "--seed",
+        "3",
+        "--id",
+        "opt-1",
+        "--stack",
+        "rr",
+    )
+    assert answer.exit_code == 0, answer.output
+    [body] = _queued(deployed)
+    assert body == {
+        "id": "opt-1",
+        "messages": json.loads(conversation.read_text()),
+        "settings": {"topP": 0.9, "systemPrompt": "Be brief."},
+        "numberResults": 1,
+        "seed": 3,
+        "metadata": {"team": "a"},
+    }
+    assert "has not taken" in answer.output  # nothing ran it here, and submit says so
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--metadata", "[1]"), "--metadata must be a JSON object"),
+        (("--metadata", "{"), "--metadata is not valid JSON"),
+        (("--top-p", "1.5"), "topP"),
+    ],
+)
+def test_bad_options_are_clear_errors(deployed: TaskStore, args: tuple[str, ...], message: str) -> None:
+    answer = invoke("submit", "--prompt", "hi", *args, "--stack", "rr")
+    assert answer.exit_code == 2
+    assert message in answer.output
+
+
+def test_force_sends_an_invalid_prompt(deployed: TaskStore, no_pickup_wait: None) -> None:
+    refused = invoke("submit", "--prompt", "hi", "--number-results", "9", "--stack", "rr")
+    assert refused.exit_code == 2
+    assert "--force" in refused.output
+    assert _queued(deployed) == []
+    forced = invoke("submit", "--prompt", "hi", "--number-results", "9", "--force", "--stack", "rr")
+    assert forced.exit_code == 0, forced.output
+    assert _queued(deployed) == [{"prompt": "hi", "numberResults": 9}]
+
+
+def test_the_next_hint_is_one_line_that_can_be_copied(deployed: TaskStore, tmp_path: Path) -> None:
+    batch = tmp_path / "a-rather-long-file-name-so-that-the-hint-is-wider-than-any-terminal.jsonl"
+    batch.write_text('{"prompt": "a"}\n')
+    answer = invoke("submit", str(batch), "--stack", "rr")
+    assert answer.exit_code == 0, answer.output
+    [hint] = [line for line in answer.output.splitlines() if line.startswith("next:")]
+    [source] = [line for line in answer.output.splitlines() if line.startswith("s3://")]
+    assert hint == f"next: runrelay wait {source} && runrelay results {source} -o results.jsonl"
+
+
+def test_resubmitting_an_identical_file_says_nothing_new_runs(deployed: TaskStore, tmp_path: Path) -> None:
+    batch = tmp_path / "same.jsonl"
+    batch.write_text('{"prompt": "a"}\n')
+    first = invoke("submit", str(batch), "--stack", "rr", "--json")
+    [source] = json.loads(first.output)["ids"]
+    deployed.create_pending(NewTask("5b0c0000-0000-4000-8000-00000000000a", f"{source}:1", source, 1))
+    again = invoke("submit", str(batch), "--stack", "rr")
+    assert again.exit_code == 0, again.output
+    assert "nothing new runs" in again.output
+    assert source in again.output
+    batch.write_text('{"prompt": "b"}\n')
+    changed = invoke("submit", str(batch), "--stack", "rr")
+    assert "submitted 1 task(s) via S3" in changed.output
+
+
+def test_resending_known_ids_over_sqs_says_nothing_new_runs(
+    deployed: TaskStore, tmp_path: Path, no_pickup_wait: None
+) -> None:
+    from local.cli.ids import caller_task_uuid
+
+    _completed_task(deployed, "done-1", caller_task_uuid("done-1"), "sqs:m1", 1)
+    again = invoke("submit", "--prompt", "hi", "--id", "done-1", "--stack", "rr")
+    assert again.exit_code == 0, again.output
+    assert "nothing new runs" in again.output
+    assert _queued(deployed) == []
+    batch = tmp_path / "mixed.jsonl"
+    batch.write_text('{"id": "done-1", "prompt": "hi"}\n{"id": "new-1", "prompt": "hi"}\n')
+    mixed = invoke("submit", str(batch), "--via", "sqs", "--stack", "rr")
+    assert "1 of them carry an id that already names a task" in mixed.output
+
+
+def test_status_and_tail_print_cost_alike() -> None:
+    from local.cli import render
+
+    results = {"r": {"text": "x", "cost": 0.0012, "usage": {"totalTokens": 5}}}
+    item = {"taskUUID": "t", "status": "COMPLETED", "results": results, "numberResults": 1}
+    console = Console(width=200, record=True)
+    console.print(render.completion_line(item))
+    console.print(render.task_table(TaskView("t", "COMPLETED", item, list(results.values()))))
+    shown = console.export_text()
+    assert shown.count("$0.001200") == 2
