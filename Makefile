@@ -56,6 +56,7 @@ install: $(VENV)/.installed node_modules/.installed ## the project venv and the 
 tools: .tools/sam/.installed .tools/checkov/.installed ## sam and checkov, each in its own venv
 
 test: install tools ## the whole suite: lint, types, template checks, unit, contract, integration, e2e
+	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)  # the demo's terminal test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy

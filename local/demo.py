@@ -72,7 +72,8 @@ def send_inputs(stack: LocalStack) -> list[Source]:
             Bucket=endpoints.bucket_name, Key=key, Body=(INPUTS / name).read_bytes()
         )
         etag = put["ETag"].strip('"')
-        sources.append(Source(f"s3://{key}", f"s3://{endpoints.bucket_name}/{key}#{etag}", valid, invalid))
+        uri = f"s3://{endpoints.bucket_name}/{key}"
+        sources.append(Source(uri, f"{uri}#{etag}", valid, invalid))
     for index, (body, valid, invalid) in enumerate(SQS_MESSAGES, start=1):
         sent = stack.clients.sqs.send_message(QueueUrl=endpoints.ingest_queue_url, MessageBody=body)
         sources.append(Source(f"sqs message {index}", f"sqs:{sent['MessageId']}", valid, invalid))
@@ -95,7 +96,10 @@ def wait_for(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    # No stdout/stderr redirection: rich's default would print the functions' log lines above the bar.
+    with Progress(
+        *columns, console=console, transient=False, redirect_stdout=False, redirect_stderr=False
+    ) as progress:
         bar = progress.add_task("settled", total=total)
         while time.monotonic() < deadline:
             for source in sources:
@@ -115,12 +119,69 @@ def excerpt(text: str | None, width: int = 48) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+# Below this many columns the table leaves out the taskUUID and numbers the sources in a legend, so
+# that status, results, tokens and cost keep their width in an 80-column terminal.
+WIDE_TABLE_COLUMNS = 140
+
+
+@dataclass(frozen=True)
+class Row:
+    source: int  # index into the sources
+    seq: str
+    task_uuid: str
+    status: str
+    results: str
+    tokens: str
+    cost: str
+    text: str
+
+
+def rows_of(sources: list[Source], found: dict[str, list[TaskView]]) -> list[Row]:
+    rows = []
+    for index, source in enumerate(sources):
+        for view in found[source.source_id]:
+            tokens = sum(int((r.get("usage") or {}).get("totalTokens") or 0) for r in view.results)
+            cost = sum(float(r.get("cost") or 0.0) for r in view.results)
+            first = view.results[0] if view.results else {}
+            rows.append(
+                Row(
+                    source=index,
+                    seq=str(view.item.get("sourceSeq", "")),
+                    task_uuid=view.task_uuid,
+                    status=view.status,
+                    results=f"{len(view.results)}/{view.item.get('numberResults', 1)}",
+                    tokens=str(tokens) if tokens else "",
+                    cost=f"${cost:.6f}" if cost else "",
+                    text=" ".join(str(first.get("text") or (view.error or {}).get("message") or "").split()),
+                )
+            )
+    return rows
+
+
+def result_table(sources: list[Source], rows: list[Row], width: int) -> Table:
+    wide = width >= WIDE_TABLE_COLUMNS
+    table = Table(title="runrelay demo: every task and its completion", expand=True, pad_edge=False)
+    table.add_column("source" if wide else "src", no_wrap=True, overflow="fold" if wide else "ellipsis")
+    table.add_column("seq", justify="right", no_wrap=True, min_width=3)
+    if wide:
+        table.add_column("taskUUID", no_wrap=True, min_width=36)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("res", justify="right", no_wrap=True, min_width=3)
+    table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
+    table.add_column("cost", justify="right", no_wrap=True, min_width=9)
+    table.add_column("text / reason", no_wrap=True, overflow="ellipsis", ratio=1, min_width=12)
+    for row in rows:
+        style = {"COMPLETED": "green", "REJECTED": "yellow"}.get(row.status, "red")
+        source = sources[row.source].label if wide else str(row.source + 1)
+        cells = [source, row.seq, *([row.task_uuid] if wide else [])]
+        cells += [f"[{style}]{row.status}[/{style}]", row.results, row.tokens, row.cost, row.text]
+        table.add_row(*cells)
+    return table
+
+
 def report(
     console: Console, sources: list[Source], found: dict[str, list[TaskView]], table_name: str
 ) -> bool:
-    table = Table(title="runrelay demo: every task and its completion", show_lines=False)
-    for column in ("source", "seq", "taskUUID", "status", "results", "tokens", "cost $", "text / reason"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
     ok = True
     for source in sources:
         views = found[source.source_id]
@@ -128,23 +189,11 @@ def report(
         rejected = sum(v.status == TaskStatus.REJECTED for v in views)
         if (completed, rejected, len(views)) != (source.valid, source.invalid, source.expected):
             ok = False
-        for view in views:
-            tokens = sum(int((r.get("usage") or {}).get("totalTokens") or 0) for r in view.results)
-            cost = sum(float(r.get("cost") or 0.0) for r in view.results)
-            first = view.results[0] if view.results else {}
-            reason = (view.error or {}).get("message")
-            style = {"COMPLETED": "green", "REJECTED": "yellow"}.get(view.status, "red")
-            table.add_row(
-                source.label,
-                str(view.item.get("sourceSeq", "")),
-                view.task_uuid,
-                f"[{style}]{view.status}[/{style}]",
-                f"{len(view.results)}/{view.item.get('numberResults', 1)}",
-                str(tokens) if tokens else "",
-                f"{cost:.6f}" if cost else "",
-                excerpt(first.get("text") or reason),
-            )
-    console.print(table)
+    if console.width < WIDE_TABLE_COLUMNS:
+        console.print("Sources:")
+        for index, source in enumerate(sources, start=1):
+            console.print(f"  {index}  {source.label}", highlight=False, overflow="fold")
+    console.print(result_table(sources, rows_of(sources, found), console.width))
     console.print(
         f"Completions are stored in DynamoDB table [bold]{table_name}[/bold], one item per task "
         "(pk = TASK#<taskUUID>, results in its 'results' map; texts over 48 KB go to the input bucket "
@@ -170,9 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         state_file=None,
     )
     FUNCTION_LOG.parent.mkdir(exist_ok=True)
-    # The functions log JSON lines and EMF metrics to stdout as on Lambda; here they go to a file so the
-    # demo's own output stays readable.
-    with FUNCTION_LOG.open("w") as function_log, contextlib.redirect_stdout(function_log), stack:
+    # The functions log JSON lines and EMF metrics to stdout as on Lambda, and Powertools warns on stderr;
+    # both go to a file so the terminal shows the demo's own output only (`console` keeps the terminal).
+    with (
+        FUNCTION_LOG.open("w") as function_log,
+        contextlib.redirect_stdout(function_log),
+        contextlib.redirect_stderr(function_log),
+        stack,
+    ):
         endpoints = stack.endpoints
         console.print(f"  Runware API: {endpoints.runware_api_url}")
         console.print(f"  webhook URL: {endpoints.webhook_url}")

@@ -155,6 +155,7 @@ def test_malformed_message_and_runware_rejection(store: TaskStore, runware: Fake
     [view] = [store.get_task(u) for u in bad.task_uuids]
     assert view is not None
     assert view.status == TaskStatus.REJECTED
+    assert view.item["sourceSeq"] == 1  # numbered from 1 like every other source
     assert view.error is not None
     assert "not valid JSON" in view.error["message"]
     from runrelay.task_ids import task_uuid_for

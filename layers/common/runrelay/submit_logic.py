@@ -114,7 +114,7 @@ class SubmitService:
             return SubmitReport(ignored=kind.reason)
         if isinstance(kind, Rejection):
             source_id = f"sqs:{message_id}"
-            return self._submit_items([SourceItem(source_id, 0, f"{source_id}:0", kind)], deadline)
+            return self._submit_items([SourceItem(source_id, 1, f"{source_id}:0", kind)], deadline)
         if isinstance(kind, SqsTaskMessage):
             return self._submit_items(items_of_message(kind), deadline)
         report = SubmitReport()
