@@ -1,9 +1,10 @@
-"""The three thin handlers driven by the sample events in events/ (moto in-process for AWS)."""
+"""The four thin handlers driven by the sample events in events/ (moto in-process for AWS)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -52,7 +53,15 @@ def _clear_caches() -> None:
     from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 
     settings_module.settings.cache_clear()
-    for built in (wiring.task_store, wiring.runware_client, wiring.submit_service, wiring.webhook_receiver):
+    for built in (
+        wiring.task_store,
+        wiring.job_store,
+        wiring.runware_client,
+        wiring.submit_service,
+        wiring.webhook_receiver,
+        wiring.reconcile_service,
+        wiring.results_service,
+    ):
         built.cache_clear()
     aws_clients.cache_clear()
     DEFAULT_PROVIDERS.pop("secrets", None)
@@ -125,3 +134,41 @@ def test_submit_handler_reports_partial_failures(lambda_env: None, monkeypatch: 
     answer = handler.lambda_handler(event("sqs_task_specs.json"), Context())
     failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
     assert failed == {"11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"}
+
+
+def test_every_sample_event_is_driven_through_a_handler() -> None:
+    tested = set(re.findall(r'"(\w+\.json)"', Path(__file__).read_text()))
+    assert {path.name for path in EVENTS.glob("*.json")} <= tested
+
+
+def test_submit_handler_on_the_s3_notification_sample(
+    lambda_env: None, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ObjectCreated record is read (and fails: the object is not there); S3's TestEvent is ignored."""
+    monkeypatch.setenv("RUNWARE_API_KEY_SECRET_ID", "missing-secret")
+    monkeypatch.setenv("WEBHOOK_BASE_URL", "https://hooks.example")
+    answer = load_handler("submit").lambda_handler(event("sqs_s3_notification.json"), Context())
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    assert failed == {"44444444-4444-4444-8444-444444444444"}
+
+
+def test_reconcile_handler_on_the_schedule_sample(lambda_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNWARE_API_KEY_SECRET_ID", "missing-secret")
+    answer = load_handler("reconcile").lambda_handler(event("reconcile_schedule.json"), Context())
+    assert answer["results_stored"] == answer["failed"] == 0  # nothing is open in an empty table
+
+
+def test_results_handler_on_the_stream_sample(
+    lambda_env: None, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    boto3.client("events", region_name="us-east-1").create_event_bus(Name="runrelay-bus")
+    monkeypatch.setenv("EVENT_BUS_NAME", "runrelay-bus")
+    sample = event("dynamodb_stream_results.json")
+    answer = load_handler("results").lambda_handler(sample, Context())
+    assert answer == {"batchItemFailures": []}
+    jobs = wiring.job_store()
+    for record in sample["Records"]:
+        task_uuid = record["dynamodb"]["NewImage"]["taskUUID"]["S"]
+        assert jobs.final_recorded(task_uuid)  # counted once: a redelivery of the batch counts nothing
