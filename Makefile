@@ -62,10 +62,10 @@ test: install tools ## the whole suite: lint, types, template checks, unit, cont
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-lint: install
+lint: install ## ruff check and ruff format --check
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
-typecheck: install
+typecheck: install ## mypy
 	$(PY) -m mypy
 
 build: install tools ## sam build, no Docker
@@ -89,5 +89,5 @@ chaos: install ## 10,000 tasks under injected faults
 bench: install ## every benchmark, ratios against same-run baselines
 	$(PY) -m bench
 
-clean:
+clean: ## remove build and tool caches
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

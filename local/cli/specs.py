@@ -1,8 +1,8 @@
 """What `runrelay submit` sends, checked client-side with the same rules the submit function applies.
 
-A file follows the README's input formats: `.jsonl`/`.ndjson` one spec per line, `.json` a spec or an
-array, anything else one prompt (the whole UTF-8 text). Invalid specs are reported before anything is
-sent, with the line (or array index) the submitter would name.
+A file follows the input formats of docs/architecture.md: `.jsonl`/`.ndjson` one spec per line, `.json`
+a spec or an array, anything else one prompt (the whole UTF-8 text). Invalid specs are reported before
+anything is sent, with the line (or array index) the submitter would name.
 """
 
 from __future__ import annotations

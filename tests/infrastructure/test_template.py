@@ -469,3 +469,24 @@ def test_environment_names_match_runtime_settings(template: dict[str, Any]) -> N
     for logical_id in FUNCTIONS:
         env = set(function_config(template, logical_id)["Environment"]["Variables"])
         assert env - read - {n for n in env if n.startswith("POWERTOOLS_")} == set(), logical_id
+
+
+def test_samconfig_carries_what_a_first_deploy_needs(template: dict[str, Any]) -> None:
+    """`sam deploy` (and `--config-env prod`) must not need --guided: no question left unanswered."""
+    import shlex
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / "samconfig.toml").read_text())
+    for env in ("default", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert config[env]["global"]["parameters"]["stack_name"]
+        assert deploy["capabilities"] == "CAPABILITY_IAM"
+        assert deploy["resolve_s3"] is True
+        assert deploy["region"]
+        overrides = dict(pair.split("=", 1) for pair in shlex.split(deploy["parameter_overrides"]))
+        assert set(overrides) <= set(template["Parameters"]), overrides
+        assert (
+            overrides["RunwareApiKeySecretName"]
+            == template["Parameters"]["RunwareApiKeySecretName"]["Default"]
+        )

@@ -1,8 +1,9 @@
 """What arrives on the ingest queue, turned into task specs with stable idempotency keys.
 
-An SQS body is one of: a task spec or an array of them (README "Inputs"), an S3 event notification,
-S3's `s3:TestEvent`, or our own continuation of a large S3 object. S3 objects are streamed: `.jsonl`
-line by line (never whole in memory), `.json` as a spec or an array, anything else as one prompt.
+An SQS body is one of: a task spec or an array of them (docs/architecture.md, "Inputs"), an S3 event
+notification, S3's `s3:TestEvent`, or our own continuation of a large S3 object. S3 objects are
+streamed: `.jsonl` line by line (never whole in memory), `.json` as a spec or an array, anything else
+as one prompt.
 Bad input never raises: it becomes a `Rejection` carrying a clear reason, and the rest goes on.
 """
 
