@@ -115,7 +115,7 @@ def test_table_from_template_is_accepted(template: dict[str, Any]) -> None:
         TableName="tasks", TimeToLiveSpecification={"AttributeName": ttl, "Enabled": True}
     )
     table = client.describe_table(TableName="tasks")["Table"]
-    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"BySource", "OpenTasks"}
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"BySource", "OpenTasks", "ByCaller"}
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
 
 
