@@ -86,7 +86,7 @@ def test_a_file_gets_one_results_file_and_one_event_per_task_and_job(
     assert [(r["line"], r["callerId"], r["status"]) for r in rows] == [
         (1, "first", "COMPLETED"),
         (2, None, "REJECTED"),
-        (4, None, "REJECTED"),
+        (4, "second", "REJECTED"),  # a refused spec keeps its id
         (5, "third", "COMPLETED"),
         (6, None, "COMPLETED"),
     ]

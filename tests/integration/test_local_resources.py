@@ -37,7 +37,7 @@ def test_table_has_the_template_keys_indexes_and_ttl(
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(spec["AttributeDefinitions"], key=str)
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"BySource", "OpenTasks"}
+    assert set(indexes) == {"BySource", "OpenTasks", "ByCaller"}
     for expected in spec["GlobalSecondaryIndexes"]:
         assert indexes[expected["IndexName"]]["KeySchema"] == expected["KeySchema"]
         assert indexes[expected["IndexName"]]["Projection"] == expected["Projection"]
