@@ -350,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             last[0] = time.monotonic()
             print(f"  {line}", file=sys.stderr, flush=True)
 
-    # The functions log JSON lines and EMF metrics to stdout, as on Lambda: into a file here.
-    with FUNCTION_LOG.open("w") as log, contextlib.redirect_stdout(log):
-        report = run_chaos(settings, progress=progress)
+    # The functions' log streams (JSON lines, EMF metrics, START/END/REPORT) go to a file.
+    with FUNCTION_LOG.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        report = run_chaos(settings, progress=progress, function_log=log)
     print(report.render())
     print(f"function logs: {FUNCTION_LOG}")
     return 0 if report.ok else 1

@@ -211,21 +211,23 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         "[bold]Starting the local stack[/bold] (DynamoDB Local, S3/SQS, Runware emulator, webhook API)…"
     )
-    # Reconcile every few seconds and call tasks overdue after 20 s, so a lost webhook heals within the demo.
-    stack = LocalStack(
-        parameter_overrides={"OverdueAfterSeconds": "20"},
-        schedule_period_seconds=5.0,
-        retry_delay_seconds=2,
-        state_file=None,
-    )
     FUNCTION_LOG.parent.mkdir(exist_ok=True)
-    # The functions log JSON lines and EMF metrics to stdout as on Lambda, and Powertools warns on stderr;
-    # both go to a file so the terminal shows the demo's own output only (`console` keeps the terminal).
+    # The functions' log streams (JSON lines, EMF metrics, Powertools warnings, START/END/REPORT) go to a
+    # file so the terminal shows the demo's own output only; so does anything this process prints
+    # outside `console`, which keeps the terminal.
     with (
-        FUNCTION_LOG.open("w") as function_log,
+        FUNCTION_LOG.open("w", encoding="utf-8") as function_log,
         contextlib.redirect_stdout(function_log),
         contextlib.redirect_stderr(function_log),
-        stack,
+        # Reconcile every few seconds and call tasks overdue after 20 s, so a lost webhook heals
+        # within the demo.
+        LocalStack(
+            parameter_overrides={"OverdueAfterSeconds": "20"},
+            schedule_period_seconds=5.0,
+            retry_delay_seconds=2,
+            state_file=None,
+            function_log=function_log,
+        ) as stack,
     ):
         endpoints = stack.endpoints
         console.print(f"  Runware API: {endpoints.runware_api_url}")

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +63,12 @@ class SqsPoller(BackgroundWorker):
         retry_delay_seconds: int | None = None,
         poll_wait_seconds: int = 1,
         name: str = "sqs-poller",
+        concurrency: int = 1,
     ) -> None:
         if not 1 <= batch_size <= 10_000:
             raise ValueError("batch_size must be within 1..10000")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         if batch_size > SQS_MAX_RECEIVE and batching_window_seconds <= 0:
             raise ValueError("a batch_size over 10 needs a batching window, as in Lambda")
         self._sqs = sqs
@@ -86,11 +90,13 @@ class SqsPoller(BackgroundWorker):
         super().__init__(name)
         self._lock = threading.Lock()
         self._stats = PollerStats()
-        self._in_flight = False
+        self._concurrency = concurrency
+        self._slots = threading.Semaphore(concurrency)
+        self._busy = 0  # batches received and not yet deleted or released
 
     # ------------------------------------------------------------------ lifecycle
-    # start() / stop() come from BackgroundWorker: stop() finishes the batch in hand (its messages are
-    # deleted or released), then stops polling.
+    # start() / stop() come from BackgroundWorker: stop() finishes the batches in hand (their messages
+    # are deleted or released), then stops polling.
 
     @property
     def stats(self) -> PollerStats:
@@ -102,7 +108,7 @@ class SqsPoller(BackgroundWorker):
         runs; False when `timeout` passes first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._in_flight and self._queue_is_empty() and not self._in_flight:
+            if not self._busy and self._queue_is_empty() and not self._busy:
                 return True
             time.sleep(0.05)
         return False
@@ -120,16 +126,35 @@ class SqsPoller(BackgroundWorker):
 
     # ------------------------------------------------------------------ polling
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch = self._collect_batch()
+        """One thread receives; up to `concurrency` batches are handled at once, as Lambda's SQS
+        pollers invoke up to the event source's MaximumConcurrency."""
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix=self._name) as batches:
+            while not self._stop.is_set():
+                if not self._slots.acquire(timeout=0.1):
+                    continue
+                try:
+                    batch = self._collect_batch()
+                except Exception:
+                    self._slots.release()
+                    log.exception("%s: polling %s failed; retrying", self._name, self._queue_url)
+                    self._stop.wait(1.0)
+                    continue
                 if batch:
-                    self._process(batch)
-            except Exception:
-                log.exception("%s: polling %s failed; retrying", self._name, self._queue_url)
-                self._stop.wait(1.0)
-            finally:
-                self._in_flight = False
+                    batches.submit(self._process_then_free_slot, batch)
+                else:
+                    self._slots.release()
+
+    def _process_then_free_slot(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            self._process(batch)
+        except Exception:
+            log.exception(
+                "%s: could not finish a batch; its messages return after the visibility timeout", self._name
+            )
+        finally:
+            with self._lock:
+                self._busy -= 1
+            self._slots.release()
 
     def _receive(self, limit: int, wait_seconds: int) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
@@ -149,10 +174,15 @@ class SqsPoller(BackgroundWorker):
             if self._poll_wait == 0:
                 self._stop.wait(_WINDOW_POLL_SECONDS)
             return batch
-        self._in_flight = True
+        with self._lock:
+            self._busy += 1
         window_closes = time.monotonic() + self._window
         while len(batch) < self._batch_size and time.monotonic() < window_closes:
-            more = self._receive(self._batch_size - len(batch), 0)
+            try:
+                more = self._receive(self._batch_size - len(batch), 0)
+            except Exception:
+                log.warning("%s: a receive within the batching window failed", self._name, exc_info=True)
+                break  # hand over what we hold
             if more:
                 batch.extend(more)
             elif self._stop.wait(_WINDOW_POLL_SECONDS):

@@ -1,8 +1,9 @@
 """The whole local stack in one context manager: what `make up` runs and `make demo` builds on.
 
 DynamoDB Local + moto (S3, SQS, Secrets Manager) + the Runware emulator (unless RUNWARE_API_URL
-points elsewhere), resources provisioned from template.yaml, the template's functions loaded in
-this process, SQS event sources polled, HTTP API routes served by the shim, schedules on a timer.
+points elsewhere), resources provisioned from template.yaml, each of the template's functions in its
+own execution environments (worker processes under AWS's runtime interface client), SQS event sources
+polled, HTTP API routes served by the shim, schedules on a timer.
 """
 
 from __future__ import annotations
@@ -17,24 +18,24 @@ import threading
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from local import template_model
 from local.apigw_shim import ApiGatewayShim
 from local.aws_resources import EVENT_BUS, AwsClients, PhysicalNames, StackResources, provision
 from local.dynamodb_stream_poller import DynamoDBStreamPoller, sqs_destination
+from local.execution_environments import FunctionLog, FunctionPool
 from local.lambda_runtime import (
     FunctionSpec,
-    Handler,
-    LocalFunction,
-    applied_environment,
+    concurrency_limit,
+    function_environment,
     function_logical_ids,
     function_specs,
-    load_function,
     local_aws_environment,
-    shared_environment,
+    with_timeout,
+    worker_spec,
 )
 from local.scheduler import ScheduleRunner
 from local.services import DynamoDBLocal, MotoServer, process_cleanup
@@ -46,6 +47,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_FILE = REPO_ROOT / ".runrelay" / "local-stack.json"
 DEFAULT_API = "ServerlessHttpApi"  # SAM's implicit API for HttpApi events without ApiId
 LOCAL_RUNWARE_API_KEY = "local-dev-key"
+# Environments per function when neither reserved concurrency nor an event source's MaximumConcurrency
+# bounds it (the webhook behind the HTTP API, the schedules, the stream consumer).
+DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,13 @@ class LocalStack:
     """Start with `with LocalStack() as stack:`; `stack.endpoints` says where everything is.
 
     Pass `dynamodb_url`/`moto_url` to reuse running services (tests do), `handler_overrides` to run
-    other handlers than the template's files, `retry_delay_seconds` to retry failed SQS messages
-    sooner than the queue's visibility timeout, `function_timeouts` to give functions another Timeout
-    than the template's (seconds by logical id) and `batching_window_cap_seconds` to shorten the
-    template's batching windows (tests, demo).
+    other handlers (module.function, importable from the repository root) with a function's code,
+    layers and variables, `retry_delay_seconds` to retry failed SQS messages sooner than the queue's
+    visibility timeout, `function_timeouts` to give functions another Timeout than the template's
+    (seconds by logical id), `batching_window_cap_seconds` to shorten the template's batching windows
+    (tests, demo), `concurrency_cap` to run fewer environments per function than the template allows,
+    `extra_environment` to add variables to every function (say RUNRELAY_LOCAL_PRELOAD) and
+    `function_log` for the stream the functions' log lines go to (default: this process's stdout).
     """
 
     def __init__(
@@ -141,8 +148,11 @@ class LocalStack:
         runware_api_url: str | None = None,
         runware_api_key: str | None = None,
         emulator_options: Mapping[str, Any] | None = None,
-        handler_overrides: Mapping[str, Handler] | None = None,
+        handler_overrides: Mapping[str, str] | None = None,
         function_timeouts: Mapping[str, int] | None = None,
+        concurrency_cap: int | None = None,
+        extra_environment: Mapping[str, str] | None = None,
+        function_log: IO[str] | None = None,
         schedule_period_seconds: float | None = None,
         retry_delay_seconds: int | None = None,
         batching_window_cap_seconds: float | None = None,
@@ -160,6 +170,9 @@ class LocalStack:
         self._emulator_options = dict(emulator_options or {})
         self._handler_overrides = dict(handler_overrides or {})
         self._function_timeouts = dict(function_timeouts or {})
+        self._concurrency_cap = concurrency_cap
+        self._extra_environment = dict(extra_environment or {})
+        self.function_log = FunctionLog(function_log)
         self._schedule_period = schedule_period_seconds
         self._retry_delay = retry_delay_seconds
         self._window_cap = batching_window_cap_seconds
@@ -173,12 +186,12 @@ class LocalStack:
         self.emulator: Any = None  # local.runware_emulator.EmulatorServer when we started one
         self.clients: AwsClients | None = None
         self.resources: StackResources | None = None
-        self.functions: dict[str, LocalFunction] = {}
+        self.functions: dict[str, FunctionPool] = {}
         self.pollers: dict[str, SqsPoller] = {}
         self.stream_pollers: dict[str, DynamoDBStreamPoller] = {}
         self.shims: dict[str, ApiGatewayShim] = {}
         self.schedules: dict[str, ScheduleRunner] = {}
-        self.environment: dict[str, str] = {}
+        self.environments: dict[str, dict[str, str]] = {}  # each function's variables, by logical id
         self._endpoints: LocalEndpoints | None = None
 
     @property
@@ -230,13 +243,13 @@ class LocalStack:
             template_dir=self.template_path.parent,
             api_base_urls={api: shim.base_url for api, shim in self.shims.items()},
         )
-        self.environment = shared_environment(
-            specs,
-            local=local_aws_environment(dynamodb_url=dynamodb_url, moto_url=moto_url, region=self.region),
-            overrides={"RUNWARE_API_URL": runware_api_url},
-        )
-        self._exit.enter_context(applied_environment(self.environment))
-        self.functions = {logical_id: self._load(spec) for logical_id, spec in specs.items()}
+        local = local_aws_environment(dynamodb_url=dynamodb_url, moto_url=moto_url, region=self.region)
+        overrides = {"RUNWARE_API_URL": runware_api_url, **self._extra_environment}
+        self.environments = {
+            logical_id: function_environment(spec, local=local, overrides=overrides)
+            for logical_id, spec in specs.items()
+        }
+        self.functions = {logical_id: self._pool(spec) for logical_id, spec in specs.items()}
         for function, api, route in sources.http:
             self.shims[api].add_route(route, self.functions[function].invoke)
         for function, event_name, properties in sources.sqs:
@@ -277,13 +290,24 @@ class LocalStack:
         self._exit.callback(self.emulator.stop)
         return str(self.emulator.url)
 
-    def _load(self, spec: FunctionSpec) -> LocalFunction:
-        if spec.logical_id in self._function_timeouts:
-            spec = replace(spec, timeout_seconds=self._function_timeouts[spec.logical_id])
+    def _pool(self, spec: FunctionSpec) -> FunctionPool:
+        assert self.resources is not None
+        spec = with_timeout(spec, self._function_timeouts.get(spec.logical_id))
         override = self._handler_overrides.get(spec.logical_id)
-        if override is not None:
-            return LocalFunction(spec, override, region=self.region)
-        return load_function(spec, region=self.region)
+        pool = FunctionPool(
+            worker_spec(
+                spec,
+                self.environments[spec.logical_id],
+                region=self.region,
+                account_id=self.resources.account_id,
+                handler_override=override,
+                extra_python_path=(REPO_ROOT,) if override else (),
+            ),
+            self.function_log,
+            max_concurrency=concurrency_limit(spec, default=DEFAULT_CONCURRENCY, cap=self._concurrency_cap),
+        )
+        self._exit.callback(pool.stop)
+        return pool
 
     def _start_poller(self, function: str, event_name: str, properties: Mapping[str, Any]) -> None:
         assert self.clients is not None
@@ -302,6 +326,7 @@ class LocalStack:
             retry_delay_seconds=self._retry_delay,
             poll_wait_seconds=self._poll_wait,
             name=f"{function}.{event_name}",
+            concurrency=self.functions[function].max_concurrency,
         )
         self.pollers[f"{function}.{event_name}"] = poller.start()
         self._exit.callback(poller.stop)
@@ -458,27 +483,30 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = dict(item.split("=", 1) for item in args.parameter)
-    stack = LocalStack(
-        args.template,
-        stack_name=args.stack_name,
-        parameter_overrides=overrides,
-        schedule_period_seconds=args.schedule_period,
-        retry_delay_seconds=args.retry_delay,
-        state_file=args.state_file,
-    )
     terminal = sys.stdout
     with contextlib.ExitStack() as logs:
+        function_log = None
         if str(args.function_log) != "-":
-            # The functions print JSON lines as on Lambda; a file keeps this terminal readable.
+            # Every function's log stream, one line per record named by its function, as one file
+            # keeps this terminal readable.
             args.function_log.parent.mkdir(parents=True, exist_ok=True)
-            logs.enter_context(contextlib.redirect_stdout(logs.enter_context(args.function_log.open("a"))))
+            function_log = logs.enter_context(args.function_log.open("a", encoding="utf-8"))
+        stack = LocalStack(
+            args.template,
+            stack_name=args.stack_name,
+            parameter_overrides=overrides,
+            schedule_period_seconds=args.schedule_period,
+            retry_delay_seconds=args.retry_delay,
+            state_file=args.state_file,
+            function_log=function_log,
+        )
         with stack:
             width = max(len(name) for name in stack.endpoints.as_dict())
             print("runrelay local stack is up (Ctrl-C stops it):", file=terminal)
             for name, value in stack.endpoints.as_dict().items():
                 print(f"  {name:<{width}}  {value}", file=terminal)
             print(f"  (also in {args.state_file}, where the runrelay CLI finds them)", file=terminal)
-            if str(args.function_log) != "-":
+            if function_log is not None:
                 print(f"  function logs: tail -f {args.function_log}", file=terminal)
             print(_CLI_HINT, file=terminal, flush=True)
             try:

@@ -64,7 +64,7 @@ def _run_submit(
     event_file.write_text(json.dumps(event), encoding="utf-8")
     return subprocess.run(
         [sys.executable, str(CHILD), crash_point, str(event_file)],
-        env={**os.environ, **pipeline.stack.environment},
+        env={**os.environ, **pipeline.stack.environments["SubmitFunction"]},
         cwd=ROOT,
         capture_output=True,
         text=True,

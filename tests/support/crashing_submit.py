@@ -2,8 +2,8 @@
 
     python tests/support/crashing_submit.py <crash point> <event.json>
 
-The environment must point at a running local stack (its `LocalStack.environment`). Crash points, injected
-by wrapping library functions here (the product has no crash code path):
+The environment must point at a running local stack (`LocalStack.environments["SubmitFunction"]`).
+Crash points, injected by wrapping library functions here (the product has no crash code path):
 - `none`          — run to the end and print the handler's response as JSON;
 - `before-post`   — the PENDING rows are written, then the process dies as the Runware POST starts;
 - `after-accept`  — Runware answered the POST (tasks accepted), then the process dies before it can
@@ -49,7 +49,7 @@ def _install_crash(point: str) -> None:
 def main(point: str, event_file: str) -> None:
     if point not in CRASH_POINTS:
         raise SystemExit(f"crash point must be one of {CRASH_POINTS}")
-    from local.lambda_runtime import FakeLambdaContext
+    from tests.support.lambda_context import FakeLambdaContext
 
     _install_crash(point)
     import app  # functions/submit/app.py, imported after the environment is in place
