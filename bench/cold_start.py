@@ -1,59 +1,40 @@
-"""Benchmark 2: cold start to first answer.
+"""Benchmark 2: cold start to first answer, through the local Lambda runtime's workers.
 
-Subject: a fresh interpreter imports the webhook handler and serves one valid webhook (a real HTTP API
-v2 event, a valid HMAC token); the handler reads the webhook secret from Secrets Manager (a moto
-server) and stores the result in DynamoDB Local. Baseline: a fresh interpreter imports boto3, creates a
-DynamoDB client and does one `put_item` of the same completed item. The clock runs from before the
-first import to the answer, in the child; subject and baseline alternate.
+Subject: a new execution environment of the webhook function (`local.execution_environments`: a fresh
+process running AWS's runtime interface client, which imports the handler) serves one valid webhook (a
+real HTTP API v2 event, a valid HMAC token); the handler reads the webhook secret from Secrets Manager
+(a moto server) and stores the result in DynamoDB Local. Baseline: a fresh interpreter imports boto3,
+creates a DynamoDB client and does one `put_item` of the same completed item. Both clocks run in this
+process from just before the child is started to its answer; subject and baseline alternate.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import subprocess
+import sys
+import tempfile
+import time
 
 from bench import harness
 from bench.stats import Report
 from bench.webhook_events import api_event, baseline_item, submitted_tasks
 
-_SUBJECT = """
-import json, sys, time
-sys.path[:0] = {path!r}
-event = json.loads(sys.stdin.read())
-
-class Context:
-    function_name = "runrelay-webhook"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:runrelay-webhook"
-    aws_request_id = "bench-request"
-    log_group_name = "/aws/lambda/runrelay-webhook"
-    log_stream_name = "bench"
-    def get_remaining_time_in_millis(self):
-        return 10_000
-
-start = time.perf_counter()
-import app
-answer = app.lambda_handler(event, Context())
-elapsed = time.perf_counter() - start
-assert answer["statusCode"] == 200, answer
-assert "completed" in answer["body"], answer
-print({prefix!r} + json.dumps(elapsed))
-"""
-
 _BASELINE = """
-import json, sys, time
-item = json.loads(sys.stdin.read())
-start = time.perf_counter()
+import json, sys
+item = json.loads(sys.stdin.readline())
 import boto3
 client = boto3.client("dynamodb")
 client.put_item(TableName={table!r}, Item=item)
-elapsed = time.perf_counter() - start
-print({prefix!r} + json.dumps(elapsed))
+print({prefix!r} + "ok", flush=True)
 """
 
 
 def run(args: argparse.Namespace) -> Report:
+    from local.execution_environments import ExecutionEnvironment, FunctionLog, WorkerSpec
+
     runs = 6 if args.quick else 30
     with harness.local_aws("bcold") as aws:
         env = harness.child_env(aws.function_env("webhook"))
@@ -63,23 +44,56 @@ def run(args: argparse.Namespace) -> Report:
         store = TaskStore(aws.stack.table_name, dynamodb=aws.clients.dynamodb, s3=aws.clients.s3)
         uuids = iter(submitted_tasks(store, "cold", runs + 1))
         spare = iter(submitted_tasks(store, "cold-baseline", runs + 1))
-        subject_code = _SUBJECT.format(path=harness.lambda_sys_path("webhook"), prefix=harness.RESULT_PREFIX)
+        worker = WorkerSpec(
+            function_name="runrelay-webhook",
+            handler="app.lambda_handler",
+            task_root=harness.function_dir("webhook"),
+            python_path=(harness.LAYER_DIR,),
+            environment={**env, "PYTHONPYCACHEPREFIX": str(harness.PYCACHE)},
+            timeout_seconds=10,
+            memory_mb=512,
+        )
         baseline_code = _BASELINE.format(table=aws.stack.table_name, prefix=harness.RESULT_PREFIX)
+        log = FunctionLog(io.StringIO())
 
         def subject() -> float:
-            event = json.dumps(api_event(next(uuids), secret))
-            return float(harness.run_child(subject_code, env, stdin=event))
+            body = json.dumps(api_event(next(uuids), secret)).encode()
+            started = time.perf_counter()
+            environment = ExecutionEnvironment(worker, log)
+            try:
+                answer = json.loads(environment.invoke(body))
+                elapsed = time.perf_counter() - started
+            finally:
+                environment.close()
+            assert answer["statusCode"] == 200 and "completed" in answer["body"], answer
+            return elapsed
 
         def baseline() -> float:
             item = json.dumps(baseline_item(next(spare)))
-            return float(harness.run_child(baseline_code, env, stdin=item))
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                [sys.executable, "-c", baseline_code],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=tempfile.gettempdir(),
+            )
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(item + "\n")
+            child.stdin.flush()
+            line = child.stdout.readline()
+            elapsed = time.perf_counter() - started
+            child.communicate(timeout=60)
+            assert line.startswith(harness.RESULT_PREFIX), line
+            return elapsed
 
         subject()  # warms the bytecode cache, untimed
         baseline()
         subject_s, baseline_s = harness.interleaved(runs, subject, baseline)
     return harness.timing_ratio_report(
-        f"cold start to first answer ({runs} fresh interpreters each)",
-        "webhook import+first answer / boto3+client+put_item",
+        f"cold start to first answer ({runs} fresh environments / interpreters each)",
+        "webhook environment start+import+first answer / boto3+client+put_item",
         subject_s,
         baseline_s,
         1.5,

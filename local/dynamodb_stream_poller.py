@@ -2,9 +2,12 @@
 
 Per shard, in order: batches of up to `batch_size` records (after the mapping's FilterCriteria, with
 EventBridge pattern semantics taken from moto), the event Lambda builds, ReportBatchItemFailures
-(retry from the reported sequence number), `maximum_retry_attempts`, then the failed records go to the
-on-failure SQS destination as Lambda's invocation record and the shard moves on. Child shards wait
-until their parent is drained, as Lambda keeps per-item order across shard splits.
+(retry from the reported sequence number), BisectBatchOnFunctionError (a batch whose invocation failed
+as a whole is split in two and each half retried), retries with a growing delay until
+`maximum_retry_attempts` (-1: no limit, Lambda's default) or `maximum_record_age_seconds` (-1: the
+stream's retention) is reached; then the failed records go to the on-failure SQS destination as Lambda's
+invocation record and the shard moves on. Child shards wait until their parent is drained, as Lambda
+keeps per-item order across shard splits.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _IDLE_SLEEP_SECONDS = 0.1
 _DISCOVERY_PERIOD_SECONDS = 2.0  # new shards are rare (splits, roll-over); DescribeStream is not free
+_MAX_RETRY_DELAY_SECONDS = 5.0  # Lambda backs off between stream retries; locally capped low
 
 
 @dataclass
@@ -59,7 +63,9 @@ class DynamoDBStreamPoller(BackgroundWorker):
         batch_size: int = 100,
         starting_position: str = "TRIM_HORIZON",
         report_batch_item_failures: bool = False,
-        maximum_retry_attempts: int = 3,
+        maximum_retry_attempts: int = -1,
+        maximum_record_age_seconds: int = -1,
+        bisect_batch_on_function_error: bool = False,
         filter_patterns: Sequence[str] = (),
         on_failure: Callable[[dict[str, Any]], None] | None = None,
         retry_delay_seconds: float = 0.2,
@@ -73,6 +79,8 @@ class DynamoDBStreamPoller(BackgroundWorker):
         self._starting_position = starting_position
         self._report_failures = report_batch_item_failures
         self._max_retries = maximum_retry_attempts
+        self._max_age = maximum_record_age_seconds
+        self._bisect = bisect_batch_on_function_error
         self._filters = [_pattern(raw) for raw in filter_patterns]
         self._on_failure = on_failure
         self._retry_delay = retry_delay_seconds
@@ -140,52 +148,80 @@ class DynamoDBStreamPoller(BackgroundWorker):
         return not self._filters or any(pattern.matches_event(record) for pattern in self._filters)
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
-        """Invoke until the batch succeeds, retrying from the first failed record; give up after the
-        retry budget (records go to the on-failure destination) as Lambda does."""
+        """Invoke until the batch succeeds, retrying from the first failed record (or each half of a
+        batch that failed as a whole, with bisection on); give up on records past the retry budget or
+        the maximum record age (they go to the on-failure destination) as Lambda does."""
         attempts = 0
+        delay = self._retry_delay
         while records and not self._stop.is_set():
+            expired = self._expired_prefix(records)
+            if expired:
+                self._give_up(records[:expired], "MaximumRecordAgeExceeded")
+                records = records[expired:]
+                continue
             self.stats.batches += 1
             self.stats.records += len(records)
-            failed_from = self._invoke(records)
+            failed_from, whole_batch = self._invoke(records)
             if failed_from is None:
+                return
+            if whole_batch and self._bisect and len(records) > 1:
+                self.stats.retries += 1
+                half = len(records) // 2
+                self._deliver(records[:half])
+                self._deliver(records[half:])
                 return
             records = records[failed_from:]
             attempts += 1
-            if attempts > self._max_retries:
-                self._give_up(records)
+            if 0 <= self._max_retries < attempts:
+                self._give_up(records, "RetryAttemptsExhausted")
                 return
             self.stats.retries += 1
-            self._stop.wait(self._retry_delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, _MAX_RETRY_DELAY_SECONDS)
 
-    def _invoke(self, records: list[dict[str, Any]]) -> int | None:
-        """None on success, else the index of the first record to retry."""
+    def _expired_prefix(self, records: list[dict[str, Any]]) -> int:
+        """How many leading records are older than the maximum record age (records are in order)."""
+        if self._max_age < 0:
+            return 0
+        oldest_allowed = time.time() - self._max_age
+        count = 0
+        for record in records:
+            if float(record["dynamodb"].get("ApproximateCreationDateTime", time.time())) >= oldest_allowed:
+                break
+            count += 1
+        return count
+
+    def _invoke(self, records: list[dict[str, Any]]) -> tuple[int | None, bool]:
+        """(None, False) on success, else the index of the first record to retry and whether the
+        invocation failed as a whole."""
         try:
             response = self._handler({"Records": records})
         except Exception as error:
             log.warning("%s: handler raised %r; the batch will be retried", self._name, error)
-            return 0
+            return 0, True
         if not self._report_failures or not isinstance(response, Mapping):
-            return None
+            return None, False
         failures = response.get("batchItemFailures") or []
         if not failures:
-            return None
+            return None, False
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
         indexes = [
             sequence_numbers.index(f.get("itemIdentifier"))
             for f in failures
             if f.get("itemIdentifier") in sequence_numbers
         ]
-        return min(indexes) if indexes else 0  # an unknown identifier fails the whole batch in Lambda
+        # An unknown identifier fails the whole batch in Lambda.
+        return (min(indexes), False) if indexes else (0, True)
 
-    def _give_up(self, records: list[dict[str, Any]]) -> None:
+    def _give_up(self, records: list[dict[str, Any]], condition: str) -> None:
         self.stats.sent_to_destination += len(records)
-        log.error("%s: %d records failed after all retries", self._name, len(records))
+        log.error("%s: %d records given up (%s)", self._name, len(records), condition)
         if self._on_failure is None:
             return
         first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
         self._on_failure(
             {
-                "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
+                "requestContext": {"condition": condition, "approximateInvokeCount": 1},
                 "DDBStreamBatchInfo": {
                     "shardId": None,
                     "startSequenceNumber": first["SequenceNumber"],

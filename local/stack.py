@@ -353,7 +353,9 @@ class LocalStack:
             starting_position=str(properties.get("StartingPosition", "TRIM_HORIZON")),
             report_batch_item_failures="ReportBatchItemFailures"
             in (properties.get("FunctionResponseTypes") or []),
-            maximum_retry_attempts=int(properties.get("MaximumRetryAttempts", 3)),
+            maximum_retry_attempts=int(properties.get("MaximumRetryAttempts", -1)),
+            maximum_record_age_seconds=int(properties.get("MaximumRecordAgeInSeconds", -1)),
+            bisect_batch_on_function_error=bool(properties.get("BisectBatchOnFunctionError", False)),
             filter_patterns=[str(f["Pattern"]) for f in filters],
             on_failure=on_failure,
             name=f"{function}.{event_name}",

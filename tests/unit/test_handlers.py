@@ -126,6 +126,28 @@ def test_webhook_handler_answers_500_when_storage_fails(
     assert answer["statusCode"] == 500
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "status"),
+    [
+        ("seed", "1" + "0" * 400, 200),
+        ("usage", '{"promptTokens": 1' + "0" * 400 + "}", 200),
+        ("seed", "1e400", 400),
+    ],
+    ids=["huge-seed", "huge-usage", "infinite-seed"],
+)
+def test_webhook_handler_never_answers_5xx_for_odd_numbers(
+    lambda_env: None, field: str, value: str, status: int
+) -> None:
+    """A huge integer is valid JSON: stored (as text where DynamoDB cannot hold it), never a 5xx that
+    Runware would redeliver until it gives up."""
+    sample = event("webhook_wrapped.json")
+    body = sample["body"]
+    assert body.rstrip().endswith("}]}")
+    sample["body"] = body.rstrip()[: -len("}]}")] + f', "{field}": {value}' + "}]}"
+    answer = load_handler("webhook").lambda_handler(sample, Context())
+    assert answer["statusCode"] == status, answer
+
+
 def test_submit_handler_reports_partial_failures(lambda_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """No Runware key secret exists: every record that needs Runware fails and goes back to SQS."""
     monkeypatch.setenv("RUNWARE_API_KEY_SECRET_ID", "missing-secret")

@@ -141,3 +141,40 @@ def test_a_bare_status_error_gets_a_default_code_and_message(
     view = store.get_task(UUID)
     assert view is not None
     assert view.error == {"code": "taskFailed", "message": "status error"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "stored"),
+    [
+        ({"seed": 10**400}, ("seed", str(10**400))),
+        ({"usage": {"promptTokens": 10**400}}, ("usage", {"promptTokens": str(10**400)})),
+        ({"seed": 3.0}, ("seed", 3)),
+        ({"unknownField": 10**400}, ("unknownField", str(10**400))),
+    ],
+    ids=["huge-seed", "huge-usage", "whole-float-seed", "huge-unknown"],
+)
+def test_integers_beyond_dynamodb_are_kept_as_text_not_answered_5xx(
+    receiver: WebhookReceiver, store: TaskStore, extra: dict[str, Any], stored: tuple[str, Any]
+) -> None:
+    # JSON allows any integer; DynamoDB holds 38 digits. A 5xx would make Runware redeliver it forever.
+    reply, _ = receiver.receive(json.dumps({"data": [result("x", **extra)]}), token_for(SECRET, UUID))
+    assert reply.status == 200
+    view = store.get_task(UUID)
+    assert view is not None
+    name, value = stored
+    assert view.results[0][name] == value
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"seed": 1e400}, {"seed": float("nan")}, {"seed": 1.5}, {"usage": {"completionTokens": float("-inf")}}],
+    ids=["infinite-seed", "nan-seed", "fractional-seed", "infinite-usage"],
+)
+def test_non_integer_seeds_and_counts_are_refused_4xx(
+    receiver: WebhookReceiver, store: TaskStore, extra: dict[str, Any]
+) -> None:
+    reply, _ = receiver.receive(json.dumps({"data": [result("x", **extra)]}), token_for(SECRET, UUID))
+    assert 400 <= reply.status < 500
+    view = store.get_task(UUID)
+    assert view is not None
+    assert view.results == []

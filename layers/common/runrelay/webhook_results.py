@@ -26,7 +26,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_integer(value: Any) -> bool:
-    return _is_number(value) and float(value).is_integer()
+    # An int of any size is an integer (JSON allows 10**400; the store keeps what DynamoDB cannot hold as
+    # text); a float only if finite and whole. float(value) would overflow on such an int.
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
 @dataclass(frozen=True)
