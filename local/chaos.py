@@ -1,11 +1,16 @@
-"""`make chaos`: many tasks through the local stack while the Runware emulator misbehaves, then the proof.
+"""`make chaos`: many tasks through the local stack while Runware and AWS misbehave, then the proof.
 
 Tasks (numberResults 1-4) go in as S3 .jsonl files and SQS messages. The emulator throttles submits
 (429/503), duplicates, delays, reorders and drops webhooks and fails a share of tasks chosen by taskUUID
-hash; the reconciler runs every second with a small OverdueAfterSeconds. Afterwards every expected task
-is read back and checked: lost (missing, not final, results missing), duplicated (a result stored twice),
-re-run (the emulator executed a taskUUID more than once), wrong outcome (COMPLETED/FAILED not as the
-emulator decided) and the DLQ depth. Exit status 0 only if all of those are zero.
+hash; the reconciler runs every second with a small OverdueAfterSeconds. On AWS's side the functions' own
+calls meet throttling, 5xx, resets, lost responses, transaction conflicts, refused PutEvents entries and
+broken S3 bodies (`local/aws_faults.py`, loaded into every worker process), and one service goes down
+for a while (DynamoDB for 60 s by default). Afterwards every expected task is read back and checked:
+lost (missing, not final, results missing), duplicated (a result stored twice), re-run (the emulator
+executed a taskUUID more than once), wrong outcome (COMPLETED/FAILED not as the emulator decided); every
+final task must have its FINAL# mark and a TaskCompleted event (repeats only with the same eventKey),
+every input file its results file and JobCompleted, and both dead-letter queues must be empty. Exit
+status 0 only if all of that holds.
 """
 
 from __future__ import annotations
@@ -13,21 +18,32 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import random
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.aws_faults import ENV_VAR as AWS_FAULTS_ENV_VAR
+from local.aws_faults import AwsFaults, count_faults
+from local.event_tap import EventTap
 from local.runware_emulator import FaultConfig, task_fails
 from local.stack import LocalStack
+from runrelay.events import JOB_COMPLETED, TASK_COMPLETED
+from runrelay.job_store import final_mark_key
+from runrelay.results_file import results_key
 from runrelay.task_ids import task_uuid_for
 from runrelay.task_store import FINAL_STATUSES, OPEN_TASKS_INDEX, TASK_SK, TaskStatus, from_dynamo
 
-FUNCTION_LOG = Path(__file__).resolve().parent.parent / ".runrelay" / "chaos-functions.log"
+STATE_DIR = Path(__file__).resolve().parent.parent / ".runrelay"
+FUNCTION_LOG = STATE_DIR / "chaos-functions.log"
+AWS_FAULTS_PRELOAD = Path(__file__).resolve().with_name("aws_faults.py")
+RESULTS_DLQ = "ResultsDeadLetterQueue"
 
 # The issue's mix: 5% 429/503 at submit, 10% duplicate, 10% late and 10% reordered webhooks, 2% dropped,
 # 3% of tasks failing at Runware. Late webhooks arrive after OverdueAfterSeconds, so they race the reconciler.
@@ -41,6 +57,18 @@ CHAOS_FAULTS = FaultConfig(
     late_delay=150.0,  # x time_scale 0.02 = 3 s, past the 2 s overdue threshold
     webhook_reorder_rate=0.10,
     webhook_drop_rate=0.02,
+)
+
+# Per HTTP attempt, below botocore's retries (standard mode, 4 attempts): most are absorbed there, some
+# get through; transaction conflicts, refused PutEvents entries and broken bodies always reach the code.
+CHAOS_AWS_FAULTS = AwsFaults(
+    throttle=0.06,
+    server_error=0.06,
+    reset=0.04,
+    lost_response=0.05,
+    transaction_conflict=0.10,
+    put_events_refused=0.20,
+    broken_body=0.10,
 )
 
 
@@ -58,6 +86,16 @@ class ChaosSettings:
     log_level: str = "WARNING"  # the functions' INFO lines cost CPU that the run needs
     timeout_seconds: float = 1800.0
     seed: int = 7
+    aws_faults: AwsFaults | None = CHAOS_AWS_FAULTS
+    outage_service: str = "dynamodb"  # every call to it fails for `outage_seconds` (0: no outage)
+    outage_start_seconds: float = 20.0  # after the stack is up
+    outage_seconds: float = 60.0
+
+    @property
+    def sqs_retry_delay_seconds(self) -> int:
+        """Locally a failed message returns after this, not the queue's visibility timeout; its
+        maxReceiveCount (5) times this must outlast an outage, as 5 x 720 s does on AWS."""
+        return max(1, math.ceil(self.outage_seconds / 3))
 
 
 @dataclass(frozen=True)
@@ -79,7 +117,15 @@ class ChaosReport:
     wrong_outcome: int = 0
     unexpected_rows: int = 0
     dlq_depth: int = 0
+    results_dlq_depth: int = 0
+    missing_marks: int = 0
+    missing_task_events: int = 0
+    mismatched_event_keys: int = 0
+    missing_results_files: int = 0
+    missing_job_events: int = 0
+    files: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    aws_faults: dict[str, int] = field(default_factory=dict)
     webhooks: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     examples: list[str] = field(default_factory=list)
@@ -88,25 +134,34 @@ class ChaosReport:
     def ok(self) -> bool:
         return (
             self.lost == self.duplicated == self.rerun == self.wrong_outcome == 0
-            and self.unexpected_rows == self.dlq_depth == 0
+            and self.unexpected_rows == self.dlq_depth == self.results_dlq_depth == 0
+            and self.missing_marks == self.missing_task_events == self.mismatched_event_keys == 0
+            and self.missing_results_files == self.missing_job_events == 0
             and self.completed + self.failed == self.tasks
         )
 
     def render(self) -> str:
         faults = ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items())) or "none"
         hooks = ", ".join(f"{kind} {count}" for kind, count in sorted(self.webhooks.items()) if count)
+        aws = ", ".join(f"{kind} {count}" for kind, count in sorted(self.aws_faults.items())) or "none"
         lines = [
             f"tasks            {self.tasks}",
             f"completed        {self.completed}",
             f"failed           {self.failed} (the emulator decided {self.expected_failed})",
             f"faults injected  {faults}",
+            f"AWS faults       {aws}",
             f"webhooks         {hooks}",
             f"lost             {self.lost}",
             f"duplicated       {self.duplicated}",
             f"re-run           {self.rerun}",
             f"wrong outcome    {self.wrong_outcome}",
             f"unexpected rows  {self.unexpected_rows}",
-            f"DLQ depth        {self.dlq_depth}",
+            f"DLQ depth        ingest {self.dlq_depth}, results {self.results_dlq_depth}",
+            f"FINAL# missing   {self.missing_marks}",
+            f"TaskCompleted    missing {self.missing_task_events}, "
+            f"wrong eventKey {self.mismatched_event_keys}",
+            f"input files      {self.files}: results file missing {self.missing_results_files}, "
+            f"JobCompleted missing {self.missing_job_events}",
             f"wall time        {self.wall_seconds:.1f} s",
         ]
         lines.extend(f"  e.g. {example}" for example in self.examples)
@@ -133,8 +188,11 @@ def _message_sizes(total: int, largest: int, rng: random.Random) -> Iterator[int
         yield size
 
 
-def send_workload(stack: LocalStack, settings: ChaosSettings, run: str) -> dict[str, ExpectedTask]:
-    """Upload .jsonl files and send SQS messages; the taskUUIDs they must become, computed independently."""
+def send_workload(
+    stack: LocalStack, settings: ChaosSettings, run: str, input_keys: list[str] | None = None
+) -> dict[str, ExpectedTask]:
+    """Upload .jsonl files and send SQS messages; the taskUUIDs they must become, computed independently.
+    The files' keys are appended to `input_keys`."""
     assert stack.clients is not None
     endpoints = stack.endpoints
     rng = random.Random(settings.seed)
@@ -157,6 +215,8 @@ def send_workload(stack: LocalStack, settings: ChaosSettings, run: str) -> dict[
         etag = stack.clients.s3.put_object(Bucket=endpoints.bucket_name, Key=key, Body=body)["ETag"].strip(
             '"'
         )
+        if input_keys is not None:
+            input_keys.append(key)
         for line, spec in enumerate(specs, start=1):
             expect(f"s3://{endpoints.bucket_name}/{key}#{etag}:{line}", spec)
 
@@ -197,7 +257,24 @@ def scan_tasks(stack: LocalStack) -> Iterator[dict[str, Any]]:
                 yield from_dynamo(item)
 
 
-def _open_task_count(stack: LocalStack) -> int:
+def task_row_count(stack: LocalStack, status: str | None = None) -> int:
+    """Task rows (of one status), counted by DynamoDB without sending the items (a test tool's Scan)."""
+    assert stack.clients is not None
+    condition, values = "sk = :sk", {":sk": {"S": TASK_SK}}
+    if status is not None:
+        condition += " AND #status = :status"
+        values[":status"] = {"S": status}
+    pages = stack.clients.dynamodb.get_paginator("scan").paginate(
+        TableName=stack.endpoints.table_name,
+        Select="COUNT",
+        FilterExpression=condition,
+        ExpressionAttributeValues=values,
+        **({"ExpressionAttributeNames": {"#status": "status"}} if status else {}),
+    )
+    return sum(int(page["Count"]) for page in pages)
+
+
+def open_task_count(stack: LocalStack) -> int:
     """Tasks still PENDING/SUBMITTED, counted on the sparse index (cheap while the run goes on)."""
     assert stack.clients is not None
     total = 0
@@ -228,7 +305,7 @@ def wait_until_settled(stack: LocalStack, expected_count: int, timeout: float, p
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         queued = _queue_depth(stack, stack.endpoints.ingest_queue_url)
-        open_tasks = _open_task_count(stack)
+        open_tasks = open_task_count(stack)
         executed = int(stack.emulator.stats()["tasks"])
         if progress:
             progress(f"queued messages {queued}, open tasks {open_tasks}, executed at Runware {executed}")
@@ -285,11 +362,116 @@ def verify(stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosRe
     report.faults = dict(stats["faults"])
     report.webhooks = {k: int(v) for k, v in stats["webhooks"].items()}
     report.dlq_depth = _queue_depth(stack, stack.endpoints.dead_letter_queue_url)
+    report.results_dlq_depth = _queue_depth(stack, _results_dlq_url(stack))
+
+
+def _results_dlq_url(stack: LocalStack) -> str:
+    assert stack.resources is not None
+    return stack.resources.ref(RESULTS_DLQ)
+
+
+@dataclass
+class Aftermath:
+    """What the results stream must have made of the final tasks and the input files."""
+
+    missing_marks: list[str]
+    missing_task_events: list[str]
+    mismatched_event_keys: list[str]
+    missing_results_files: list[str]
+    missing_job_events: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return not (
+            self.missing_marks
+            or self.missing_task_events
+            or self.mismatched_event_keys
+            or self.missing_results_files
+            or self.missing_job_events
+        )
+
+
+def read_aftermath(
+    stack: LocalStack, final_tasks: list[str], input_keys: list[str], tap: EventTap
+) -> Aftermath:
+    assert stack.clients is not None
+    dynamodb, s3 = stack.clients.dynamodb, stack.clients.s3
+    table, bucket = stack.endpoints.table_name, stack.endpoints.bucket_name
+    marked: set[str] = set()
+    for start in range(0, len(final_tasks), 100):
+        keys = [final_mark_key(task_uuid) for task_uuid in final_tasks[start : start + 100]]
+        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            answer = dynamodb.batch_get_item(RequestItems=request)
+            marked.update(item["pk"]["S"].split("#", 1)[1] for item in answer["Responses"].get(table, []))
+            request = answer.get("UnprocessedKeys") or {}
+    events = tap.drain()
+    task_events: dict[str, list[str]] = {}
+    job_keys: set[str] = set()
+    for event in events:
+        detail = event.get("detail", {})
+        if event.get("detail-type") == TASK_COMPLETED:
+            task_events.setdefault(str(detail.get("taskUUID")), []).append(str(detail.get("eventKey")))
+        elif event.get("detail-type") == JOB_COMPLETED:
+            job_keys.add(str(detail.get("key")))
+    missing_files = []
+    for key in input_keys:
+        try:
+            s3.head_object(Bucket=bucket, Key=results_key(key))
+        except s3.exceptions.ClientError:
+            missing_files.append(key)
+    return Aftermath(
+        missing_marks=[t for t in final_tasks if t not in marked],
+        missing_task_events=[t for t in final_tasks if t not in task_events],
+        mismatched_event_keys=[
+            t for t, keys in task_events.items() if any(k != f"{TASK_COMPLETED}#{t}" for k in keys)
+        ],
+        missing_results_files=missing_files,
+        missing_job_events=[key for key in input_keys if key not in job_keys],
+    )
+
+
+def wait_for_aftermath(
+    stack: LocalStack,
+    final_tasks: list[str],
+    input_keys: list[str],
+    tap: EventTap,
+    timeout: float,
+    progress: Any,
+) -> Aftermath:
+    """The stream consumer may still be retrying after an outage: wait until it caught up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        aftermath = read_aftermath(stack, final_tasks, input_keys, tap)
+        if aftermath.complete or time.monotonic() > deadline:
+            return aftermath
+        if progress:
+            progress(
+                f"results stream: marks missing {len(aftermath.missing_marks)}, "
+                f"task events missing {len(aftermath.missing_task_events)}, "
+                f"results files missing {len(aftermath.missing_results_files)}"
+            )
+        time.sleep(2.0)
 
 
 # ---------------------------------------------------------------------- the run
-def chaos_stack(settings: ChaosSettings, **stack_options: Any) -> LocalStack:
+def chaos_stack(
+    settings: ChaosSettings, *, aws_fault_log: Path | None = None, **stack_options: Any
+) -> LocalStack:
     """A local stack set up for a chaos run (pass dynamodb_url/moto_url to reuse running services)."""
+    extra_environment = {}
+    if settings.aws_faults is not None and aws_fault_log is not None:
+        faults = AwsFaults(
+            **{**asdict(settings.aws_faults), "seed": settings.seed, "log_file": str(aws_fault_log)}
+        )
+        if settings.outage_seconds > 0:
+            faults = faults.with_outage(
+                settings.outage_service, settings.outage_start_seconds, settings.outage_seconds
+            )
+        extra_environment = {
+            "RUNRELAY_LOCAL_PRELOAD": str(AWS_FAULTS_PRELOAD),
+            AWS_FAULTS_ENV_VAR: faults.to_env(),
+        }
     options: dict[str, Any] = {
         "stack_name": f"chaos{uuid.uuid4().hex[:8]}",
         "emulator_options": {
@@ -304,10 +486,11 @@ def chaos_stack(settings: ChaosSettings, **stack_options: Any) -> LocalStack:
             "LogLevel": settings.log_level,
         },
         "schedule_period_seconds": settings.reconcile_period_seconds,
-        "retry_delay_seconds": 1,
+        "retry_delay_seconds": settings.sqs_retry_delay_seconds,
         "batching_window_cap_seconds": 0.2,
         "runware_api_url": None,
         "state_file": None,
+        "extra_environment": extra_environment,
     }
     options.update(stack_options)
     return LocalStack(**options)
@@ -317,11 +500,32 @@ def run_chaos(settings: ChaosSettings, *, progress: Any = None, **stack_options:
     """Start a stack, send `settings.tasks` tasks, wait for them to settle, verify; the stack is stopped."""
     started = time.monotonic()
     report = ChaosReport(tasks=settings.tasks)
-    with chaos_stack(settings, **stack_options) as stack:
-        run = uuid.uuid4().hex[:6]
-        expected = send_workload(stack, settings, run)
-        wait_until_settled(stack, len(expected), settings.timeout_seconds, progress)
-        verify(stack, expected, report)
+    with tempfile.TemporaryDirectory(prefix="runrelay-chaos-") as scratch:
+        fault_log = Path(scratch) / "aws-faults.log"
+        with chaos_stack(settings, aws_fault_log=fault_log, **stack_options) as stack:
+            assert stack.clients is not None
+            tap = EventTap(stack.clients.sqs, stack.clients.events, stack.endpoints.event_bus_name)
+            run = uuid.uuid4().hex[:6]
+            input_keys: list[str] = []
+            expected = send_workload(stack, settings, run, input_keys)
+            wait_until_settled(stack, len(expected), settings.timeout_seconds, progress)
+            final_tasks = [
+                item["taskUUID"]
+                for item in scan_tasks(stack)
+                if item["taskUUID"] in expected and item["status"] in FINAL_STATUSES
+            ]
+            left = max(60.0, settings.timeout_seconds - (time.monotonic() - started))
+            aftermath = wait_for_aftermath(stack, final_tasks, input_keys, tap, left, progress)
+            verify(stack, expected, report)
+            report.files = len(input_keys)
+            report.missing_marks = len(aftermath.missing_marks)
+            report.missing_task_events = len(aftermath.missing_task_events)
+            report.mismatched_event_keys = len(aftermath.mismatched_event_keys)
+            report.missing_results_files = len(aftermath.missing_results_files)
+            report.missing_job_events = len(aftermath.missing_job_events)
+            for example in (aftermath.missing_marks + aftermath.missing_task_events)[:3]:
+                report.examples.append(f"{example}: FINAL# mark or TaskCompleted missing")
+            report.aws_faults = count_faults(str(fault_log))
     report.wall_seconds = time.monotonic() - started
     return report
 
@@ -333,15 +537,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=ChaosSettings.seed)
     parser.add_argument("--overdue", type=int, default=ChaosSettings.overdue_after_seconds)
     parser.add_argument("--log-level", default=ChaosSettings.log_level)
+    parser.add_argument("--no-aws-faults", action="store_true", help="Runware-side faults only")
+    parser.add_argument(
+        "--outage",
+        default=f"{ChaosSettings.outage_service}:{ChaosSettings.outage_start_seconds:g}:{ChaosSettings.outage_seconds:g}",
+        metavar="SERVICE:START:SECONDS",
+        help="a window in which every call of the functions to SERVICE fails (dynamodb, s3, sqs, events, "
+        "secretsmanager), START seconds after the stack is up; SECONDS 0 for none",
+    )
     args = parser.parse_args(argv)
+    service, start, seconds = args.outage.split(":")
     settings = ChaosSettings(
         tasks=args.tasks,
         timeout_seconds=args.timeout,
         seed=args.seed,
         overdue_after_seconds=args.overdue,
         log_level=args.log_level,
+        aws_faults=None if args.no_aws_faults else CHAOS_AWS_FAULTS,
+        outage_service=service,
+        outage_start_seconds=float(start),
+        outage_seconds=0.0 if args.no_aws_faults else float(seconds),
     )
-    print(f"chaos: {settings.tasks} tasks, faults {settings.faults.to_dict()}", flush=True)
+    aws = "none" if settings.aws_faults is None else asdict(settings.aws_faults)
+    print(f"chaos: {settings.tasks} tasks, Runware faults {settings.faults.to_dict()}", flush=True)
+    print(f"  AWS faults per attempt {aws}", flush=True)
+    if settings.outage_seconds:
+        print(
+            f"  {settings.outage_service} outage for {settings.outage_seconds:g} s from "
+            f"{settings.outage_start_seconds:g} s after the stack is up",
+            flush=True,
+        )
     FUNCTION_LOG.parent.mkdir(exist_ok=True)
     last = [0.0]
 

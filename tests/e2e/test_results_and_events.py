@@ -3,53 +3,23 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from local.event_tap import EventTap as LocalEventTap
 from local.runware_emulator import FaultConfig
 from runrelay.results_file import results_key
 
 from .conftest import Pipeline
 
 
-class EventTap:
-    """A rule on the stack's bus sending every runrelay event to a fresh SQS queue (moto delivers it)."""
+class EventTap(LocalEventTap):
+    """The stack's bus copied into a fresh SQS queue (moto delivers it)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self.sqs = pipeline.clients.sqs
-        events = pipeline.clients.events
-        bus = pipeline.stack.endpoints.event_bus_name
-        name = f"tap-{uuid.uuid4().hex[:8]}"
-        self.queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["runrelay"]}))
-        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "tap", "Arn": queue_arn}])
-        self.received: list[dict[str, Any]] = []
-
-    def drain(self) -> list[dict[str, Any]]:
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not messages:
-                return self.received
-            for message in messages:
-                self.received.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.drain()):
-                return
-            time.sleep(0.25)
-        raise AssertionError(
-            f"events did not arrive in {timeout}s: {Counter(e['detail-type'] for e in self.received)}"
+        super().__init__(
+            pipeline.clients.sqs, pipeline.clients.events, pipeline.stack.endpoints.event_bus_name
         )
 
 
