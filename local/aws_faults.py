@@ -30,7 +30,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 ENV_VAR = "RUNRELAY_AWS_FAULTS"
@@ -50,7 +50,7 @@ WRITES = frozenset(
 _THROTTLE_CODES = {"dynamodb": "ProvisionedThroughputExceededException", "s3": "SlowDown"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class AwsFaults:
     throttle: float = 0.0
     server_error: float = 0.0
@@ -59,7 +59,7 @@ class AwsFaults:
     transaction_conflict: float = 0.0
     put_events_refused: float = 0.0
     broken_body: float = 0.0
-    outages: list[dict[str, Any]] = field(default_factory=list)  # {"service", "start", "end"} (epoch s)
+    outages: tuple[dict[str, Any], ...] = ()  # {"service", "start", "end"} (epoch seconds)
     seed: int = 0
     log_file: str = ""
 
@@ -68,7 +68,8 @@ class AwsFaults:
 
     @classmethod
     def from_env(cls, text: str) -> AwsFaults:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        return cls(**{**values, "outages": tuple(values.get("outages", ()))})
 
     def with_outage(self, service: str, start_in: float, seconds: float) -> AwsFaults:
         start = time.time() + start_in
