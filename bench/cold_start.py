@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> Report:
                 elapsed = time.perf_counter() - started
             finally:
                 environment.close()
-            assert answer["statusCode"] == 200 and "completed" in answer["body"], answer
+            assert answer["statusCode"] == 200, answer
+            assert "completed" in answer["body"], answer
             return elapsed
 
         def baseline() -> float:
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> Report:
                 text=True,
                 cwd=tempfile.gettempdir(),
             )
-            assert child.stdin is not None and child.stdout is not None
+            assert child.stdin is not None
+            assert child.stdout is not None
             child.stdin.write(item + "\n")
             child.stdin.flush()
             line = child.stdout.readline()

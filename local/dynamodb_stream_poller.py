@@ -86,6 +86,7 @@ class DynamoDBStreamPoller(BackgroundWorker):
         self._retry_delay = retry_delay_seconds
         self._name = name
         self._shards: dict[str, _Shard] = {}
+        self._shard_in_hand: str | None = None  # whose records are being delivered
         super().__init__(name)
         self.stats = StreamPollerStats()
 
@@ -141,6 +142,7 @@ class DynamoDBStreamPoller(BackgroundWorker):
         selected = [r for r in records if self._matches(r)]
         self.stats.filtered_out += len(records) - len(selected)
         if selected:
+            self._shard_in_hand = shard.shard_id
             self._deliver(selected)
         return bool(records)
 
@@ -223,7 +225,7 @@ class DynamoDBStreamPoller(BackgroundWorker):
             {
                 "requestContext": {"condition": condition, "approximateInvokeCount": 1},
                 "DDBStreamBatchInfo": {
-                    "shardId": None,
+                    "shardId": self._shard_in_hand,
                     "startSequenceNumber": first["SequenceNumber"],
                     "endSequenceNumber": last["SequenceNumber"],
                     "batchSize": len(records),
@@ -237,7 +239,7 @@ class DynamoDBStreamPoller(BackgroundWorker):
         change = dict(raw["dynamodb"])
         for image in ("NewImage", "OldImage"):
             if image in change:
-                change[image] = _repaired_image(change[image])
+                change[image] = repaired_image(change[image])
         created = change.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
             change["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
@@ -252,7 +254,7 @@ class DynamoDBStreamPoller(BackgroundWorker):
         }
 
 
-def _repaired_image(image: Mapping[str, Any]) -> dict[str, Any]:
+def repaired_image(image: Mapping[str, Any]) -> dict[str, Any]:
     """DynamoDB Local writes an empty map as `{}` in stream images, which is no AttributeValue;
     DynamoDB (and so Lambda) writes `{"M": {}}`. Our items hold no empty lists, only empty maps."""
 

@@ -79,15 +79,15 @@ class WorkerSpec:
 class FunctionLog:
     """One combined log for every function: each line is `<function name> | <line>`.
 
-    `target` is a stream, or None for whatever `sys.stdout` is when a line arrives.
+    `target` is a stream, or None for this process's stdout as it is when the log is made.
     """
 
     def __init__(self, target: IO[str] | None = None) -> None:
-        self._target = target
+        self._target = target or sys.stdout
         self._lock = threading.Lock()
 
     def write(self, function_name: str, line: str) -> None:
-        stream = self._target or sys.stdout
+        stream = self._target
         with self._lock:
             stream.write(f"{function_name} | {line.rstrip(chr(10))}\n")
             stream.flush()

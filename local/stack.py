@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_FILE = REPO_ROOT / ".runrelay" / "local-stack.json"
+RESULTS_DLQ = "ResultsDeadLetterQueue"
 DEFAULT_API = "ServerlessHttpApi"  # SAM's implicit API for HttpApi events without ApiId
 LOCAL_RUNWARE_API_KEY = "local-dev-key"
 # Environments per function when neither reserved concurrency nor an event source's MaximumConcurrency
@@ -73,6 +74,7 @@ class LocalEndpoints:
     runware_api_key_secret_name: str
     webhook_secret_arn: str
     event_bus_name: str = ""
+    results_dead_letter_queue_url: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -86,12 +88,19 @@ class _EventSources:
     streams: list[tuple[str, str, Mapping[str, Any]]]  # (function, event name, properties)
 
 
-def _event_sources(template: Mapping[str, Any]) -> _EventSources:
+def _event_sources(
+    template: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> _EventSources:
+    """Every event source of the template; `overrides` ("Function.Event" -> properties) are merged in."""
     sources = _EventSources([], [], [], [])
     for logical_id in function_logical_ids(template):
         events = template_model.function_config(template, logical_id).get("Events") or {}
         for event_name, event in events.items():
-            kind, properties = event.get("Type"), event.get("Properties") or {}
+            kind = event.get("Type")
+            properties = {
+                **(event.get("Properties") or {}),
+                **(overrides or {}).get(f"{logical_id}.{event_name}", {}),
+            }
             if kind == "SQS":
                 sources.sqs.append((logical_id, event_name, properties))
             elif kind == "HttpApi":
@@ -135,7 +144,8 @@ class LocalStack:
     (seconds by logical id), `batching_window_cap_seconds` to shorten the template's batching windows
     (tests, demo), `concurrency_cap` to run fewer environments per function than the template allows,
     `extra_environment` to add variables to every function (say RUNRELAY_LOCAL_PRELOAD) and
-    `function_log` for the stream the functions' log lines go to (default: this process's stdout).
+    `function_log` for the stream the functions' log lines go to (default: this process's stdout) and
+    `event_source_overrides` to change an event source's properties ("Function.Event" -> properties).
     """
 
     def __init__(
@@ -153,6 +163,7 @@ class LocalStack:
         concurrency_cap: int | None = None,
         extra_environment: Mapping[str, str] | None = None,
         function_log: IO[str] | None = None,
+        event_source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
         schedule_period_seconds: float | None = None,
         retry_delay_seconds: int | None = None,
         batching_window_cap_seconds: float | None = None,
@@ -173,6 +184,7 @@ class LocalStack:
         self._concurrency_cap = concurrency_cap
         self._extra_environment = dict(extra_environment or {})
         self.function_log = FunctionLog(function_log)
+        self._event_source_overrides = dict(event_source_overrides or {})
         self._schedule_period = schedule_period_seconds
         self._retry_delay = retry_delay_seconds
         self._window_cap = batching_window_cap_seconds
@@ -228,7 +240,7 @@ class LocalStack:
             parameter_overrides=self._parameter_overrides,
             runware_api_key=self._runware_api_key,
         )
-        sources = _event_sources(template)
+        sources = _event_sources(template, self._event_source_overrides)
         for _function, api, _route in sources.http:
             if api not in self.shims:
                 shim = ApiGatewayShim(
@@ -406,6 +418,7 @@ class LocalStack:
             runware_api_key_secret_name=r.runware_api_key_secret_name,
             webhook_secret_arn=r.webhook_secret_arn,
             event_bus_name=r.ref(EVENT_BUS) if EVENT_BUS in r.physical else "",
+            results_dead_letter_queue_url=r.ref(RESULTS_DLQ) if RESULTS_DLQ in r.physical else "",
         )
 
     def _write_state_file(self) -> None:

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runrelay import wiring
 from runrelay.deadline import Deadline
+from runrelay.inputs import idempotency_message_id
 
 logger = Logger()
 metrics = Metrics()
@@ -18,7 +19,7 @@ metrics = Metrics()
 def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> None:
     logger.append_keys(message_id=record["messageId"])
     report = wiring.submit_service().process_record(
-        record["messageId"], record["body"], Deadline.for_invocation(lambda_context)
+        idempotency_message_id(record), record["body"], Deadline.for_invocation(lambda_context)
     )
     metrics.add_metric(name="TasksSubmitted", unit=MetricUnit.Count, value=report.submitted)
     metrics.add_metric(name="TasksRejected", unit=MetricUnit.Count, value=report.rejected)

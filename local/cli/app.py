@@ -638,6 +638,77 @@ def tail(
                 return
 
 
+# -- redrive --------------------------------------------------------------------------------------
+
+
+class Queue(enum.StrEnum):
+    ingest = "ingest"
+    results = "results"
+    all = "all"
+
+
+@command(cls=FlagCommand)
+def redrive(
+    queue: Annotated[
+        Queue, typer.Argument(help="Which dead-letter queue: ingest, results or all.")
+    ] = Queue.all,
+    stack: StackOpt = None,
+    region: RegionOpt = None,
+    config_env: ConfigEnvOpt = None,
+    state_file: StateFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run again what ended in a dead-letter queue, once the cause is fixed; nothing runs twice.
+
+    ingest: the ingest DLQ's messages go back to the ingest queue (their tasks keep their taskUUIDs).
+    results: the results DLQ's stream batches are replayed through the results logic, which writes only the
+    FINAL# marks, TaskCompleted/JobCompleted events and results files still missing."""
+    from local.cli.redrive import RedriveReport, ResultsRedrive, redrive_ingest
+
+    report = RedriveReport()
+    with _user_errors():
+        target = resolve_target(stack=stack, region=region, config_env=config_env, state_file=state_file)
+        sqs = target.client("sqs")
+        if queue in (Queue.ingest, Queue.all):
+            if not target.dead_letter_queue_url:
+                raise CliError(f"{target.description} names no ingest dead-letter queue")
+            report.moved = redrive_ingest(sqs, target.dead_letter_queue_url, target.ingest_queue_url)
+        if queue in (Queue.results, Queue.all):
+            if not (target.results_dead_letter_queue_url and target.event_bus_name):
+                raise CliError(f"{target.description} names no results dead-letter queue or event bus")
+            ResultsRedrive(
+                sqs=sqs,
+                streams=target.client("dynamodbstreams"),
+                dynamodb=target.client("dynamodb"),
+                s3=target.client("s3"),
+                events=target.client("events"),
+                table_name=target.table_name,
+                bus_name=target.event_bus_name,
+            ).run(target.results_dead_letter_queue_url, report)
+    if as_json:
+        render.emit_json(
+            {
+                "ingestMessagesMoved": report.moved,
+                "resultsBatchesReplayed": report.batches,
+                "tasksMadeFinal": report.tasks_final,
+                "jobsCompleted": report.jobs_completed,
+                "left": report.left,
+            }
+        )
+    else:
+        out = render.console()
+        out.print(f"ingest DLQ: {report.moved} message(s) sent back to the ingest queue", highlight=False)
+        out.print(
+            f"results DLQ: {report.batches} stream batch(es) replayed, {report.tasks_final} task(s) "
+            f"announced and counted, {len(report.jobs_completed)} job(s) completed",
+            highlight=False,
+        )
+        for reason in report.left:
+            out.print(f"  left in the results DLQ: {reason}", highlight=False)
+    if report.left:
+        raise typer.Exit(EXIT_ERROR)
+
+
 # -- ask ------------------------------------------------------------------------------------------
 
 

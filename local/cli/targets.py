@@ -42,6 +42,9 @@ class Target:
     endpoints: dict[str, str] = field(default_factory=dict)
     runware_api_url: str | None = None
     runware_api_key_secret_name: str | None = None
+    dead_letter_queue_url: str = ""
+    results_dead_letter_queue_url: str = ""
+    event_bus_name: str = ""
     session: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -104,9 +107,13 @@ def local_target(state_file: Path | None = None) -> Target:
                 "s3": state["s3_url"],
                 "sqs": state["sqs_url"],
                 "secretsmanager": state["secretsmanager_url"],
+                "events": state["s3_url"],  # moto serves EventBridge beside S3 and SQS
             },
             runware_api_url=state.get("runware_api_url"),
             runware_api_key_secret_name=state.get("runware_api_key_secret_name"),
+            dead_letter_queue_url=state.get("dead_letter_queue_url", ""),
+            results_dead_letter_queue_url=state.get("results_dead_letter_queue_url", ""),
+            event_bus_name=state.get("event_bus_name", ""),
             session=boto3.Session(region_name=state["region"], **LOCAL_CREDENTIALS),
         )
     except KeyError as missing:
@@ -149,6 +156,9 @@ def deployed_target(stack: str, region: str | None, session: Any = None) -> Targ
         input_prefix=outputs["InputPrefix"],
         ingest_queue_url=outputs["IngestQueueUrl"],
         webhook_url=outputs.get("WebhookUrl", ""),
+        dead_letter_queue_url=outputs.get("IngestDeadLetterQueueUrl", ""),
+        results_dead_letter_queue_url=outputs.get("ResultsDeadLetterQueueUrl", ""),
+        event_bus_name=outputs.get("EventBusName", ""),
         session=session,
     )
 

@@ -14,6 +14,11 @@ from local.stack import LocalStack
 from runrelay.task_store import FINAL_STATUSES, TaskStore, TaskView
 
 
+# Environments per function in the e2e stacks: enough to show concurrency, few enough that a test's cold
+# starts do not crowd a 2-core machine.
+E2E_CONCURRENCY_CAP = 2
+
+
 class Pipeline:
     """A running local stack plus the few verbs the tests need."""
 
@@ -80,18 +85,19 @@ def pipeline_factory(dynamodb_local: str, moto_server: str) -> Iterator[Callable
         schedule_period: float = 1.0,
         **stack_options: Any,
     ) -> Pipeline:
-        stack = LocalStack(
-            stack_name=f"e2e{uuid.uuid4().hex[:8]}",
-            dynamodb_url=dynamodb_local,
-            moto_url=moto_server,
-            runware_api_url=None,
-            emulator_options={"time_scale": 0.05, **(emulator or {})},
-            parameter_overrides={"OverdueAfterSeconds": "3", **(parameters or {})},
-            schedule_period_seconds=schedule_period,
-            retry_delay_seconds=1,
-            state_file=None,
-            **stack_options,
-        )
+        options: dict[str, Any] = {
+            "stack_name": f"e2e{uuid.uuid4().hex[:8]}",
+            "dynamodb_url": dynamodb_local,
+            "moto_url": moto_server,
+            "runware_api_url": None,
+            "emulator_options": {"time_scale": 0.05, **(emulator or {})},
+            "parameter_overrides": {"OverdueAfterSeconds": "3", **(parameters or {})},
+            "schedule_period_seconds": schedule_period,
+            "retry_delay_seconds": 1,
+            "state_file": None,
+            "concurrency_cap": E2E_CONCURRENCY_CAP,
+        }
+        stack = LocalStack(**{**options, **stack_options})
         started.append(stack.start())
         return Pipeline(stack)
 

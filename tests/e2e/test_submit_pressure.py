@@ -1,4 +1,5 @@
-"""Submit under persistent throttling: retried, parked in the DLQ with the body intact, redriven, completed.
+"""Submit under persistent throttling: retried, parked in the DLQ with the body intact, redriven (the
+CLI's `runrelay redrive ingest`), completed under the same taskUUIDs.
 
 SubmitFunction gets a 7 s Timeout here (2 s of retry budget after its 5 s reserve) so five receives take
 seconds, not the template's minutes; the queue's own redrive policy (maxReceiveCount 5) moves the records.
@@ -11,29 +12,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from local.cli.redrive import redrive_ingest
 from local.runware_emulator import FaultConfig
 from runrelay.task_ids import task_uuid_for
 from runrelay.task_store import TaskStatus
 
 from .conftest import Pipeline
 
-RECONCILE = "ReconcileFunction.Every5Minutes"
 MAX_RECEIVE_COUNT = 5  # template.yaml IngestQueue RedrivePolicy
 
 
-def _drain(pipeline: Pipeline, queue_url: str, expected: int, timeout: float = 90) -> list[dict[str, Any]]:
-    """Receive (and delete) `expected` messages from a queue the pollers do not read."""
+def _parked(pipeline: Pipeline, queue_url: str, expected: int, timeout: float = 90) -> list[dict[str, Any]]:
+    """Wait until `expected` messages are in a queue the pollers do not read; return them, left in place."""
     sqs = pipeline.clients.sqs
-    messages: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
-    while len(messages) < expected and time.monotonic() < deadline:
-        got = sqs.receive_message(
+    while pipeline.dlq_depth() < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    got: dict[str, dict[str, Any]] = {}
+    while len(got) < expected and time.monotonic() < deadline:
+        for message in sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
-        ).get("Messages", [])
-        for message in got:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        messages.extend(got)
-    return messages
+        ).get("Messages", []):
+            got[message["MessageId"]] = message
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+    return list(got.values())
 
 
 def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_them(
@@ -55,7 +59,7 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
     sent_without_id = pipeline.send(without_id)
     file_source = pipeline.upload("pressure.jsonl", b'{"prompt": "line one"}\n{"prompt": "line two"}\n')
 
-    parked = _drain(pipeline, endpoints.dead_letter_queue_url, expected=3)
+    parked = _parked(pipeline, endpoints.dead_letter_queue_url, expected=3)
     bodies = {message["Body"] for message in parked}
     assert {with_ids, without_id} <= bodies  # byte for byte what the producer sent
     [notification] = bodies - {with_ids, without_id}
@@ -65,21 +69,22 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
     stats = pipeline.emulator.stats()
     assert stats["tasks"] == 0  # every POST was refused: nothing ran, nothing was paid for
     assert stats["faults"].get("http_429", 0) + stats["faults"].get("http_503", 0) >= 3 * MAX_RECEIVE_COUNT
-    pending = pipeline.store.tasks_of_source(sent_with_ids) + pipeline.store.tasks_of_source(file_source)
-    assert [view.status for view in pending] == [TaskStatus.PENDING] * 4
+    pending = (
+        pipeline.store.tasks_of_source(sent_with_ids)
+        + pipeline.store.tasks_of_source(file_source)
+        + pipeline.store.tasks_of_source(sent_without_id)
+    )
+    assert [view.status for view in pending] == [TaskStatus.PENDING] * 5
 
-    # The fault clears; an operator moves the parked messages back (as SQS's DLQ redrive does).
+    # The fault clears; `runrelay redrive ingest` moves the parked messages back.
     pipeline.emulator.set_faults(FaultConfig())
-    redriven_ids = {}
-    for message in parked:
-        sent = pipeline.clients.sqs.send_message(
-            QueueUrl=endpoints.ingest_queue_url, MessageBody=message["Body"]
-        )
-        redriven_ids[message["Body"]] = f"sqs:{sent['MessageId']}"
+    moved = redrive_ingest(pipeline.clients.sqs, endpoints.dead_letter_queue_url, endpoints.ingest_queue_url)
+    assert moved == 3
     assert pipeline.dlq_depth() == 0
 
-    # Caller ids and S3 keys survive the redrive: the same taskUUIDs, still on their first sources.
-    found = pipeline.wait_settled({sent_with_ids: 2, file_source: 2, redriven_ids[without_id]: 1}, timeout=60)
+    # Caller ids, S3 keys and (through the redrive's runrelayMessageId) message ids survive the redrive:
+    # the same taskUUIDs on their first sources, each run once, the PENDING rows completed.
+    found = pipeline.wait_settled({sent_with_ids: 2, file_source: 2, sent_without_id: 1}, timeout=60)
     for views in found.values():
         assert all(view.status == TaskStatus.COMPLETED for view in views)
         assert all(len(view.results) == view.item["numberResults"] for view in views)
@@ -87,21 +92,7 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
         str(task_uuid_for("id:press-a")),
         str(task_uuid_for("id:press-b")),
     }
-    # A message without ids is keyed by its SQS message id, which a redrive changes: its tasks run under
-    # the new id, and the rows of the refused attempts (never run at Runware) are closed by the reconciler.
-    [abandoned] = pipeline.store.tasks_of_source(sent_without_id)
-    assert abandoned.status == TaskStatus.PENDING
-    assert abandoned.task_uuid not in pipeline.emulator.stats()["executions"]
-    deadline = time.monotonic() + 30
-    closed = pipeline.store.get_task(abandoned.task_uuid)
-    while closed is not None and closed.status == TaskStatus.PENDING and time.monotonic() < deadline:
-        pipeline.stack.schedules[RECONCILE].fire()  # MaxTaskAgeSeconds 5: old enough to give up on
-        time.sleep(0.5)
-        closed = pipeline.store.get_task(abandoned.task_uuid)
-    assert closed is not None
-    assert closed.status == TaskStatus.FAILED
-    assert closed.error
-    assert closed.error["code"] == "taskNotFound"
+    assert {view.task_uuid for view in pending} == {v.task_uuid for views in found.values() for v in views}
     final_stats = pipeline.emulator.stats()
     assert final_stats["tasks"] == 5
     assert final_stats["max_executions"] == 1

@@ -10,7 +10,7 @@ Bad input never raises: it becomes a `Rejection` carrying a clear reason, and th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -126,6 +126,18 @@ def caller_id_of(raw: Any) -> str | None:
     """The `id` a spec carries, valid or not (a REJECTED row still names the caller's id)."""
     caller_id = raw.get("id") if isinstance(raw, dict) else None
     return caller_id if isinstance(caller_id, str) and 0 < len(caller_id) <= MAX_CALLER_ID_LENGTH else None
+
+
+# Set by `runrelay redrive` on a message it sends back from the ingest DLQ: SQS gives the re-sent message
+# a new id, and specs without an `id` are keyed on the message id; the first id keeps their taskUUIDs.
+REDRIVE_MESSAGE_ID_ATTRIBUTE = "runrelayMessageId"
+
+
+def idempotency_message_id(record: Mapping[str, Any]) -> str:
+    """The message id a Lambda SQS record's tasks are keyed on: the first id it had, across redrives."""
+    attribute = (record.get("messageAttributes") or {}).get(REDRIVE_MESSAGE_ID_ATTRIBUTE) or {}
+    first = attribute.get("stringValue")
+    return first if isinstance(first, str) and first else str(record["messageId"])
 
 
 def classify_sqs_body(message_id: str, body: str) -> SqsBody:
