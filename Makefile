@@ -83,7 +83,7 @@ up: install ## the local stack, left running until Ctrl-C
 emulator: install ## the Runware emulator alone on EMULATOR_PORT (default 8787)
 	$(PY) -m local.runware_emulator --port $(EMULATOR_PORT)
 
-chaos: install ## 10,000 tasks under injected faults
+chaos: install ## 10,000 tasks under Runware- and AWS-side faults, a 60 s DynamoDB outage among them
 	$(PY) -m local.chaos --tasks 10000
 
 bench: install ## every benchmark, ratios against same-run baselines

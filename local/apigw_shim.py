@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +66,13 @@ class _ShimServer(ThreadingHTTPServer):
     # connection then waits out a SYN retransmit (1 s or more); API Gateway itself takes thousands.
     request_queue_size = 256
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A caller that gave up before the answer (Runware's delivery timeout) is not a shim error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.info("%s: the caller closed the connection before the answer", client_address)
+            return
+        super().handle_error(request, client_address)
+
 
 class ApiGatewayShim:
     """A ThreadingHTTPServer on a free loopback port; `base_url` is what the template's
@@ -79,6 +87,12 @@ class ApiGatewayShim:
         self._routes: list[Route] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.answers: dict[int, int] = {}  # how often each status was answered
+        self._counts_lock = threading.Lock()
+
+    def count_answer(self, status: int) -> None:
+        with self._counts_lock:
+            self.answers[status] = self.answers.get(status, 0) + 1
 
     def add_route(self, route_key: str, handler: HttpHandler) -> None:
         method, _, path = route_key.partition(" ")
@@ -252,6 +266,7 @@ def _request_handler_for(shim: ApiGatewayShim) -> type[BaseHTTPRequestHandler]:
             except Exception:
                 log.exception("%s: the integration failed", route.route_key)
                 response = _json_response(500, _INTERNAL_ERROR)
+            shim.count_answer(response.status)
             log.debug(
                 "%s %s -> %d in %.0f ms",
                 self.command,

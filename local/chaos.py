@@ -59,13 +59,14 @@ CHAOS_FAULTS = FaultConfig(
     webhook_drop_rate=0.02,
 )
 
-# Per HTTP attempt, below botocore's retries (standard mode, 4 attempts): most are absorbed there, some
-# get through; transaction conflicts, refused PutEvents entries and broken bodies always reach the code.
+# Per HTTP attempt, below botocore's retries (standard mode): most are absorbed there; they get through
+# once an outage has drained botocore's retry quota; transaction conflicts, refused PutEvents entries
+# and broken bodies always reach the code.
 CHAOS_AWS_FAULTS = AwsFaults(
-    throttle=0.06,
-    server_error=0.06,
-    reset=0.04,
-    lost_response=0.05,
+    throttle=0.03,
+    server_error=0.03,
+    reset=0.02,
+    lost_response=0.03,
     transaction_conflict=0.10,
     put_events_refused=0.20,
     broken_body=0.10,
@@ -308,11 +309,21 @@ def wait_until_settled(stack: LocalStack, expected_count: int, timeout: float, p
         open_tasks = open_task_count(stack)
         executed = int(stack.emulator.stats()["tasks"])
         if progress:
-            progress(f"queued messages {queued}, open tasks {open_tasks}, executed at Runware {executed}")
+            submit = stack.pollers.get("SubmitFunction.Ingest")
+            polled = (
+                f" (submit batches {submit.stats.batches}, messages {submit.stats.messages})"
+                if submit
+                else ""
+            )
+            progress(
+                f"queued messages {queued}{polled}, open tasks {open_tasks}, executed at Runware {executed}"
+            )
         if queued == 0 and open_tasks == 0:
             rows = sum(1 for _ in scan_tasks(stack))
             if rows >= expected_count and stack.emulator.wait_for_deliveries(timeout=60):
                 return
+            if _queue_depth(stack, stack.endpoints.dead_letter_queue_url):
+                return  # what is left sits in the ingest DLQ: nothing more will come (reported as lost)
         time.sleep(2.0)
 
 

@@ -13,7 +13,6 @@ import pytest
 from local.stack import LocalStack
 from runrelay.task_store import FINAL_STATUSES, TaskStore, TaskView
 
-
 # Environments per function in the e2e stacks: enough to show concurrency, few enough that a test's cold
 # starts do not crowd a 2-core machine.
 E2E_CONCURRENCY_CAP = 2

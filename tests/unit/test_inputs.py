@@ -156,3 +156,19 @@ def test_refused_specs_keep_the_caller_id_but_do_not_use_it_up() -> None:
         ("line-1", "TaskSpec"),
         ("line-2", "Rejection"),
     ]
+
+
+def test_a_redriven_message_is_keyed_on_its_first_message_id() -> None:
+    from runrelay.inputs import REDRIVE_MESSAGE_ID_ATTRIBUTE, idempotency_message_id
+
+    record = {"messageId": "new-id", "messageAttributes": {}}
+    assert idempotency_message_id(record) == "new-id"
+    redriven = {
+        "messageId": "new-id",
+        "messageAttributes": {
+            REDRIVE_MESSAGE_ID_ATTRIBUTE: {"stringValue": "first-id", "dataType": "String"}
+        },
+    }
+    assert idempotency_message_id(redriven) == "first-id"
+    empty = {"messageId": "new-id", "messageAttributes": {REDRIVE_MESSAGE_ID_ATTRIBUTE: {"stringValue": ""}}}
+    assert idempotency_message_id(empty) == "new-id"

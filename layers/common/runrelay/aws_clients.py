@@ -6,6 +6,7 @@ the local stack and AWS run the same code path.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -15,7 +16,8 @@ from botocore.config import Config
 _CONFIG = Config(
     connect_timeout=3,
     read_timeout=10,
-    retries={"mode": "standard", "max_attempts": 4},
+    # Each function's own budget (template.yaml: AWS_MAX_ATTEMPTS), botocore's variable for it.
+    retries={"mode": "standard", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or 4)},
     tcp_keepalive=True,
     max_pool_connections=32,
     # Our requests are built by code, not typed by people, and the service validates them anyway:
