@@ -74,6 +74,16 @@ class Pipeline:
 
 
 @pytest.fixture
+def own_dynamodb_local() -> Iterator[str]:
+    """A DynamoDB Local of this test's own, for the tests that write tens of thousands of items: the
+    session's server slows down as every earlier test's tables accumulate in its memory."""
+    from local.services import DynamoDBLocal
+
+    with DynamoDBLocal() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture
 def pipeline_factory(dynamodb_local: str, moto_server: str) -> Iterator[Callable[..., Pipeline]]:
     """Start a local stack with its own resources on the shared servers; stopped after the test."""
     started: list[LocalStack] = []
