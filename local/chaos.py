@@ -300,11 +300,15 @@ def _queue_depth(stack: LocalStack, queue_url: str) -> int:
     return sum(int(value) for value in attributes.values())
 
 
-def wait_until_settled(stack: LocalStack, expected_count: int, timeout: float, progress: Any = None) -> None:
+def wait_until_settled(
+    stack: LocalStack, expected_count: int, timeout: float, progress: Any = None, tap: EventTap | None = None
+) -> None:
     """Until the ingest queue is drained, no task is open, every expected row exists and Runware has
     nothing left to deliver (late duplicates must land before the counts are taken)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if tap is not None:
+            tap.drain()  # moto's SendMessage counts the queue's messages: a long queue slows every event
         queued = _queue_depth(stack, stack.endpoints.ingest_queue_url)
         open_tasks = open_task_count(stack)
         executed = int(stack.emulator.stats()["tasks"])
@@ -519,7 +523,7 @@ def run_chaos(settings: ChaosSettings, *, progress: Any = None, **stack_options:
             run = uuid.uuid4().hex[:6]
             input_keys: list[str] = []
             expected = send_workload(stack, settings, run, input_keys)
-            wait_until_settled(stack, len(expected), settings.timeout_seconds, progress)
+            wait_until_settled(stack, len(expected), settings.timeout_seconds, progress, tap)
             final_tasks = [
                 item["taskUUID"]
                 for item in scan_tasks(stack)

@@ -236,13 +236,7 @@ class DynamoDBStreamPoller(BackgroundWorker):
 
     def _lambda_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """A dynamodbstreams record as Lambda hands it over (epoch seconds, the stream's ARN)."""
-        change = dict(raw["dynamodb"])
-        for image in ("NewImage", "OldImage"):
-            if image in change:
-                change[image] = repaired_image(change[image])
-        created = change.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            change["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
+        change = lambda_change(raw["dynamodb"])
         return {
             "eventID": raw["eventID"],
             "eventName": raw["eventName"],
@@ -252,6 +246,19 @@ class DynamoDBStreamPoller(BackgroundWorker):
             "dynamodb": change,
             "eventSourceARN": self._stream_arn,
         }
+
+
+def lambda_change(change: Mapping[str, Any]) -> dict[str, Any]:
+    """A dynamodbstreams record's `dynamodb` part as Lambda hands it over: images repaired, the creation
+    time in epoch seconds."""
+    change = dict(change)
+    for image in ("NewImage", "OldImage"):
+        if image in change:
+            change[image] = repaired_image(change[image])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        change["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
+    return change
 
 
 def repaired_image(image: Mapping[str, Any]) -> dict[str, Any]:

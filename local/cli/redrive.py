@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from local.dynamodb_stream_poller import repaired_image
+from local.dynamodb_stream_poller import lambda_change
 from runrelay.events import EventPublisher
 from runrelay.inputs import REDRIVE_MESSAGE_ID_ATTRIBUTE
 from runrelay.job_store import JobStore
@@ -147,11 +146,4 @@ class ResultsRedrive:
 
 
 def _lambda_shape(raw: dict[str, Any]) -> dict[str, Any]:
-    change = dict(raw["dynamodb"])
-    for image in ("NewImage", "OldImage"):
-        if image in change:
-            change[image] = repaired_image(change[image])
-    created = change.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        change["ApproximateCreationDateTime"] = int(created.timestamp())
-    return {**raw, "dynamodb": change}
+    return {**raw, "dynamodb": lambda_change(raw["dynamodb"])}
