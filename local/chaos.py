@@ -328,7 +328,7 @@ def wait_until_settled(
                 return
             if _queue_depth(stack, stack.endpoints.dead_letter_queue_url):
                 return  # what is left sits in the ingest DLQ: nothing more will come (reported as lost)
-        time.sleep(2.0)
+        time.sleep(5.0)  # counting the open tasks is a scan: not too often, it competes with the run
 
 
 def verify(stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosReport) -> None:
@@ -506,6 +506,7 @@ def chaos_stack(
         "runware_api_url": None,
         "state_file": None,
         "extra_environment": extra_environment,
+        "long_running": True,
     }
     options.update(stack_options)
     return LocalStack(**options)

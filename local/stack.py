@@ -145,7 +145,8 @@ class LocalStack:
     (tests, demo), `concurrency_cap` to run fewer environments per function than the template allows,
     `extra_environment` to add variables to every function (say RUNRELAY_LOCAL_PRELOAD) and
     `function_log` for the stream the functions' log lines go to (default: this process's stdout) and
-    `event_source_overrides` to change an event source's properties ("Function.Event" -> properties).
+    `event_source_overrides` to change an event source's properties ("Function.Event" -> properties);
+    `long_running` starts DynamoDB Local for throughput rather than a quick start.
     """
 
     def __init__(
@@ -164,6 +165,7 @@ class LocalStack:
         extra_environment: Mapping[str, str] | None = None,
         function_log: IO[str] | None = None,
         event_source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        long_running: bool = False,
         schedule_period_seconds: float | None = None,
         retry_delay_seconds: int | None = None,
         batching_window_cap_seconds: float | None = None,
@@ -185,6 +187,7 @@ class LocalStack:
         self._extra_environment = dict(extra_environment or {})
         self.function_log = FunctionLog(function_log)
         self._event_source_overrides = dict(event_source_overrides or {})
+        self._long_running = long_running
         self._schedule_period = schedule_period_seconds
         self._retry_delay = retry_delay_seconds
         self._window_cap = batching_window_cap_seconds
@@ -284,7 +287,9 @@ class LocalStack:
             moto_thread.start()
         dynamodb_url = self._dynamodb_url
         if dynamodb_url is None:
-            dynamodb = DynamoDBLocal()
+            # A long run (`make up`, chaos) wants DynamoDB Local's full JIT: it starts slower and then
+            # serves about twice the requests of the fast-start options the tests and the demo use.
+            dynamodb = DynamoDBLocal(jvm_options=()) if self._long_running else DynamoDBLocal()
             self._exit.callback(dynamodb.stop)
             dynamodb_url = dynamodb.start().endpoint_url
         if moto_url is None:
@@ -514,6 +519,7 @@ def main(argv: list[str] | None = None) -> None:
             retry_delay_seconds=args.retry_delay,
             state_file=args.state_file,
             function_log=function_log,
+            long_running=True,
         )
         with stack:
             width = max(len(name) for name in stack.endpoints.as_dict())
