@@ -178,17 +178,20 @@ def _server_error_code(service: str) -> str:
     return "InternalError" if service == "s3" else "InternalServerError"
 
 
-def _error(request: Any, service: str, status: int, code: str) -> tuple[Any, dict[str, Any]]:
-    """An error answer as botocore's parser returns it (its retry policy reads code and status)."""
+def _answer(request: Any, status: int) -> tuple[Any, dict[str, Any]]:
+    """An empty HTTP answer and the parsed form botocore's retry policy and callers read."""
     from botocore.awsrequest import AWSResponse
 
     raw = io.BytesIO(b"")
     raw.stream = lambda **_: iter([b""])  # type: ignore[attr-defined]
     http = AWSResponse(request.url, status, {"x-amzn-requestid": "injected"}, raw)
-    parsed = {
-        "Error": {"Code": code, "Message": f"injected by local/aws_faults.py ({service})"},
-        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}, "RequestId": "injected"},
-    }
+    return http, {"ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}, "RequestId": "injected"}}
+
+
+def _error(request: Any, service: str, status: int, code: str) -> tuple[Any, dict[str, Any]]:
+    """An error answer as botocore's parser returns it (its retry policy reads code and status)."""
+    http, parsed = _answer(request, status)
+    parsed["Error"] = {"Code": code, "Message": f"injected by local/aws_faults.py ({service})"}
     return http, parsed
 
 
@@ -219,8 +222,7 @@ def _put_events_partly(
         http, parsed = outcome[0]
         accepted = iter(parsed.get("Entries", []))
     else:
-        http, parsed = _error(request, "events", 200, "")
-        parsed.pop("Error")
+        http, parsed = _answer(request, 200)
         accepted = iter([])
     merged = [
         {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} if i in refused else next(accepted, {})

@@ -35,6 +35,7 @@ INPUT_PREFIX_PARAMETER = "InputPrefix"
 TABLE = "TasksTable"
 INGEST_QUEUE = "IngestQueue"
 DEAD_LETTER_QUEUE = "IngestDeadLetterQueue"
+RESULTS_DEAD_LETTER_QUEUE = "ResultsDeadLetterQueue"
 INPUT_BUCKET = "InputBucket"
 WEBHOOK_SECRET = "WebhookSecret"  # noqa: S105 - a logical id
 EVENT_BUS = "EventBus"
@@ -133,6 +134,10 @@ class StackResources:
     @property
     def dead_letter_queue_arn(self) -> str:
         return self.attribute(DEAD_LETTER_QUEUE, "Arn")
+
+    @property
+    def results_dead_letter_queue_url(self) -> str:
+        return self.ref(RESULTS_DEAD_LETTER_QUEUE) if RESULTS_DEAD_LETTER_QUEUE in self.physical else ""
 
     @property
     def bucket_name(self) -> str:

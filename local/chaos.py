@@ -43,7 +43,6 @@ from runrelay.task_store import FINAL_STATUSES, OPEN_TASKS_INDEX, TASK_SK, TaskS
 STATE_DIR = Path(__file__).resolve().parent.parent / ".runrelay"
 FUNCTION_LOG = STATE_DIR / "chaos-functions.log"
 AWS_FAULTS_PRELOAD = Path(__file__).resolve().with_name("aws_faults.py")
-RESULTS_DLQ = "ResultsDeadLetterQueue"
 
 # The issue's mix: 5% 429/503 at submit, 10% duplicate, 10% late and 10% reordered webhooks, 2% dropped,
 # 3% of tasks failing at Runware. Late webhooks arrive after OverdueAfterSeconds, so they race the reconciler.
@@ -323,17 +322,18 @@ def wait_until_settled(
                 f"queued messages {queued}{polled}, open tasks {open_tasks}, executed at Runware {executed}"
             )
         if queued == 0 and open_tasks == 0:
-            rows = sum(1 for _ in scan_tasks(stack))
-            if rows >= expected_count and stack.emulator.wait_for_deliveries(timeout=60):
+            if task_row_count(stack) >= expected_count and stack.emulator.wait_for_deliveries(timeout=60):
                 return
             if _queue_depth(stack, stack.endpoints.dead_letter_queue_url):
                 return  # what is left sits in the ingest DLQ: nothing more will come (reported as lost)
         time.sleep(5.0)  # counting the open tasks is a scan: not too often, it competes with the run
 
 
-def verify(stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosReport) -> None:
-    """Fill the report's counters from the table, the emulator's stats and the DLQ."""
-    rows = {item["taskUUID"]: item for item in scan_tasks(stack)}
+def verify(
+    stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosReport, rows: dict[str, dict[str, Any]]
+) -> None:
+    """Fill the report's counters from the table's task rows (by taskUUID), the emulator's stats and
+    the DLQs."""
     stats = stack.emulator.stats()
     executions: dict[str, int] = {k.lower(): v for k, v in stats["executions"].items()}
 
@@ -377,12 +377,7 @@ def verify(stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosRe
     report.faults = dict(stats["faults"])
     report.webhooks = {k: int(v) for k, v in stats["webhooks"].items()}
     report.dlq_depth = _queue_depth(stack, stack.endpoints.dead_letter_queue_url)
-    report.results_dlq_depth = _queue_depth(stack, _results_dlq_url(stack))
-
-
-def _results_dlq_url(stack: LocalStack) -> str:
-    assert stack.resources is not None
-    return stack.resources.ref(RESULTS_DLQ)
+    report.results_dlq_depth = _queue_depth(stack, stack.endpoints.results_dead_letter_queue_url)
 
 
 @dataclass
@@ -525,14 +520,15 @@ def run_chaos(settings: ChaosSettings, *, progress: Any = None, **stack_options:
             input_keys: list[str] = []
             expected = send_workload(stack, settings, run, input_keys)
             wait_until_settled(stack, len(expected), settings.timeout_seconds, progress, tap)
+            rows = {item["taskUUID"]: item for item in scan_tasks(stack)}
             final_tasks = [
-                item["taskUUID"]
-                for item in scan_tasks(stack)
-                if item["taskUUID"] in expected and item["status"] in FINAL_STATUSES
+                task_uuid
+                for task_uuid, item in rows.items()
+                if task_uuid in expected and item["status"] in FINAL_STATUSES
             ]
             left = max(60.0, settings.timeout_seconds - (time.monotonic() - started))
             aftermath = wait_for_aftermath(stack, final_tasks, input_keys, tap, left, progress)
-            verify(stack, expected, report)
+            verify(stack, expected, report, rows)
             report.files = len(input_keys)
             report.missing_marks = len(aftermath.missing_marks)
             report.missing_task_events = len(aftermath.missing_task_events)

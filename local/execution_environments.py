@@ -15,9 +15,7 @@ START/END/REPORT lines Lambda adds, into one combined stream prefixed with the f
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
-import logging
 import math
 import os
 import subprocess
@@ -27,12 +25,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from local.runtime_api import Invocation, RuntimeApi
-
-log = logging.getLogger(__name__)
 
 BOOTSTRAP = Path(__file__).resolve().with_name("lambda_bootstrap.py")
 # Lambda gives init 10 s; a shared development machine starting many workers at once is slower than
@@ -96,12 +93,9 @@ class FunctionLog:
 class ExecutionEnvironment:
     """One worker process and its Runtime API; `invoke` runs one event and returns the raw answer."""
 
-    _ids = itertools.count(1)
-
     def __init__(self, spec: WorkerSpec, function_log: FunctionLog) -> None:
         self.spec = spec
         self._log = function_log
-        self.number = next(self._ids)
         self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         self._api = RuntimeApi(spec.arn).start()
         self._started = time.monotonic()
@@ -347,4 +341,4 @@ class FunctionPool:
 
 
 def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

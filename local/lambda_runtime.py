@@ -111,12 +111,11 @@ def _optional_int(resolver: IntrinsicResolver, value: Any) -> int | None:
 
 def event_source_concurrency(spec: FunctionSpec) -> int | None:
     """The smallest MaximumConcurrency of the function's SQS event sources, if any sets one."""
-    limits = [
-        int(((event.get("Properties") or {}).get("ScalingConfig") or {})["MaximumConcurrency"])
-        for event in spec.events.values()
-        if event.get("Type") == "SQS"
-        and "MaximumConcurrency" in ((event.get("Properties") or {}).get("ScalingConfig") or {})
-    ]
+    limits = []
+    for event in spec.events.values():
+        scaling = (event.get("Properties") or {}).get("ScalingConfig") or {}
+        if event.get("Type") == "SQS" and "MaximumConcurrency" in scaling:
+            limits.append(int(scaling["MaximumConcurrency"]))
     return min(limits) if limits else None
 
 

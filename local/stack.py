@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_FILE = REPO_ROOT / ".runrelay" / "local-stack.json"
-RESULTS_DLQ = "ResultsDeadLetterQueue"
 DEFAULT_API = "ServerlessHttpApi"  # SAM's implicit API for HttpApi events without ApiId
 LOCAL_RUNWARE_API_KEY = "local-dev-key"
 # Environments per function when neither reserved concurrency nor an event source's MaximumConcurrency
@@ -423,7 +422,7 @@ class LocalStack:
             runware_api_key_secret_name=r.runware_api_key_secret_name,
             webhook_secret_arn=r.webhook_secret_arn,
             event_bus_name=r.ref(EVENT_BUS) if EVENT_BUS in r.physical else "",
-            results_dead_letter_queue_url=r.ref(RESULTS_DLQ) if RESULTS_DLQ in r.physical else "",
+            results_dead_letter_queue_url=r.results_dead_letter_queue_url,
         )
 
     def _write_state_file(self) -> None:

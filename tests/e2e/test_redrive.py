@@ -19,8 +19,6 @@ from runrelay.results_file import results_key
 
 from .conftest import Pipeline
 
-RESULTS_DLQ = "ResultsDeadLetterQueue"
-
 
 def _depth(pipeline: Pipeline, queue_url: str) -> int:
     attributes = pipeline.clients.sqs.get_queue_attributes(
