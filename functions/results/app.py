@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runrelay import wiring
+from runrelay.adapters.dynamodb.stream import table_changes
 
 logger = Logger()
 metrics = Metrics()
@@ -17,7 +18,8 @@ metrics = Metrics()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = wiring.results_service().process(event.get("Records") or [])
+    records = event.get("Records") or []
+    report = wiring.results_service().process(table_changes(records))
     metrics.add_metric(name="TaskEventsPublished", unit=MetricUnit.Count, value=report.task_events)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=len(report.jobs_completed))
     for seconds in report.latencies:
@@ -30,7 +32,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("job completed", source_id=source_id)
     logger.info(
         "stream batch processed",
-        records=report.records,
+        records=len(records),
+        changes=report.changes,
         tasks_final=report.tasks_final,
         tasks_counted=report.tasks_counted,
         task_events=report.task_events,

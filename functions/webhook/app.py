@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runrelay import wiring
-from runrelay.task_store import StoreOutcome
+from runrelay.domain.tasks import StoreOutcome
 from runrelay.webhook_token import TOKEN_PARAMETER, WEBHOOK_PATH
 
 logger = Logger()

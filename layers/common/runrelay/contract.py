@@ -33,7 +33,6 @@ MAX_SYSTEM_PROMPT_CHARS = 200_000
 MAX_NUMBER_RESULTS = 4
 
 DeliveryMethod = Literal["sync", "async", "stream"]
-TaskStatus = Literal["processing", "pending", "success", "error"]
 
 
 def _hundredths(value: float) -> float:

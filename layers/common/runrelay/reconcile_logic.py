@@ -1,23 +1,22 @@
 """Reconcile: heal lost webhooks by polling Runware (getResponse) for tasks open too long.
 
 Overdue tasks come from the sparse OpenTasks index (never a Scan). Results go through the same
-idempotent `TaskStore.store_result` as webhooks, so a late webhook and a poll never double-store.
+idempotent `TaskRepository.store_result` as webhooks, so a late webhook and a poll never double-store.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from .deadline import Deadline
-from .runware_client import PollOutcome
+from .domain.tasks import OPEN_STATUSES, StoreOutcome, TaskRecord
+from .ports import RunwarePoller, TaskRepository
 from .runware_errors import TransientRunwareError
-from .task_store import StoreOutcome, TaskStatus, TaskStore
 
-
-class RunwarePoller(Protocol):
-    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome: ...
+if TYPE_CHECKING:
+    from .runware_client import PollOutcome
 
 
 @dataclass
@@ -43,7 +42,7 @@ class ReconcileConfig:
 
 
 class ReconcileService:
-    def __init__(self, store: TaskStore, runware: RunwarePoller, config: ReconcileConfig) -> None:
+    def __init__(self, store: TaskRepository, runware: RunwarePoller, config: ReconcileConfig) -> None:
         self.store = store
         self.runware = runware
         self.config = config
@@ -80,7 +79,7 @@ class ReconcileService:
             if view is None:
                 continue
             # Runware may not know a task we never managed to submit: only give up once it is old.
-            if "notfound" in error.code.lower() and not self._too_old(view.item, now):
+            if "notfound" in error.code.lower() and not self._too_old(view, now):
                 continue
             if self.store.mark_failed(task_uuid, error.model_dump(exclude_none=True)):
                 report.failed += 1
@@ -88,15 +87,15 @@ class ReconcileService:
             if task_uuid in answered and task_uuid not in outcome.processing:
                 continue
             view = self.store.get_task(task_uuid, resolve_payloads=False)
-            if view is None or view.status not in (TaskStatus.PENDING, TaskStatus.SUBMITTED):
+            if view is None or view.status not in OPEN_STATUSES:
                 continue
-            if self._too_old(view.item, now):
+            if self._too_old(view, now):
                 expired = {"code": "taskExpired", "message": "no result within MAX_TASK_AGE_SECONDS"}
                 if self.store.mark_failed(task_uuid, expired):
                     report.expired += 1
             else:
                 report.still_processing += 1
 
-    def _too_old(self, item: dict[str, object], now: float) -> bool:
-        created = float(str(item.get("createdAt", now)))
+    def _too_old(self, task: TaskRecord, now: float) -> bool:
+        created = now if task.created_at is None else task.created_at
         return now - created > self.config.max_task_age_seconds

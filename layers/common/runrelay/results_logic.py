@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from .events import Event, EventPublisher, job_completed, task_completed
-from .job_store import JobProgress, JobStore, has_job, is_job_item
-from .results_file import ResultsWriter, TasksNotVisibleYet, WrittenResults, summed_usage
-from .task_store import FINAL_STATUSES, from_dynamo
+from .domain.events import Event, job_completed, task_completed
+from .domain.jobs import JobBecameComplete, JobProgress, has_job
+from .domain.tasks import TaskBecameFinal, TaskStatus, summed_usage
+from .ports import EventPublisher, JobRepository
+from .results_file import ResultsWriter, TasksNotVisibleYet, WrittenResults
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ _EVENTS_PER_FLUSH = 10  # one PutEvents call
 
 @dataclass
 class StreamReport:
-    records: int = 0
+    changes: int = 0
     tasks_final: int = 0
     tasks_counted: int = 0
     task_events: int = 0
@@ -59,32 +59,33 @@ class _FinalTask:
 
 
 class ResultsService:
-    def __init__(self, jobs: JobStore, writer: ResultsWriter, publisher: EventPublisher) -> None:
+    def __init__(self, jobs: JobRepository, writer: ResultsWriter, publisher: EventPublisher) -> None:
         self.jobs = jobs
         self.writer = writer
         self.publisher = publisher
 
-    def process(self, records: Sequence[Mapping[str, Any]]) -> StreamReport:
+    def process(self, changes: Sequence[TaskBecameFinal | JobBecameComplete]) -> StreamReport:
+        """Handle a batch's changes in order (`adapters.dynamodb.stream.table_changes`)."""
         report = StreamReport()
         pending: list[_FinalTask] = []  # events not yet sent, marks not yet written
         current = ""
         try:
-            for record in records:
-                change = record["dynamodb"]
-                current = str(change["SequenceNumber"])
-                report.records += 1
-                if is_job_item(change.get("Keys", {})):
+            for change in changes:
+                current = change.sequence_number
+                report.changes += 1
+                if isinstance(change, JobBecameComplete):
                     self._flush(pending, report)
-                    self._on_job_change(change, report)
+                    self.complete_job(change.job.source_id)
+                    report.jobs_completed.append(change.job.source_id)
                     continue
-                final = self._on_task_change(current, change, report)
+                final = self._on_task_final(change, report)
                 if final is not None:
                     pending.append(final)
                 if len(pending) >= _EVENTS_PER_FLUSH:
                     self._flush(pending, report)
             self._flush(pending, report)
         except Exception:
-            # Retry from the earliest record whose work is not done: an unsent event's, or this one.
+            # Retry from the earliest change whose work is not done: an unsent event's, or this one.
             report.failed_sequence_number = pending[0].sequence_number if pending else current
             log.exception("stream record %s failed; retrying from it", report.failed_sequence_number)
         return report
@@ -101,37 +102,21 @@ class ResultsService:
                 report.tasks_counted += 1
             pending.pop(0)
 
-    def _on_task_change(
-        self, sequence_number: str, change: Mapping[str, Any], report: StreamReport
-    ) -> _FinalTask | None:
-        new, old = change.get("NewImage"), change.get("OldImage")
-        if not new or _status(new) not in FINAL_STATUSES or (old and _status(old) in FINAL_STATUSES):
-            return None
-        item = from_dynamo(new)
-        task_uuid = str(item["taskUUID"])
-        if self.jobs.final_recorded(task_uuid):
+    def _on_task_final(self, change: TaskBecameFinal, report: StreamReport) -> _FinalTask | None:
+        task = change.task
+        if self.jobs.final_recorded(task.task_uuid):
             return None  # a redelivered record: its event went out and it was counted
         report.tasks_final += 1
-        if item["status"] == "COMPLETED" and "completedAt" in item:
-            started = item.get("submittedAt", item.get("createdAt"))
+        if task.status == TaskStatus.COMPLETED and task.completed_at is not None:
+            started = task.started_at
             if started is not None:
-                report.latencies.append(max(0.0, float(item["completedAt"]) - float(started)))
-        usage = summed_usage((item.get("results") or {}).values()) or {}
+                report.latencies.append(max(0.0, task.completed_at - started))
+        usage = summed_usage(task.results) or {}
         report.prompt_tokens += usage.get("promptTokens", 0)
         report.completion_tokens += usage.get("completionTokens", 0)
-        event = task_completed(item)
+        event = task_completed(task)
         report.cost_usd += event.detail["cost"] or 0.0  # summed there already
-        return _FinalTask(sequence_number, task_uuid, str(item.get("sourceId", "")), event)
-
-    def _on_job_change(self, change: Mapping[str, Any], report: StreamReport) -> None:
-        new, old = change.get("NewImage"), change.get("OldImage")
-        if not new or not JobProgress.from_item(from_dynamo(new)).complete:
-            return
-        if old and JobProgress.from_item(from_dynamo(old)).complete:
-            return  # a later write (our own markers) to a job already complete
-        source_id = JobProgress.from_item(from_dynamo(new)).source_id
-        self.complete_job(source_id)
-        report.jobs_completed.append(source_id)
+        return _FinalTask(change.sequence_number, task.task_uuid, task.source_id, event)
 
     def complete_job(self, source_id: str) -> None:
         """Write the results file and announce the job, skipping whichever a previous try finished."""
@@ -158,8 +143,3 @@ class ResultsService:
                     raise
                 time.sleep(_INDEX_WAIT_SECONDS)
         raise AssertionError("unreachable")
-
-
-def _status(image: Mapping[str, Any]) -> str | None:
-    value = image.get("status", {})
-    return value.get("S") if isinstance(value, Mapping) else None

@@ -40,14 +40,20 @@ USER_AGENT = "runrelay/0.1"
 
 @dataclass
 class SubmitOutcome:
-    """What Runware did with each task of a submit: accepted (incl. conflicts), rejected, or sync results."""
+    """What Runware did with each task of a submit: taken (new), already known (conflictTaskUUID),
+    rejected, or sync results. Each task sent is in at most one of the first three."""
 
-    accepted: list[str] = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     rejected: dict[str, RunwareError] = field(default_factory=dict)
     results: list[InferenceResult] = field(default_factory=list)
     http_requests: int = 0
     retries: int = 0
+
+    @property
+    def accepted(self) -> list[str]:
+        """Every task Runware has now: a resubmitted one it already had counts as accepted."""
+        return self.taken + self.conflicts
 
 
 @dataclass
@@ -130,7 +136,6 @@ class RunwareClient:
                 for uuid, item in named.items():
                     if item.is_conflict:
                         outcome.conflicts.append(uuid)
-                        outcome.accepted.append(uuid)
                     else:
                         outcome.rejected[uuid] = item
                 if named:
@@ -271,8 +276,7 @@ class RunwareClient:
             if isinstance(raw, dict) and raw.get("text") is not None and "taskUUID" in raw:
                 outcome.results.append(InferenceResult.model_validate(raw))
         # An async acknowledgement may list the tasks or be an empty `data` array: both mean accepted.
-        outcome.accepted.extend(uuid for uuid in (str(t.taskUUID) for t in tasks) if uuid not in failed)
-        outcome.accepted.extend(outcome.conflicts)
+        outcome.taken.extend(uuid for uuid in (str(t.taskUUID) for t in tasks) if uuid not in failed)
 
 
 _DONE = object()

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from .contract import TextInferenceTask
 from .deadline import Deadline
+from .domain.jobs import has_job
+from .domain.tasks import NewTask, TaskStatus
 from .inputs import (
     IgnoredMessage,
     ObjectRange,
@@ -31,15 +33,9 @@ from .inputs import (
     items_of_object,
     split_jsonl,
 )
-from .job_store import JobStore, has_job
-from .runware_client import SubmitOutcome
+from .ports import JobRepository, RunwareSubmitter, TaskRepository
 from .task_ids import task_uuid_for
-from .task_store import NewTask, TaskStatus, TaskStore
 from .webhook_token import webhook_url_for
-
-
-class RunwareSubmitter(Protocol):
-    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome: ...
 
 
 @dataclass
@@ -92,13 +88,13 @@ class _Planned:
 class SubmitService:
     def __init__(
         self,
-        store: TaskStore,
+        store: TaskRepository,
         runware: RunwareSubmitter,
         config: SubmitConfig,
         *,
         open_object: Callable[[S3ObjectRef], Any] | None = None,
         enqueue: Callable[[str], None] | None = None,
-        jobs: JobStore | None = None,
+        jobs: JobRepository | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs  # None: no JOB records, hence no results files for S3 inputs
@@ -276,7 +272,7 @@ class SubmitService:
         outcome = self.runware.submit(to_send, deadline)
         report.http_requests += outcome.http_requests
         report.retries += outcome.retries
-        accepted = list(dict.fromkeys(outcome.accepted))
+        accepted = outcome.accepted
         self.store.mark_submitted_many(accepted)
         report.submitted += len(accepted)
         rejections = [(uuid, error.model_dump(exclude_none=True)) for uuid, error in outcome.rejected.items()]

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .task_store import StoreOutcome, TaskStore
+from .domain.tasks import StoreOutcome
+from .ports import TaskRepository
 from .webhook_results import InvalidResult, WebhookResult, error_document
 from .webhook_token import token_is_valid
 
@@ -51,7 +52,7 @@ class _Failure:
 class WebhookReceiver:
     def __init__(
         self,
-        store: TaskStore,
+        store: TaskRepository,
         secrets: Callable[[], Sequence[str]],
         max_body_bytes: int = 1_048_576,
     ) -> None:

@@ -5,19 +5,20 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from .adapters.dynamodb.tasks import DynamoTaskRepository
+from .adapters.s3 import S3PayloadStore
 from .aws_clients import client
 from .secrets import runware_api_key, signing_secret, webhook_secrets
 from .settings import settings
-from .task_store import TaskStore
 from .webhook_logic import WebhookReceiver
 
 # Each function imports only what it builds (bench/cold_import): the webhook's cold start must not
 # pay for requests, the request models, the input parsers or the submit and reconcile services.
 if TYPE_CHECKING:
+    from .adapters.dynamodb.jobs import DynamoJobRepository
     from .contract import TextInferenceTask
     from .deadline import Deadline
     from .inputs import S3ObjectRef
-    from .job_store import JobStore
     from .reconcile_logic import ReconcileService
     from .results_logic import ResultsService
     from .runware_client import PollOutcome, RunwareClient, SubmitOutcome
@@ -31,21 +32,25 @@ def _required(value: str | None, name: str) -> str:
 
 
 @cache
-def task_store() -> TaskStore:
+def task_repository() -> DynamoTaskRepository:
     config = settings()
-    return TaskStore(
+    payloads = S3PayloadStore(config.payload_bucket) if config.payload_bucket else None
+    return DynamoTaskRepository(
         config.table_name,
-        payload_bucket=config.payload_bucket,
+        payloads=payloads,
         retention_days=config.task_retention_days,
+        dynamodb=client("dynamodb"),
     )
 
 
 @cache
-def job_store() -> JobStore:
-    from .job_store import JobStore
+def job_repository() -> DynamoJobRepository:
+    from .adapters.dynamodb.jobs import DynamoJobRepository
 
     config = settings()
-    return JobStore(config.table_name, retention_days=config.task_retention_days)
+    return DynamoJobRepository(
+        config.table_name, retention_days=config.task_retention_days, dynamodb=client("dynamodb")
+    )
 
 
 @cache
@@ -96,12 +101,12 @@ def submit_service() -> SubmitService:
         fan_out_range_bytes=config.fan_out_range_bytes,
     )
     return SubmitService(
-        task_store(),
+        task_repository(),
         _RunwareOnDemand(),
         submit_config,
         open_object=_open_object,
         enqueue=_enqueue,
-        jobs=job_store(),
+        jobs=job_repository(),
     )
 
 
@@ -110,7 +115,9 @@ def webhook_receiver() -> WebhookReceiver:
     config = settings()
     secret_id = _required(config.webhook_secret_id, "WEBHOOK_SECRET_ID")
     # Looked up per request through Powertools' cache, so a rotation is seen within minutes.
-    return WebhookReceiver(task_store(), lambda: webhook_secrets(secret_id), config.max_webhook_body_bytes)
+    return WebhookReceiver(
+        task_repository(), lambda: webhook_secrets(secret_id), config.max_webhook_body_bytes
+    )
 
 
 @cache
@@ -119,7 +126,7 @@ def reconcile_service() -> ReconcileService:
 
     config = settings()
     return ReconcileService(
-        task_store(),
+        task_repository(),
         _RunwareOnDemand(),
         ReconcileConfig(
             overdue_after_seconds=config.overdue_after_seconds,
@@ -131,14 +138,15 @@ def reconcile_service() -> ReconcileService:
 @cache
 def results_service() -> ResultsService:
     # Imported here: the webhook's cold start (benchmarked) must not pay for the results code.
-    from .events import EventPublisher
+    from .adapters.eventbridge import EventBridgePublisher
+    from .adapters.s3 import S3ObjectWriter
     from .results_file import ResultsWriter
     from .results_logic import ResultsService
 
     config = settings()
     bus_name = _required(config.event_bus_name, "EVENT_BUS_NAME")
     return ResultsService(
-        job_store(),
-        ResultsWriter(config.table_name, dynamodb=client("dynamodb"), s3=client("s3")),
-        EventPublisher(bus_name, events_client=client("events")),
+        job_repository(),
+        ResultsWriter(task_repository(), S3ObjectWriter(s3=client("s3"))),
+        EventBridgePublisher(bus_name, events_client=client("events")),
     )

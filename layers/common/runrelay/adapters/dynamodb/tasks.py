@@ -1,238 +1,84 @@
-"""The tasks table: one item per task, its results inside it, every transition a conditional write.
+"""The task repository on DynamoDB: one item per task, its results inside it, every transition a
+conditional write.
 
-Item: pk=`TASK#<taskUUID>`, sk=`TASK`. Results live in the `results` map under a content-derived id,
-so a repeated webhook can never store a result twice, and `resultCount` doubles as an optimistic-lock
-version: two results of one task arriving at once cannot overwrite each other. Open tasks carry
-`openShard`/`openSince` (the sparse `OpenTasks` index the reconciler reads); final tasks drop them.
-`soleResultDue` marks the common state a webhook expects (open, one result wanted, none stored yet), so
-the usual completion is conditioned on one attribute; any stored result or final status removes it.
-Texts too large for DynamoDB's 400 KB item limit go to S3 with a pointer in the item.
+Results live in the `results` map under their identity (the model entry's `result_id`), so a repeated
+webhook can never store a result twice, and `resultCount` doubles as an optimistic-lock version: two
+results of one task arriving at once cannot overwrite each other. Open tasks carry `openShard`/`openSince`
+(the sparse `OpenTasks` index the reconciler reads); final tasks drop them. `soleResultDue` marks the
+common state a webhook expects (open, one result wanted, none stored yet), so the usual completion is
+conditioned on one attribute; any stored result or final status removes it. Texts too large for
+DynamoDB's 400 KB item limit go to the payload store with a pointer in the item.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from .aws_clients import client
+from ...aws_clients import client
+from ...domain.tasks import (
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    NewTask,
+    StorableResult,
+    StoreOutcome,
+    TaskRecord,
+    TaskStatus,
+)
+from ...models import DEFAULT_MODEL, ModelEntry
+from ...ports import PayloadStore
+from .codec import from_dynamo, to_dynamo
+from .schema import (
+    BY_CALLER_INDEX,
+    BY_SOURCE_INDEX,
+    OPEN_TASKS_INDEX,
+    task_key,
+    task_record,
+    task_uuid_of,
+)
+from .writes import TRANSACTION_LIMIT, is_condition_failure, transact, write_one
 
-TASK_SK = "TASK"
-OPEN_TASKS_INDEX = "OpenTasks"
-BY_SOURCE_INDEX = "BySource"
-# Results larger than this (as JSON) are stored in S3; four of them still fit well under 400 KB.
+# Results larger than this (as JSON) go to the payload store; four of them still fit well under 400 KB.
 INLINE_RESULT_LIMIT = 48 * 1024
 _OPTIMISTIC_RETRIES = 20
-# TransactWriteItems takes at most 100 actions; one transaction is one round trip instead of 100.
-TRANSACTION_LIMIT = 100
-_TRANSACTION_RETRIES = 6
-# DynamoDB nests documents at most 32 levels; a stored value sits a few levels down (results.<id>.…).
-MAX_STORED_DEPTH = 24
-
+_BATCH_GET_LIMIT = 100
 _WRITTEN = object()  # marks an action whose condition held
 # Leaves openSince (the OpenTasks sort key) as the PENDING write set it: moving it would rewrite the
 # index entry (two more index writes per task) to shift a 15-minute overdue clock by milliseconds.
 _MARK_SUBMITTED = "SET #s = :to, submittedAt = :now, updatedAt = :now"
-
-_INFINITY = float("inf")
-_INT_LIMIT = 10**38  # integers below it in magnitude fit DynamoDB's 38 digits as they are
-_deserializer = TypeDeserializer()
-
-
-class TaskStatus(StrEnum):
-    PENDING = "PENDING"
-    SUBMITTED = "SUBMITTED"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    REJECTED = "REJECTED"
-
-
-FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED})
-OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.SUBMITTED})
-# Present only while a task is open, wants one result and has none. Checking it alone is the cheapest
-# condition for the usual completion: the equivalent `resultCount = 0 AND status IN (...) AND
-# numberResults = 1` made the UpdateItem ~6% slower on DynamoDB Local (bench/README.md).
+# Present only while a task is open, wants one result and has none. Checking it alone is a cheaper
+# condition for the usual completion than the equivalent three (bench/README.md, warm_webhook).
 SOLE_RESULT_DUE = "soleResultDue"
 _CLOSE = f"REMOVE openShard, openSince, {SOLE_RESULT_DUE}"  # what a task loses when it becomes final
 
 
-class StoreOutcome(StrEnum):
-    STORED = "stored"  # a new result, task still waiting for more
-    COMPLETED = "completed"  # a new result that completed the task
-    DUPLICATE = "duplicate"  # this result was stored before
-    FAILED = "failed"  # the task is now FAILED
-    IGNORED = "ignored"  # the task was already final; nothing changed
-
-
-@dataclass(frozen=True)
-class NewTask:
-    task_uuid: str
-    idempotency_key: str
-    source_id: str
-    source_seq: int
-    number_results: int = 1
-    caller_id: str | None = None
-    metadata: Mapping[str, Any] | None = None
-
-
-@dataclass
-class TaskView:
-    """A task as read back, results resolved (S3 pointers followed)."""
-
-    task_uuid: str
-    status: str
-    item: dict[str, Any]
-    results: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def error(self) -> dict[str, Any] | None:
-        return self.item.get("error")
-
-
-def task_key(task_uuid: str) -> dict[str, Any]:
-    return {"pk": {"S": f"TASK#{task_uuid}"}, "sk": {"S": TASK_SK}}
-
-
-class StorableResult(Protocol):
-    """What storing needs of a result: `contract.InferenceResult` (polled) or `WebhookResult` (pushed)."""
-
-    @property
-    def taskUUID(self) -> str: ...
-    @property
-    def text(self) -> str | None: ...
-    @property
-    def seed(self) -> int | None: ...
-    @property
-    def reasoningContent(self) -> str | None: ...
-    @property
-    def finishReason(self) -> str | None: ...
-    def as_document(self) -> dict[str, Any]: ...
-
-
-def result_id(result: StorableResult) -> str:
-    """Identity of a result: its content. A redelivery is byte-identical; distinct results differ."""
-    identity = [result.text, result.seed, result.reasoningContent, result.finishReason]
-    # surrogatepass: a lone surrogate (legal as a JSON escape) must not make hashing fail.
-    encoded = json.dumps(identity, ensure_ascii=False).encode("utf-8", "surrogatepass")
-    return hashlib.sha256(encoded).hexdigest()[:20]
-
-
-def to_dynamo(value: Any) -> dict[str, Any]:
-    """DynamoDB's wire form of JSON-like data, in one pass (floats are written exactly as JSON writes
-    them). What DynamoDB cannot hold is kept as text instead of failing the write: numbers beyond its
-    range or 38 digits, NaN/Infinity, lone surrogates and nesting deeper than it allows. Such values only
-    come from unknown fields or hostile bodies, and an unstorable one must not turn into a 5xx."""
-    return _attribute(value, 0)
-
-
-def _attribute(value: Any, depth: int) -> dict[str, Any]:
-    # Exact-type fast paths for what results are made of (ASCII text, small integers): the generic
-    # checks below cost ~10% of a warm webhook (bench/warm_webhook). Same output, fewer steps.
-    kind = type(value)
-    if kind is str and value.isascii():
-        return {"S": value}
-    if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
-        return {"N": str(value)}
-    if kind is float:
-        text = repr(value)  # what json.dumps writes; without an exponent (1e-4 ≤ |x| < 1e16) it is
-        if "e" not in text and "n" not in text:  # also what Decimal prints, and nan/inf contain an n
-            return {"N": text}
-    if kind is dict and depth < MAX_STORED_DEPTH:
-        return {"M": {_key(key): _attribute(item, depth + 1) for key, item in value.items()}}
-    if isinstance(value, str):
-        return {"S": value.encode("utf-8", "replace").decode("utf-8")}
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | Decimal):
-        return _number(Decimal(value), str(value))
-    if isinstance(value, float):
-        if value != value or value in (_INFINITY, -_INFINITY):
-            return {"S": json.dumps(value)}
-        number = Decimal(repr(value))  # repr is what json.dumps writes
-        return _number(number, str(number))
-    if not isinstance(value, dict | list | tuple):
-        raise TypeError(f"{type(value).__name__} is not JSON-like")
-    if depth >= MAX_STORED_DEPTH:
-        return {"S": json.dumps(value, ensure_ascii=True)}
-    if isinstance(value, dict):
-        return {"M": {_key(key): _attribute(item, depth + 1) for key, item in value.items()}}
-    return {"L": [_attribute(item, depth + 1) for item in value]}
-
-
-def _key(key: Any) -> str:
-    if type(key) is str and key and key.isascii():
-        return key
-    text = key if isinstance(key, str) else json.dumps(key)  # as JSON names a non-string key
-    return text.encode("utf-8", "replace").decode("utf-8") or "(empty)"
-
-
-def _number(number: Decimal, text: str) -> dict[str, Any]:
-    return {"N": text} if _fits_dynamo_number(number) else {"S": text}
-
-
-def _fits_dynamo_number(number: Decimal) -> bool:
-    if not number.is_finite():
-        return False
-    if number.is_zero():
-        return True
-    # Digits as written (boto3 refuses to round away even trailing zeros).
-    return len(number.as_tuple().digits) <= 38 and -130 <= number.adjusted() <= 125
-
-
-def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value
-
-
-class TaskStore:
+class DynamoTaskRepository:
     def __init__(
         self,
         table_name: str,
         *,
-        payload_bucket: str | None = None,
+        payloads: PayloadStore | None = None,
+        model: ModelEntry = DEFAULT_MODEL,
         open_shards: int = 4,
         retention_days: int = 30,
         dynamodb: Any = None,
-        s3: Any = None,
     ) -> None:
         self.table_name = table_name
-        self.payload_bucket = payload_bucket
+        self.payloads = payloads  # None: large texts stay inline (up to the item limit)
+        self.model = model
         self.open_shards = open_shards
         self.retention_seconds = retention_days * 86_400
         self._dynamodb = dynamodb
-        self._s3 = s3
 
     @property
     def dynamodb(self) -> Any:
         if self._dynamodb is None:
             self._dynamodb = client("dynamodb")
         return self._dynamodb
-
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = client("s3")
-        return self._s3
 
     # -- creation -------------------------------------------------------------------------------
 
@@ -339,50 +185,23 @@ class TaskStore:
 
         Returns per action `_WRITTEN`, or the old item (possibly None) when its condition failed. A
         cancelled transaction writes nothing, so it is retried without the actions whose condition
-        failed; conflicts with concurrent writers back off and retry. A lone action skips the
-        transaction (which costs twice the write units).
+        failed. A lone action skips the transaction (which costs twice the write units).
         """
         outcome: list[Any] = [_WRITTEN] * len(actions)
         for start in range(0, len(actions), TRANSACTION_LIMIT):
             pending = list(range(start, min(start + TRANSACTION_LIMIT, len(actions))))
-            attempts = 0
             while pending:
                 if len(pending) == 1:
-                    outcome[pending[0]] = self._write_one(actions[pending[0]])
+                    written, old = write_one(self.dynamodb, actions[pending[0]])
+                    outcome[pending[0]] = _WRITTEN if written else old
                     break
-                try:
-                    self.dynamodb.transact_write_items(TransactItems=[actions[i] for i in pending])
+                failed = transact(self.dynamodb, [actions[i] for i in pending])
+                for position, old in failed.items():
+                    outcome[pending[position]] = old
+                pending = [index for position, index in enumerate(pending) if position not in failed]
+                if not failed:
                     break
-                except ClientError as error:
-                    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                        raise
-                    reasons = error.response.get("CancellationReasons") or []
-                    failed = {
-                        index: reason.get("Item")
-                        for index, reason in zip(pending, reasons, strict=False)
-                        if reason.get("Code") == "ConditionalCheckFailed"
-                    }
-                    if failed:
-                        for index, old in failed.items():
-                            outcome[index] = old
-                        pending = [i for i in pending if i not in failed]
-                        continue
-                    attempts += 1  # TransactionConflict / throttling: someone else wrote meanwhile
-                    if attempts > _TRANSACTION_RETRIES:
-                        raise
-                    time.sleep(random.uniform(0, 0.05 * 2**attempts))
         return outcome
-
-    def _write_one(self, action: dict[str, Any]) -> Any:
-        (kind, params), *_ = action.items()
-        write = self.dynamodb.put_item if kind == "Put" else self.dynamodb.update_item
-        try:
-            write(**params)
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return error.response.get("Item")
-        return _WRITTEN
 
     # -- transitions ----------------------------------------------------------------------------
 
@@ -442,7 +261,7 @@ class TaskStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -460,7 +279,7 @@ class TaskStore:
         (ALL_OLD), which is exactly what the read would have returned.
         """
         task_uuid = result.taskUUID
-        rid = result_id(result)
+        rid = self.model.result_id(result.as_document())
         # Built once: a large result is offloaded to S3 once, whatever the number of attempts.
         entry = to_dynamo(self._result_entry(task_uuid, rid, result, time.time()))
         written, current = self._write_result(task_uuid, rid, entry, prior=None, completes=True)
@@ -525,7 +344,7 @@ class TaskStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 old = error.response.get("Item")
                 return False, from_dynamo(old) if old else None
             raise
@@ -536,20 +355,19 @@ class TaskStore:
         body["receivedAt"] = round(now, 3)
         # "replace": a lone surrogate becomes "?", as `to_dynamo` does for the inline copy.
         encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
-        if len(encoded) <= INLINE_RESULT_LIMIT or not self.payload_bucket:
+        if len(encoded) <= INLINE_RESULT_LIMIT or self.payloads is None:
             return body
-        key = f"completions/{task_uuid}/{rid}.json"
         # Written before the item points at it, so a pointer never dangles; rewriting is idempotent.
-        self.s3.put_object(Bucket=self.payload_bucket, Key=key, Body=encoded, ContentType="application/json")
+        ref = self.payloads.put(f"completions/{task_uuid}/{rid}.json", encoded)
         summary: dict[str, Any] = {
             k: body[k] for k in ("finishReason", "cost", "usage", "seed", "status") if k in body
         }
-        return {**summary, "payloadRef": f"s3://{self.payload_bucket}/{key}", "payloadBytes": len(encoded)}
+        return {**summary, "payloadRef": ref, "payloadBytes": len(encoded)}
 
     def _create_orphan(self, task_uuid: str) -> None:
         """A result for a task we have no row for (e.g. the row expired): keep it rather than lose it."""
         orphan = NewTask(task_uuid, idempotency_key=f"orphan:{task_uuid}", source_id="orphan", source_seq=0)
-        self._write_one(self._put_action(self._new_item(orphan, TaskStatus.SUBMITTED, time.time())))
+        write_one(self.dynamodb, self._put_action(self._new_item(orphan, TaskStatus.SUBMITTED, time.time())))
 
     def _repair_completion(self, task_uuid: str, current: Mapping[str, Any]) -> None:
         """Heal a task whose results are all stored but whose status write never happened."""
@@ -579,23 +397,20 @@ class TaskStore:
         item = answer.get("Item")
         return from_dynamo(item) if item else None
 
-    def get_task(self, task_uuid: str, *, resolve_payloads: bool = True) -> TaskView | None:
+    def get_task(self, task_uuid: str, *, resolve_payloads: bool = True) -> TaskRecord | None:
         item = self._read_item(task_uuid)
         if item is None:
             return None
-        results = [
-            self._resolve(entry) if resolve_payloads else entry for entry in item.get("results", {}).values()
-        ]
-        results.sort(key=lambda entry: (entry.get("receivedAt", 0), entry.get("seed") or 0))
-        return TaskView(task_uuid=task_uuid, status=item["status"], item=item, results=results)
+        return self._record(item, resolve_payloads)
 
-    def _resolve(self, entry: dict[str, Any]) -> dict[str, Any]:
-        ref = entry.get("payloadRef")
-        if not ref:
-            return entry
-        bucket, _, key = ref.removeprefix("s3://").partition("/")
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return {**json.loads(body), "payloadRef": ref}
+    def _record(self, item: dict[str, Any], resolve_payloads: bool) -> TaskRecord:
+        record = task_record(item)
+        if resolve_payloads and self.payloads is not None:
+            for position, entry in enumerate(record.results):
+                if entry.get("payloadRef"):
+                    body = self.payloads.get(entry["payloadRef"])
+                    record.results[position] = {**json.loads(body), "payloadRef": entry["payloadRef"]}
+        return record
 
     def open_tasks_since_before(self, cutoff_epoch: int, limit: int = 1000) -> Iterator[str]:
         """taskUUIDs still open since before `cutoff_epoch`, through the sparse OpenTasks index (no Scan)."""
@@ -612,28 +427,62 @@ class TaskStore:
             )
             for page in pages:
                 for item in page.get("Items", []):
-                    yield item["pk"]["S"].removeprefix("TASK#")
+                    yield task_uuid_of(item)
                     yielded += 1
                     if yielded >= limit:
                         return
 
-    def tasks_of_source(self, source_id: str) -> list[TaskView]:
-        """Every task made from one input (an S3 object or an SQS message), in input order."""
-        uuids: list[str] = []
-        pages = self.dynamodb.get_paginator("query").paginate(
+    def task_uuids_of_source(self, source_id: str) -> list[str]:
+        """taskUUIDs of every task made from one input (an S3 object or an SQS message), in input order,
+        through the BySource index (eventually consistent: a task written a moment ago may be missing)."""
+        return self._query_uuids(BY_SOURCE_INDEX, "sourceId", source_id)
+
+    def task_uuids_of_caller(self, caller_id: str) -> list[str]:
+        """taskUUIDs of the tasks whose spec carried this caller `id`, oldest first (ByCaller index)."""
+        return self._query_uuids(BY_CALLER_INDEX, "callerId", caller_id)
+
+    def source_has_tasks(self, source_id: str) -> bool:
+        answer = self.dynamodb.query(
             TableName=self.table_name,
             IndexName=BY_SOURCE_INDEX,
-            KeyConditionExpression="sourceId = :source",
-            ExpressionAttributeValues={":source": {"S": source_id}},
+            KeyConditionExpression="sourceId = :v",
+            ExpressionAttributeValues={":v": {"S": source_id}},
+            Limit=1,
         )
-        for page in pages:
-            uuids.extend(item["pk"]["S"].removeprefix("TASK#") for item in page.get("Items", []))
-        views = [self.get_task(uuid) for uuid in uuids]
+        return bool(answer.get("Items"))
+
+    def _query_uuids(self, index: str, attribute: str, value: str) -> list[str]:
+        pages = self.dynamodb.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=index,
+            KeyConditionExpression=f"{attribute} = :v",
+            ExpressionAttributeValues={":v": {"S": value}},
+        )
+        return [task_uuid_of(item) for page in pages for item in page.get("Items", [])]
+
+    def tasks_of_source(self, source_id: str) -> list[TaskRecord]:
+        """Every task made from one input, in input order, payloads resolved."""
+        views = [self.get_task(uuid) for uuid in self.task_uuids_of_source(source_id)]
         return [view for view in views if view is not None]
+
+    def tasks_in_order(self, task_uuids: Sequence[str]) -> Iterator[TaskRecord]:
+        """Tasks in the order given, read consistently in batches of 100, payloads not resolved; a task
+        gone since (expired under TTL) is skipped."""
+        for start in range(0, len(task_uuids), _BATCH_GET_LIMIT):
+            batch = [task_key(uuid) for uuid in task_uuids[start : start + _BATCH_GET_LIMIT]]
+            found: dict[str, dict[str, Any]] = {}
+            pending: list[dict[str, Any]] = batch
+            while pending:
+                answer = self.dynamodb.batch_get_item(
+                    RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}}
+                )
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    found[item["pk"]["S"]] = item
+                pending = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            for key in batch:
+                item = found.get(key["pk"]["S"])
+                if item is not None:
+                    yield task_record(from_dynamo(item))
 
     def _shard_of(self, task_uuid: str) -> str:
         return f"OPEN#{int(task_uuid.replace('-', '')[:8], 16) % self.open_shards}"
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -1,4 +1,5 @@
-"""JOB records: one per S3 input file, counting its tasks so that "all final" is known without a Scan.
+"""The job repository on DynamoDB. JOB records: one per S3 input file, counting its tasks so that
+"all final" is known without a Scan.
 
 Item: pk=`JOB#<sourceId>`, sk=`JOB` in the tasks table. Two writers, neither ever overwriting the other:
 - the submitter sets `expected` (the file's task count) once it has written every task row of the
@@ -16,77 +17,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .aws_clients import client
-from .task_store import from_dynamo, to_dynamo
-
-JOB_PREFIX = "JOB#"
-JOB_SK = "JOB"
-FINAL_PREFIX = "FINAL#"
-FINAL_SK = "FINAL"
-_TRANSACTION_ATTEMPTS = 10
+from ...aws_clients import client
+from ...domain.jobs import JobProgress, TotalMismatch, has_job
+from .codec import from_dynamo, to_dynamo
+from .schema import final_mark_key, job_key, job_progress
+from .writes import is_condition_failure, transact, write_one
 
 
-@dataclass(frozen=True)
-class JobProgress:
-    source_id: str
-    expected: int | None
-    finals: int
-    bucket: str | None = None
-    key: str | None = None
-    etag: str | None = None
-    results_location: str | None = None
-    results_counts: Mapping[str, int] | None = None
-    announced: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return self.expected is not None and self.finals >= self.expected
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> JobProgress:
-        """From a plain item (`from_dynamo`) or a stream image, both keyed as stored."""
-        expected = item.get("expected")
-        return cls(
-            source_id=str(item["pk"]).removeprefix(JOB_PREFIX),
-            expected=int(expected) if expected is not None else None,
-            finals=int(item.get("finals", 0)),
-            bucket=item.get("inputBucket"),
-            key=item.get("inputKey"),
-            etag=item.get("inputEtag"),
-            results_location=item.get("resultsLocation"),
-            results_counts=item.get("resultsCounts"),
-            announced="announcedAt" in item,
-        )
-
-
-class TotalMismatch(RuntimeError):
-    """The file's task count differs from the one recorded before: the same bytes gave other tasks."""
-
-
-def job_key(source_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"{JOB_PREFIX}{source_id}"}, "sk": {"S": JOB_SK}}
-
-
-def final_mark_key(task_uuid: str) -> dict[str, Any]:
-    return {"pk": {"S": f"{FINAL_PREFIX}{task_uuid}"}, "sk": {"S": FINAL_SK}}
-
-
-def is_job_item(keys: Mapping[str, Any]) -> bool:
-    """True for the DynamoDB-typed keys of a JOB item (as in a stream record)."""
-    return str(keys.get("pk", {}).get("S", "")).startswith(JOB_PREFIX)
-
-
-def has_job(source_id: str) -> bool:
-    """Only S3 input files have JOB records (and results files); SQS messages do not."""
-    return source_id.startswith("s3://")
-
-
-class JobStore:
+class DynamoJobRepository:
     def __init__(self, table_name: str, *, retention_days: int = 30, dynamodb: Any = None) -> None:
         self.table_name = table_name
         self.retention_seconds = retention_days * 86_400
@@ -118,7 +60,7 @@ class JobStore:
                 },
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if is_condition_failure(error):
                 raise TotalMismatch(f"{source_id}: {total} tasks now, another count before") from None
             raise
 
@@ -162,38 +104,18 @@ class JobStore:
         }
         return self._transact([mark, count])
 
-    def _transact(self, items: list[dict[str, Any]]) -> bool:
-        if len(items) == 1:  # a plain conditional put: half the price of a transaction
-            put = items[0]["Put"]
-            try:
-                self.dynamodb.put_item(**put)
-            except ClientError as error:
-                if _code(error) == "ConditionalCheckFailedException":
-                    return False
-                raise
-            return True
-        for attempt in range(_TRANSACTION_ATTEMPTS):
-            try:
-                self.dynamodb.transact_write_items(TransactItems=items)
-            except ClientError as error:
-                if _code(error) != "TransactionCanceledException":
-                    raise
-                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return False
-                if attempt + 1 == _TRANSACTION_ATTEMPTS:
-                    raise
-                time.sleep(0.02 * (attempt + 1))  # a concurrent write to the JOB item: try again
-                continue
-            return True
-        raise AssertionError("unreachable")
+    def _transact(self, actions: list[dict[str, Any]]) -> bool:
+        if len(actions) == 1:  # a plain conditional put: half the price of a transaction
+            written, _ = write_one(self.dynamodb, actions[0])
+            return written
+        return not transact(self.dynamodb, actions)
 
     def get(self, source_id: str) -> JobProgress | None:
         answer = self.dynamodb.get_item(
             TableName=self.table_name, Key=job_key(source_id), ConsistentRead=True
         )
         item = answer.get("Item")
-        return JobProgress.from_item(from_dynamo(item)) if item else None
+        return job_progress(from_dynamo(item)) if item else None
 
     def mark_results_written(self, source_id: str, location: str, counts: Mapping[str, int]) -> None:
         self._set_once(
@@ -220,9 +142,5 @@ class JobStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
+            if not is_condition_failure(error):
                 raise
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,99 @@
+"""The tasks table's layout: keys, prefixes, indexes, and items turned into domain records.
+
+One table holds three kinds of item:
+- a task: pk=`TASK#<taskUUID>`, sk=`TASK`, its results inside it (see `tasks.py`);
+- a job, one per S3 input file: pk=`JOB#<sourceId>`, sk=`JOB` (see `jobs.py`);
+- a final mark, one per final task: pk=`FINAL#<taskUUID>`, sk=`FINAL`, written once its TaskCompleted
+  event went out and it was counted in its job.
+Indexes: `OpenTasks` (sparse: open tasks only, by shard and age), `BySource` (a source's tasks in input
+order), `ByCaller` (tasks by the caller's `id`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...domain.jobs import JobProgress
+from ...domain.tasks import TaskRecord, TaskStatus
+
+TASK_PREFIX = "TASK#"
+TASK_SK = "TASK"
+JOB_PREFIX = "JOB#"
+JOB_SK = "JOB"
+FINAL_PREFIX = "FINAL#"
+FINAL_SK = "FINAL"
+OPEN_TASKS_INDEX = "OpenTasks"
+BY_SOURCE_INDEX = "BySource"
+BY_CALLER_INDEX = "ByCaller"
+LAYOUT = "pk = TASK#<taskUUID>, sk = TASK; results in its 'results' map"
+
+
+def task_key(task_uuid: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{TASK_PREFIX}{task_uuid}"}, "sk": {"S": TASK_SK}}
+
+
+def job_key(source_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{JOB_PREFIX}{source_id}"}, "sk": {"S": JOB_SK}}
+
+
+def final_mark_key(task_uuid: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{FINAL_PREFIX}{task_uuid}"}, "sk": {"S": FINAL_SK}}
+
+
+def task_uuid_of(item: Mapping[str, Any]) -> str:
+    """The taskUUID of a typed task item or index entry (which carry the keys)."""
+    return str(item["pk"]["S"]).removeprefix(TASK_PREFIX)
+
+
+def is_task_item(keys: Mapping[str, Any]) -> bool:
+    return keys.get("sk", {}).get("S") == TASK_SK
+
+
+def is_job_item(keys: Mapping[str, Any]) -> bool:
+    return str(keys.get("pk", {}).get("S", "")).startswith(JOB_PREFIX)
+
+
+def task_record(item: Mapping[str, Any]) -> TaskRecord:
+    """A task from its plain item (`codec.from_dynamo`), results oldest first."""
+    results = sorted(
+        (item.get("results") or {}).values(),
+        key=lambda entry: (entry.get("receivedAt", 0), entry.get("seed") or 0),
+    )
+    return TaskRecord(
+        task_uuid=str(item.get("taskUUID") or str(item["pk"]).removeprefix(TASK_PREFIX)),
+        status=TaskStatus(item["status"]),
+        source_id=str(item.get("sourceId", "")),
+        source_seq=int(item.get("sourceSeq", 0)),
+        idempotency_key=str(item.get("idempotencyKey", "")),
+        number_results=int(item.get("numberResults", 1)),
+        result_count=int(item.get("resultCount", 0)),
+        results=results,
+        caller_id=item.get("callerId"),
+        metadata=item.get("metadata") or None,
+        error=item.get("error") or None,
+        created_at=_number(item.get("createdAt")),
+        submitted_at=_number(item.get("submittedAt")),
+        completed_at=_number(item.get("completedAt")),
+        updated_at=_number(item.get("updatedAt")),
+    )
+
+
+def job_progress(item: Mapping[str, Any]) -> JobProgress:
+    """A job from its plain item (`codec.from_dynamo`)."""
+    expected = item.get("expected")
+    return JobProgress(
+        source_id=str(item["pk"]).removeprefix(JOB_PREFIX),
+        expected=int(expected) if expected is not None else None,
+        finals=int(item.get("finals", 0)),
+        bucket=item.get("inputBucket"),
+        key=item.get("inputKey"),
+        etag=item.get("inputEtag"),
+        results_location=item.get("resultsLocation"),
+        results_counts=item.get("resultsCounts"),
+        announced="announcedAt" in item,
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

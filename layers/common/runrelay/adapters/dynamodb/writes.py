@@ -1,0 +1,64 @@
+"""Conditional writes and transactions, shared by the task and job repositories.
+
+A cancelled transaction writes nothing; the reasons say which actions' conditions failed. Conflicts
+with concurrent writers (and throttling inside a transaction) are retried with backoff here, once for
+both repositories.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+# TransactWriteItems takes at most 100 actions; one transaction is one round trip instead of 100.
+TRANSACTION_LIMIT = 100
+_CONFLICT_RETRIES = 8
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_condition_failure(error: ClientError) -> bool:
+    return error_code(error) == "ConditionalCheckFailedException"
+
+
+def write_one(dynamodb: Any, action: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    """One conditional Put or Update (half the write units of a transaction): (written, old item)."""
+    (kind, params), *_ = action.items()
+    write = dynamodb.put_item if kind == "Put" else dynamodb.update_item
+    try:
+        write(**params)
+    except ClientError as error:
+        if not is_condition_failure(error):
+            raise
+        return False, error.response.get("Item")
+    return True, None
+
+
+def transact(dynamodb: Any, actions: list[dict[str, Any]]) -> dict[int, dict[str, Any] | None]:
+    """All of `actions` or none: {} when written, else {index: old item or None} for each action whose
+    condition failed. Cancellations for any other reason (a concurrent write) are retried."""
+    for attempt in range(_CONFLICT_RETRIES + 1):
+        try:
+            dynamodb.transact_write_items(TransactItems=actions)
+        except ClientError as error:
+            if error_code(error) != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            failed = {
+                index: reason.get("Item")
+                for index, reason in enumerate(reasons)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+            if failed:
+                return failed
+            if attempt == _CONFLICT_RETRIES:
+                raise
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+            continue
+        return {}
+    raise AssertionError("unreachable")

@@ -1,0 +1,117 @@
+"""Tasks: statuses and their transitions, what storing a result can lead to, a task as read back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    SUBMITTED = "SUBMITTED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+
+
+FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED})
+OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.SUBMITTED})
+# The transitions a repository may make, and no other: a final task never changes status again.
+TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset(
+        {TaskStatus.SUBMITTED, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED}
+    ),
+    TaskStatus.SUBMITTED: frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.REJECTED: frozenset(),
+}
+
+
+def may_move(current: TaskStatus | str, to: TaskStatus | str) -> bool:
+    return TaskStatus(to) in TRANSITIONS[TaskStatus(current)]
+
+
+class StoreOutcome(StrEnum):
+    STORED = "stored"  # a new result, task still waiting for more
+    COMPLETED = "completed"  # a new result that completed the task
+    DUPLICATE = "duplicate"  # this result was stored before
+    FAILED = "failed"  # the task is now FAILED
+    IGNORED = "ignored"  # the task was already final; nothing changed
+
+
+@dataclass(frozen=True)
+class NewTask:
+    task_uuid: str
+    idempotency_key: str
+    source_id: str
+    source_seq: int
+    number_results: int = 1
+    caller_id: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task as stored. `results` are the stored result documents, oldest first (with
+    `payloadRef`/`payloadBytes` in place of a text kept in the payload store, unless resolved)."""
+
+    task_uuid: str
+    status: TaskStatus
+    source_id: str
+    source_seq: int
+    idempotency_key: str = ""
+    number_results: int = 1
+    result_count: int = 0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    caller_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    created_at: float | None = None
+    submitted_at: float | None = None
+    completed_at: float | None = None
+    updated_at: float | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def started_at(self) -> float | None:
+        """When the task went to Runware (or was created, for a task never submitted)."""
+        return self.submitted_at if self.submitted_at is not None else self.created_at
+
+
+class StorableResult(Protocol):
+    """What storing needs of a result: a polled one (`contract.InferenceResult`) or a pushed one
+    (`webhook_results.WebhookResult`). Its identity comes from the model registry."""
+
+    @property
+    def taskUUID(self) -> str: ...
+    def as_document(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class TaskBecameFinal:
+    """A change of the tasks table in which one task reached a final status."""
+
+    sequence_number: str
+    task: TaskRecord
+
+
+def summed_usage(results: Iterable[Mapping[str, Any]]) -> dict[str, int] | None:
+    """The results' token counts added up, per kind (None when none carries usage)."""
+    totals: dict[str, int] = {}
+    for entry in results:
+        for name, value in (entry.get("usage") or {}).items():
+            if isinstance(value, int):
+                totals[name] = totals.get(name, 0) + value
+    return totals or None
+
+
+def summed_cost(results: Iterable[Mapping[str, Any]]) -> float | None:
+    """The results' costs added up (None when none carries one)."""
+    costs = [entry["cost"] for entry in results if isinstance(entry.get("cost"), int | float)]
+    return round(sum(costs), 10) if costs else None

@@ -1,0 +1,104 @@
+"""The ports: what the services need from the outside world, as Protocols.
+
+The DynamoDB, S3 and EventBridge adapters (`runrelay.adapters`) and the Runware client implement them
+for Lambda; `tests/support/fakes.py` implements them in memory for the services' unit tests, and both
+pass the same contract tests (`tests/contract/test_ports.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from .domain.jobs import JobProgress
+from .domain.tasks import NewTask, StorableResult, StoreOutcome, TaskRecord, TaskStatus
+
+if TYPE_CHECKING:  # the webhook's cold start must not import the client's models
+    from .contract import TextInferenceTask
+    from .deadline import Deadline
+    from .domain.events import Event
+    from .runware_client import PollOutcome, SubmitOutcome
+
+
+class TaskRepository(Protocol):
+    def create_many(
+        self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]
+    ) -> list[TaskStatus | None]:
+        """Write PENDING rows (error None) or REJECTED ones; per row None if new, else the status there."""
+        ...
+
+    def mark_submitted_many(self, task_uuids: Sequence[str]) -> list[bool]:
+        """PENDING → SUBMITTED; per task whether it moved."""
+        ...
+
+    def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        """PENDING → REJECTED."""
+        ...
+
+    def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        """PENDING/SUBMITTED → FAILED."""
+        ...
+
+    def store_result(self, result: StorableResult) -> StoreOutcome:
+        """Store a result exactly once; complete the task once all its results are in."""
+        ...
+
+    def get_task(self, task_uuid: str, *, resolve_payloads: bool = True) -> TaskRecord | None: ...
+
+    def open_tasks_since_before(self, cutoff_epoch: int, limit: int = 1000) -> Iterator[str]:
+        """taskUUIDs still open since before `cutoff_epoch`."""
+        ...
+
+    def task_uuids_of_source(self, source_id: str) -> list[str]:
+        """A source's taskUUIDs in input order (may lag a moment behind writes)."""
+        ...
+
+    def tasks_in_order(self, task_uuids: Sequence[str]) -> Iterator[TaskRecord]:
+        """The tasks named, in that order, payloads not resolved."""
+        ...
+
+
+class JobRepository(Protocol):
+    def record_total(self, source_id: str, total: int, *, bucket: str, key: str, etag: str) -> None:
+        """Set a file's task count once (raises `TotalMismatch` for a different count)."""
+        ...
+
+    def final_recorded(self, task_uuid: str) -> bool: ...
+
+    def record_final(self, task_uuid: str, source_id: str) -> bool:
+        """Mark a final task handled and count it in its job, once; False if done before."""
+        ...
+
+    def get(self, source_id: str) -> JobProgress | None: ...
+
+    def mark_results_written(self, source_id: str, location: str, counts: Mapping[str, int]) -> None: ...
+
+    def mark_announced(self, source_id: str) -> None: ...
+
+
+class PayloadStore(Protocol):
+    """Where result texts too large for the table go; a reference comes back to read them."""
+
+    def put(self, key: str, body: bytes) -> str: ...
+
+    def get(self, ref: str) -> bytes: ...
+
+
+class ObjectWriter(Protocol):
+    """Writes a whole object (a results file) from a stream."""
+
+    def upload(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, events: Sequence[Event]) -> None:
+        """Every event delivered, or an exception."""
+        ...
+
+
+class RunwareSubmitter(Protocol):
+    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome: ...
+
+
+class RunwarePoller(Protocol):
+    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome: ...
