@@ -1,0 +1,84 @@
+"""Reads for operators' tools (the CLI, the demo, chaos): cheap status polls and whole-table checks.
+
+The functions never call these: their roles grant no Scan. The CLI's polls read only `status`, so
+polling every half second costs a small read per open task, not the task's results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ...domain.tasks import TaskRecord
+from .codec import from_dynamo
+from .schema import FINAL_PREFIX, OPEN_TASKS_INDEX, TASK_SK, final_mark_key, task_key, task_record
+
+_BATCH_GET_LIMIT = 100
+
+
+class TableInspector:
+    def __init__(self, table_name: str, *, dynamodb: Any) -> None:
+        self.table_name = table_name
+        self.dynamodb = dynamodb
+
+    def statuses(self, task_uuids: list[str]) -> dict[str, str]:
+        """The status of each task named that exists (consistent reads of that attribute alone)."""
+        found: dict[str, str] = {}
+        for batch in self._batches([task_key(uuid) for uuid in task_uuids], "taskUUID, #s"):
+            for item in batch:
+                found[item["taskUUID"]["S"]] = item["status"]["S"]
+        return found
+
+    def final_marked(self, task_uuids: list[str]) -> set[str]:
+        """The tasks among these whose final mark exists (TaskCompleted sent and counted)."""
+        marked: set[str] = set()
+        for batch in self._batches([final_mark_key(uuid) for uuid in task_uuids], None):
+            marked.update(str(item["pk"]["S"]).removeprefix(FINAL_PREFIX) for item in batch)
+        return marked
+
+    def all_tasks(self) -> Iterator[TaskRecord]:
+        """Every task of the table (a Scan: for test tools on small tables, never for the functions)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table_name,
+            ConsistentRead=True,
+            FilterExpression="sk = :sk",
+            ExpressionAttributeValues={":sk": {"S": TASK_SK}},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield task_record(from_dynamo(item))
+
+    def count_tasks(self, status: str | None = None) -> int:
+        """Task rows (of one status), counted by DynamoDB without sending the items (a Scan)."""
+        condition, values = "sk = :sk", {":sk": {"S": TASK_SK}}
+        if status is not None:
+            condition += " AND #status = :status"
+            values[":status"] = {"S": status}
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table_name,
+            Select="COUNT",
+            FilterExpression=condition,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": {"#status": "status"}} if status else {}),
+        )
+        return sum(int(page["Count"]) for page in pages)
+
+    def count_open(self) -> int:
+        """Tasks still PENDING/SUBMITTED, counted on the sparse OpenTasks index."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table_name, IndexName=OPEN_TASKS_INDEX, Select="COUNT"
+        )
+        return sum(int(page["Count"]) for page in pages)
+
+    def _batches(self, keys: list[dict[str, Any]], projection: str | None) -> Iterable[list[dict[str, Any]]]:
+        for start in range(0, len(keys), _BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.table_name: {"Keys": keys[start : start + _BATCH_GET_LIMIT], "ConsistentRead": True}
+            }
+            if projection:
+                request[self.table_name]["ProjectionExpression"] = projection
+                request[self.table_name]["ExpressionAttributeNames"] = {"#s": "status"}
+            while request:
+                answer = self.dynamodb.batch_get_item(RequestItems=request)
+                yield answer.get("Responses", {}).get(self.table_name, [])
+                request = answer.get("UnprocessedKeys") or {}
