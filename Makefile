@@ -75,7 +75,7 @@ validate: install tools ## sam validate --lint
 	sam validate --lint
 
 demo: install ## the main job on the embedded local stack
-	$(PY) -m local.demo
+	$(PY) -m local.tools.demo
 
 up: install ## the local stack, left running until Ctrl-C
 	$(PY) -m local.stack
@@ -84,7 +84,7 @@ emulator: install ## the Runware emulator alone on EMULATOR_PORT (default 8787)
 	$(PY) -m local.runware_emulator --port $(EMULATOR_PORT)
 
 chaos: install ## 10,000 tasks under Runware- and AWS-side faults, a 60 s DynamoDB outage among them
-	$(PY) -m local.chaos --tasks 10000
+	$(PY) -m local.tools.chaos --tasks 10000
 
 bench: install ## every benchmark, ratios against same-run baselines
 	$(PY) -m bench

@@ -39,13 +39,14 @@ def consumed(client: Any, action: Callable[[], object]) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> Report:
     from bench.webhook_events import result_body
+    from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
     from runrelay.contract import InferenceResult
+    from runrelay.domain.tasks import NewTask
     from runrelay.task_ids import task_uuid_for
-    from runrelay.task_store import NewTask, TaskStore
 
     with harness.local_aws("bcap") as aws:
         client = aws.clients.dynamodb
-        store = TaskStore(aws.stack.table_name, dynamodb=client, s3=aws.clients.s3)
+        store = DynamoTaskRepository(aws.stack.table_name, dynamodb=client)
         task = NewTask(str(task_uuid_for("capacity")), "capacity", "bench:capacity", 0)
         pending = consumed(client, lambda: store.create_pending(task))
         submitted = consumed(client, lambda: store.mark_submitted(task.task_uuid))

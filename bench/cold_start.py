@@ -1,6 +1,6 @@
 """Benchmark 2: cold start to first answer, through the local Lambda runtime's workers.
 
-Subject: a new execution environment of the webhook function (`local.execution_environments`: a fresh
+Subject: a new execution environment of the webhook function (`local.stack.execution_environments`: a fresh
 process running AWS's runtime interface client, which imports the handler) serves one valid webhook (a
 real HTTP API v2 event, a valid HMAC token); the handler reads the webhook secret from Secrets Manager
 (a moto server) and stores the result in DynamoDB Local. Baseline: a fresh interpreter imports boto3,
@@ -33,15 +33,15 @@ print({prefix!r} + "ok", flush=True)
 
 
 def run(args: argparse.Namespace) -> Report:
-    from local.execution_environments import ExecutionEnvironment, FunctionLog, WorkerSpec
+    from local.stack.execution_environments import ExecutionEnvironment, FunctionLog, WorkerSpec
 
     runs = 6 if args.quick else 30
     with harness.local_aws("bcold") as aws:
         env = harness.child_env(aws.function_env("webhook"))
         secret = _webhook_secret(aws)
-        from runrelay.task_store import TaskStore
+        from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 
-        store = TaskStore(aws.stack.table_name, dynamodb=aws.clients.dynamodb, s3=aws.clients.s3)
+        store = DynamoTaskRepository(aws.stack.table_name, dynamodb=aws.clients.dynamodb)
         uuids = iter(submitted_tasks(store, "cold", runs + 1))
         spare = iter(submitted_tasks(store, "cold-baseline", runs + 1))
         worker = WorkerSpec(

@@ -45,7 +45,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def static_lambda_env(name: str, memory_mb: int = 512) -> dict[str, str]:
     """The variables template.yaml gives function `name` (placeholders for references), plus Lambda's own."""
-    from local.template_model import function_config, load_template
+    from local.stack.template_model import function_config, load_template
 
     config = function_config(load_template(), LOGICAL_IDS[name])
     variables = (config.get("Environment") or {}).get("Variables") or {}
@@ -133,13 +133,13 @@ def timing_ratio_report(
 class LocalAws:
     dynamodb_url: str
     moto_url: str
-    clients: Any  # local.aws_resources.AwsClients
-    stack: Any  # local.aws_resources.StackResources
+    clients: Any  # local.stack.aws_resources.AwsClients
+    stack: Any  # local.stack.aws_resources.StackResources
 
     def function_env(self, name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
         """The function's environment as the template resolves it for this stack, endpoints local."""
-        from local.lambda_runtime import function_specs, local_aws_environment
-        from local.template_model import load_template
+        from local.stack.lambda_runtime import function_specs, local_aws_environment
+        from local.stack.template_model import load_template
 
         specs = function_specs(
             load_template(),
@@ -161,9 +161,9 @@ class LocalAws:
 @contextmanager
 def local_aws(stack_name: str = "bench") -> Iterator[LocalAws]:
     """DynamoDB Local and a moto server on 127.0.0.1, with template.yaml's resources provisioned."""
-    from local.aws_resources import AwsClients, PhysicalNames, provision
-    from local.services import DynamoDBLocal, MotoServer
-    from local.template_model import load_template
+    from local.stack.aws_resources import AwsClients, PhysicalNames, provision
+    from local.stack.services import DynamoDBLocal, MotoServer
+    from local.stack.template_model import load_template
 
     # DynamoDB Local as it is normally run, with the JVM's default JIT: the test suite's fast-start
     # options (C1 only) halve its steady throughput and would measure a handicapped server.

@@ -6,7 +6,7 @@ rows each time:
 
 - `put_item`: the baseline of benchmark 4 (a bare boto3 client writing the completed item);
 - `update`: the store's conditional UpdateItem alone, its result entry built beforehand;
-- `store_result`: `TaskStore.store_result` on an already parsed result;
+- `store_result`: `DynamoTaskRepository.store_result` on an already parsed result;
 - `receive`: `WebhookReceiver.receive` on the raw body and token (parse, authenticate, store);
 - `handler`: the Lambda handler on an API Gateway v2 event (adds logging, metrics, the response).
 
@@ -38,13 +38,12 @@ def child(calls: int, table: str, secret: str) -> None:
     from bench.webhook_events import api_event, baseline_item, result_body
     from runrelay import wiring
     from runrelay.task_ids import task_uuid_for
-    from runrelay.task_store import result_id, to_dynamo
     from runrelay.webhook_results import WebhookResult
     from runrelay.webhook_token import TOKEN_PARAMETER
 
     bare = boto3.client("dynamodb")
     receiver = wiring.webhook_receiver()
-    store = receiver.store
+    store = wiring.task_repository()
     total = calls + BLOCK  # the first BLOCK of each layer warms it up, untimed
     uuids = {layer: [str(task_uuid_for(f"breakdown-{layer}:{i}")) for i in range(total)] for layer in LAYERS}
     _seed_rows(bare, table, [uuid for layer in LAYERS[1:] for uuid in uuids[layer]])
@@ -53,15 +52,17 @@ def child(calls: int, table: str, secret: str) -> None:
         layer: [WebhookResult.parse(result_body(uuid)["data"][0], uuid) for uuid in uuids[layer]]
         for layer in ("update", "store_result")
     }
-    entries = [
-        to_dynamo(store._result_entry(r.taskUUID, result_id(r), r, time.time())) for r in parsed["update"]
-    ]
+
+    def rid(result: WebhookResult) -> str:
+        return store.model.result_id(result.as_document())
+
+    entries = [store._typed_entry(r.taskUUID, rid(r), r) for r in parsed["update"]]
     events = {layer: [api_event(uuid, secret) for uuid in uuids[layer]] for layer in ("receive", "handler")}
     context = _Context()
 
     def update(i: int) -> None:
         result = parsed["update"][i]
-        written, _ = store._write_result(result.taskUUID, result_id(result), entries[i], None, True)
+        written, _ = store._write_result(result.taskUUID, rid(result), entries[i], None, True)
         assert written
 
     def receive(i: int) -> None:

@@ -41,9 +41,10 @@ class _Context:
 
 def _seed_rows(client: Any, table: str, uuids: list[str]) -> None:
     """SUBMITTED rows as the submitter leaves them, written 25 at a time (set-up, not measured)."""
-    from runrelay.task_store import NewTask, TaskStatus, TaskStore
+    from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+    from runrelay.domain.tasks import NewTask, TaskStatus
 
-    store = TaskStore(table, dynamodb=client)
+    store = DynamoTaskRepository(table, dynamodb=client)
     now = time.time()
     items = [
         store._new_item(NewTask(uuid, f"warm:{i}", "bench:warm", i), TaskStatus.SUBMITTED, now)

@@ -7,8 +7,9 @@ import time
 import uuid
 from typing import Any
 
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.domain.tasks import NewTask, TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import NewTask, TaskStatus, TaskStore
 from runrelay.webhook_token import TOKEN_PARAMETER, WEBHOOK_PATH, token_for
 
 TEXT = "Amazon SQS is a managed message queue that decouples producers from consumers. " * 3
@@ -77,7 +78,7 @@ def api_event(task_uuid: str, secret: str) -> dict[str, Any]:
     }
 
 
-def submitted_tasks(store: TaskStore, prefix: str, count: int) -> list[str]:
+def submitted_tasks(store: DynamoTaskRepository, prefix: str, count: int) -> list[str]:
     """`count` SUBMITTED single-result task rows, as the submitter leaves them; their taskUUIDs."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -97,16 +98,15 @@ def submitted_tasks(store: TaskStore, prefix: str, count: int) -> list[str]:
 
 def baseline_item(task_uuid: str) -> dict[str, Any]:
     """What the baseline `put_item` writes: the whole completed task item, the same result inside it."""
-    from runrelay.task_store import to_dynamo
+    from runrelay.webhook_results import WebhookResult
 
-    store = TaskStore("unused")
+    store = DynamoTaskRepository("unused")
     item = store._new_item(
         NewTask(task_uuid, f"base:{task_uuid}", "bench:base", 0), TaskStatus.COMPLETED, time.time()
     )
     result = result_body(task_uuid)["data"][0]
-    entry = {k: v for k, v in result.items() if k not in {"taskUUID", "taskType"}}
-    entry["receivedAt"] = round(time.time(), 3)
-    item["results"] = {"M": {"r0123456789abcdef0123": to_dynamo(entry)}}
+    entry = store._typed_entry(task_uuid, "r0123456789abcdef0123", WebhookResult.parse(result, task_uuid))
+    item["results"] = {"M": {"r0123456789abcdef0123": entry}}
     item["resultCount"] = {"N": "1"}
     item["completedAt"] = item["updatedAt"]
     return item

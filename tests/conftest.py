@@ -56,7 +56,7 @@ LOCAL_REGION = "us-east-1"
 @pytest.fixture(scope="session")
 def dynamodb_local() -> Iterator[str]:
     """Endpoint URL of an in-memory DynamoDB Local on a free 127.0.0.1 port (one per test session)."""
-    from local.services import DynamoDBLocal
+    from local.stack.services import DynamoDBLocal
 
     with DynamoDBLocal() as server:
         yield server.endpoint_url
@@ -65,7 +65,7 @@ def dynamodb_local() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """Endpoint URL of a moto server (S3, SQS, Secrets Manager) in a child process (one per session)."""
-    from local.services import MotoServer
+    from local.stack.services import MotoServer
 
     with MotoServer() as server:
         yield server.endpoint_url
@@ -73,8 +73,8 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def aws_clients(dynamodb_local: str, moto_server: str) -> Any:
-    """`local.aws_resources.AwsClients` for the session's DynamoDB Local and moto server."""
-    from local.aws_resources import AwsClients
+    """`local.stack.aws_resources.AwsClients` for the session's DynamoDB Local and moto server."""
+    from local.stack.aws_resources import AwsClients
 
     return AwsClients.for_endpoints(dynamodb_url=dynamodb_local, moto_url=moto_server, region=LOCAL_REGION)
 
@@ -90,8 +90,8 @@ def local_stack_name() -> str:
 @pytest.fixture
 def provisioned_stack(aws_clients: Any, local_stack_name: str) -> Any:
     """`StackResources` of template.yaml provisioned under a fresh stack name (Runware key "test-key")."""
-    from local.aws_resources import PhysicalNames, provision
-    from local.template_model import load_template
+    from local.stack.aws_resources import PhysicalNames, provision
+    from local.stack.template_model import load_template
 
     return provision(
         load_template(),

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from local.cli import render
 from local.cli.errors import CliError, explain_aws_error
 from local.cli.help_format import FlagCommand, FlagGroup
-from local.cli.ids import Ref, TaskRef, caller_task_uuid, expected_tasks, resolve, source_has_tasks
+from local.cli.ids import Ref, TaskRef, caller_task_uuid, expected_tasks, resolve
 from local.cli.progress import StatusReader, Tally, wait_settled
 from local.cli.specs import (
     check_file,
@@ -39,12 +39,14 @@ from local.cli.specs import (
 )
 from local.cli.tail import CompletionStream
 from local.cli.targets import Target, local_target, resolve_target
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import TextInferenceTask
 from runrelay.deadline import Deadline
+from runrelay.domain.tasks import TaskRecord
 from runrelay.inputs import Rejection, TaskSpec, caller_id_of, parse_spec
 from runrelay.runware_client import RunwareClient
 from runrelay.runware_errors import RunwareApiError
-from runrelay.task_store import TaskStore, TaskView
 
 EXIT_FAILED_TASKS = 1
 EXIT_ERROR = 2
@@ -159,8 +161,10 @@ class _Session:
         self.target = target
         self.dynamodb = target.client("dynamodb")
         self.s3 = target.client("s3")
-        self.store = TaskStore(
-            target.table_name, payload_bucket=target.bucket_name, dynamodb=self.dynamodb, s3=self.s3
+        self.store = DynamoTaskRepository(
+            target.table_name,
+            payloads=S3PayloadStore(target.bucket_name, s3=self.s3),
+            dynamodb=self.dynamodb,
         )
 
     @classmethod
@@ -172,7 +176,7 @@ class _Session:
     def resolve(self, ids: list[str]) -> list[Ref]:
         return [ref for text in ids for ref in resolve(text, self.target, self.store, self.s3)]
 
-    def task(self, ref: TaskRef) -> TaskView:
+    def task(self, ref: TaskRef) -> TaskRecord:
         view = self.store.get_task(ref.task_uuid)
         if view is None:
             raise CliError(f"unknown task {ref.label}: no such task in {self.target.description}")
@@ -414,7 +418,7 @@ def _upload(session: _Session, plan: _Plan, file: Path) -> _Sent:
     # and the submitter still runs nothing twice, as the README says).
     digest = hashlib.md5(file.read_bytes(), usedforsecurity=False).hexdigest()
     source_id = f"s3://{target.bucket_name}/{object_key}#{digest}"
-    if _current_etag(session, object_key) == digest and source_has_tasks(session.store, source_id):
+    if _current_etag(session, object_key) == digest and session.store.source_has_tasks(source_id):
         return _Sent([source_id], known=plan.tasks, unchanged=True)
     with file.open("rb") as body:
         put = session.s3.put_object(Bucket=target.bucket_name, Key=object_key, Body=body)
@@ -462,7 +466,7 @@ def _await_pickup(session: _Session, source_ids: list[str]) -> list[str]:
     waiting = list(source_ids)
     deadline = time.monotonic() + PICKUP_SECONDS
     while waiting:
-        waiting = [source for source in waiting if not source_has_tasks(session.store, source)]
+        waiting = [source for source in waiting if not session.store.source_has_tasks(source)]
         if not waiting or time.monotonic() >= deadline:
             break
         time.sleep(0.25)
@@ -575,7 +579,7 @@ def results(
     """One JSON line per task, in input order: callerId, taskUUID, status, results, error."""
     with _user_errors():
         session = _Session.open(stack, region, config_env, state_file)
-        views: list[TaskView] = []
+        views: list[TaskRecord] = []
         for ref in session.resolve(ids):
             if isinstance(ref, TaskRef):
                 views.append(session.task(ref))
@@ -617,7 +621,7 @@ def tail(
     """Latest completions (tasks reaching COMPLETED/FAILED/REJECTED), from the table's stream."""
     out = render.console()
 
-    def show(item: dict[str, Any]) -> None:
+    def show(item: TaskRecord) -> None:
         if as_json:
             render.emit_json(render.completion_json(item))
         else:
@@ -629,11 +633,11 @@ def tail(
             target.client("dynamodb"), target.client("dynamodbstreams"), target.table_name
         )
         for completion in stream.latest(lines):
-            show(completion.item)
+            show(completion.task)
         if follow:
             try:
                 for completion in stream.follow():
-                    show(completion.item)
+                    show(completion.task)
             except KeyboardInterrupt:
                 return
 

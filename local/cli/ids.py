@@ -18,11 +18,9 @@ from botocore.exceptions import ClientError
 
 from local.cli.errors import CliError
 from local.cli.targets import Target
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.inputs import S3ObjectRef, items_of_object
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import BY_SOURCE_INDEX, TaskStore
-
-BY_CALLER_INDEX = "ByCaller"
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -50,7 +48,7 @@ def caller_task_uuid(caller_id: str) -> str:
     return str(task_uuid_for(f"id:{caller_id}"))
 
 
-def resolve(text: str, target: Target, store: TaskStore, s3: Any) -> list[Ref]:
+def resolve(text: str, target: Target, store: DynamoTaskRepository, s3: Any) -> list[Ref]:
     """What `text` names (a caller id may name several tasks); CliError if it names nothing."""
     text = text.strip()
     if not text:
@@ -60,7 +58,7 @@ def resolve(text: str, target: Target, store: TaskStore, s3: Any) -> list[Ref]:
             raise CliError(f"unknown task {text}: no such task in {target.description}")
         return [TaskRef(text.lower(), text.lower())]
     if text.startswith("sqs:"):
-        if not source_has_tasks(store, text):
+        if not store.source_has_tasks(text):
             raise CliError(
                 f"unknown id {text!r}: no task of that SQS message in {target.description} "
                 "(a message just sent is listed once the submit function has taken it)"
@@ -80,17 +78,11 @@ def resolve(text: str, target: Target, store: TaskStore, s3: Any) -> list[Ref]:
     return _unknown(text, target)
 
 
-def caller_tasks(store: TaskStore, caller_id: str) -> list[str]:
+def caller_tasks(store: DynamoTaskRepository, caller_id: str) -> list[str]:
     """taskUUIDs of the tasks whose spec carried `caller_id`, oldest first."""
     found: list[str] = []
     try:
-        pages = store.dynamodb.get_paginator("query").paginate(
-            TableName=store.table_name,
-            IndexName=BY_CALLER_INDEX,
-            KeyConditionExpression="callerId = :caller",
-            ExpressionAttributeValues={":caller": {"S": caller_id}},
-        )
-        found = [item["pk"]["S"].removeprefix("TASK#") for page in pages for item in page.get("Items", [])]
+        found = store.task_uuids_of_caller(caller_id)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "ValidationException":
             raise  # a table made before the index existed: the direct lookup below still finds SQS tasks
@@ -98,17 +90,6 @@ def caller_tasks(store: TaskStore, caller_id: str) -> list[str]:
     if direct not in found and store.get_task(direct, resolve_payloads=False) is not None:
         found.append(direct)  # the index is eventually consistent; the table read is not
     return found
-
-
-def source_has_tasks(store: TaskStore, source_id: str) -> bool:
-    answer = store.dynamodb.query(
-        TableName=store.table_name,
-        IndexName=BY_SOURCE_INDEX,
-        KeyConditionExpression="sourceId = :source",
-        ExpressionAttributeValues={":source": {"S": source_id}},
-        Limit=1,
-    )
-    return bool(answer.get("Items"))
 
 
 def _basename(text: str) -> str:

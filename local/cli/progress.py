@@ -1,8 +1,8 @@
 """Cheap, repeatable status reads for `status` and `wait`: index keys plus BatchGetItem of `status` only.
 
-`TaskStore.tasks_of_source` reads whole items (results included); polling that every half second would
-cost a full read per task per poll. Here a poll reads the BySource keys once per poll and only the
-status of tasks not yet final (a final status never changes).
+`DynamoTaskRepository.tasks_of_source` reads whole items (results included); polling that every half
+second would cost a full read per task per poll. Here a poll reads the BySource keys once per poll and
+only the status of tasks not yet final (a final status never changes).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.cli.ids import Ref, TaskRef
-from runrelay.task_store import BY_SOURCE_INDEX, FINAL_STATUSES, task_key
-
-_BATCH_GET_LIMIT = 100
+from runrelay.adapters.dynamodb.inspection import TableInspector
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.domain.tasks import FINAL_STATUSES
 
 
 @dataclass
@@ -50,22 +50,13 @@ class Tally:
 
 class StatusReader:
     def __init__(self, dynamodb: Any, table_name: str) -> None:
-        self.dynamodb = dynamodb
-        self.table_name = table_name
+        self.tasks = DynamoTaskRepository(table_name, dynamodb=dynamodb)
+        self.inspector = TableInspector(table_name, dynamodb=dynamodb)
 
     def task_uuids(self, ref: Ref) -> list[str]:
         if isinstance(ref, TaskRef):
             return [ref.task_uuid]
-        uuids: list[str] = []
-        pages = self.dynamodb.get_paginator("query").paginate(
-            TableName=self.table_name,
-            IndexName=BY_SOURCE_INDEX,
-            KeyConditionExpression="sourceId = :source",
-            ExpressionAttributeValues={":source": {"S": ref.source_id}},
-        )
-        for page in pages:
-            uuids.extend(item["pk"]["S"].removeprefix("TASK#") for item in page.get("Items", []))
-        return uuids
+        return self.tasks.task_uuids_of_source(ref.source_id)
 
     def refresh(self, refs: list[Ref], tally: Tally) -> Tally:
         """Add new tasks of the refs and re-read statuses that can still change."""
@@ -80,22 +71,7 @@ class StatusReader:
         return tally
 
     def statuses(self, task_uuids: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for start in range(0, len(task_uuids), _BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [task_key(uuid) for uuid in task_uuids[start : start + _BATCH_GET_LIMIT]],
-                    "ProjectionExpression": "taskUUID, #s",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                answer = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self.table_name, []):
-                    found[item["taskUUID"]["S"]] = item["status"]["S"]
-                request = answer.get("UnprocessedKeys") or {}
-        return found
+        return self.inspector.statuses(task_uuids)
 
 
 def wait_settled(

@@ -17,10 +17,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.dynamodb_stream_poller import lambda_change
-from runrelay.events import EventPublisher
+from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
+from runrelay.adapters.dynamodb.stream import table_changes
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.adapters.eventbridge import EventBridgePublisher
+from runrelay.adapters.s3 import S3ObjectWriter
 from runrelay.inputs import REDRIVE_MESSAGE_ID_ATTRIBUTE
-from runrelay.job_store import JobStore
 from runrelay.results_file import ResultsWriter
 from runrelay.results_logic import ResultsService
 
@@ -77,9 +79,9 @@ class ResultsRedrive:
         self.sqs = sqs
         self.streams = streams
         self.service = ResultsService(
-            JobStore(table_name, dynamodb=dynamodb),
-            ResultsWriter(table_name, dynamodb=dynamodb, s3=s3),
-            EventPublisher(bus_name, events_client=events),
+            DynamoJobRepository(table_name, dynamodb=dynamodb),
+            ResultsWriter(DynamoTaskRepository(table_name, dynamodb=dynamodb), S3ObjectWriter(s3=s3)),
+            EventBridgePublisher(bus_name, events_client=events),
         )
 
     def run(self, dead_letter_queue_url: str, report: RedriveReport) -> None:
@@ -114,8 +116,8 @@ class ResultsRedrive:
                 f"records {info['startSequenceNumber']}.. are past the stream's 24 h retention"
             )
             return False
-        outcome = self.service.process(records)
-        report.records += outcome.records
+        outcome = self.service.process(table_changes(records))
+        report.records += len(records)
         report.tasks_final += outcome.tasks_final
         report.jobs_completed.extend(outcome.jobs_completed)
         if outcome.failed_sequence_number is not None:
@@ -139,11 +141,7 @@ class ResultsRedrive:
                 if number > last:
                     return
                 if number >= first:
-                    yield _lambda_shape(raw)
+                    yield raw
             if not answer.get("Records"):
                 return
             iterator = answer.get("NextShardIterator")
-
-
-def _lambda_shape(raw: dict[str, Any]) -> dict[str, Any]:
-    return {**raw, "dynamodb": lambda_change(raw["dynamodb"])}

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from local.cli.progress import Tally
-from runrelay.task_store import TaskStatus, TaskView
+from runrelay.domain.tasks import TaskRecord, TaskStatus
 
 STATUS_STYLES = {
     TaskStatus.COMPLETED: "green",
@@ -72,40 +72,38 @@ def tokens_and_cost(results: list[dict[str, Any]]) -> tuple[int, float]:
     return tokens, sum(float(r.get("cost") or 0.0) for r in results)
 
 
-def result_line(view: TaskView) -> dict[str, Any]:
+def result_line(view: TaskRecord) -> dict[str, Any]:
     """One task as a results-file line (OpenAI Batch style): ids, status, results, error."""
-    item = view.item
     return {
-        "sourceId": item.get("sourceId"),
-        "seq": item.get("sourceSeq"),
-        "callerId": item.get("callerId"),
+        "sourceId": view.source_id,
+        "seq": view.source_seq,
+        "callerId": view.caller_id,
         "taskUUID": view.task_uuid,
-        "status": view.status,
+        "status": view.status.value,
         "results": [{k: r[k] for k in RESULT_FIELDS if k in r} for r in view.results],
         "error": view.error,
     }
 
 
-def task_summary(view: TaskView) -> dict[str, Any]:
-    item = view.item
+def task_summary(view: TaskRecord) -> dict[str, Any]:
     tokens, cost = tokens_and_cost(view.results)
     return {
         "taskUUID": view.task_uuid,
-        "status": view.status,
-        "callerId": item.get("callerId"),
-        "sourceId": item.get("sourceId"),
-        "seq": item.get("sourceSeq"),
+        "status": view.status.value,
+        "callerId": view.caller_id,
+        "sourceId": view.source_id,
+        "seq": view.source_seq,
         "resultCount": len(view.results),
-        "numberResults": int(item.get("numberResults", 1)),
+        "numberResults": view.number_results,
         "totalTokens": tokens,
         "costUSD": round(cost, 8),
-        "error": view.error or item.get("lastError"),
-        "createdAt": item.get("createdAt"),
-        "completedAt": item.get("completedAt"),
+        "error": view.error,
+        "createdAt": view.created_at,
+        "completedAt": view.completed_at,
     }
 
 
-def task_table(view: TaskView) -> Table:
+def task_table(view: TaskRecord) -> Table:
     summary = task_summary(view)
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -173,36 +171,32 @@ def tally_detail(tally: Tally) -> str:
     return ", ".join(parts)
 
 
-def completion_line(item: dict[str, Any]) -> Text:
+def completion_line(task: TaskRecord) -> Text:
     """One completion on one line (`tail`): when, status, ids, tokens, cost, the start of the text."""
-    results = list((item.get("results") or {}).values())
-    tokens, cost = tokens_and_cost(results)
-    first = results[0] if results else {}
-    text = first.get("text") or (item.get("error") or {}).get("message")
-    line = Text(when(item.get("completedAt") or item.get("updatedAt")) + "  ")
-    line.append_text(
-        status_text(str(item.get("status", ""))).append(" " * (10 - len(str(item.get("status")))))
-    )
-    line.append(f"{item.get('taskUUID', '')}  ")
-    if item.get("callerId"):
-        line.append(f"{item['callerId']}  ", style="bold")
+    tokens, cost = tokens_and_cost(task.results)
+    first = task.results[0] if task.results else {}
+    text = first.get("text") or (task.error or {}).get("message")
+    line = Text(when(task.completed_at or task.updated_at) + "  ")
+    line.append_text(status_text(task.status.value).append(" " * (10 - len(task.status.value))))
+    line.append(f"{task.task_uuid}  ")
+    if task.caller_id:
+        line.append(f"{task.caller_id}  ", style="bold")
     if tokens:
         line.append(f"{tokens} tok  {money(cost)}  ", style="dim")
     line.append(excerpt(text, 60))
     return line
 
 
-def completion_json(item: dict[str, Any]) -> dict[str, Any]:
-    results = list((item.get("results") or {}).values())
-    tokens, cost = tokens_and_cost(results)
+def completion_json(task: TaskRecord) -> dict[str, Any]:
+    tokens, cost = tokens_and_cost(task.results)
     return {
-        "taskUUID": item.get("taskUUID"),
-        "status": item.get("status"),
-        "callerId": item.get("callerId"),
-        "sourceId": item.get("sourceId"),
-        "completedAt": item.get("completedAt"),
+        "taskUUID": task.task_uuid,
+        "status": task.status.value,
+        "callerId": task.caller_id,
+        "sourceId": task.source_id,
+        "completedAt": task.completed_at,
         "totalTokens": tokens,
         "costUSD": round(cost, 8),
-        "text": (results[0].get("text") if results else None),
-        "error": item.get("error"),
+        "text": (task.results[0].get("text") if task.results else None),
+        "error": task.error,
     }

@@ -14,37 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.cli.errors import CliError
-from runrelay.task_store import FINAL_STATUSES, from_dynamo
+from runrelay.adapters.dynamodb.stream import table_change
+from runrelay.domain.tasks import TaskBecameFinal
 
 _EMPTY_PAGES_AT_END = 3  # an open shard may answer empty pages before its newest records
 _SHARD_REFRESH_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
-class Completion:
-    task_uuid: str
-    status: str
-    item: dict[str, Any]
-    sequence: int
-
-    @property
-    def results(self) -> list[dict[str, Any]]:
-        return list((self.item.get("results") or {}).values())
-
-
-def completion_of(record: dict[str, Any]) -> Completion | None:
-    if record.get("eventName") not in ("INSERT", "MODIFY"):
-        return None
-    change = record.get("dynamodb", {})
-    new, old = _image(change.get("NewImage")), _image(change.get("OldImage"))
-    if new.get("status") not in FINAL_STATUSES or old.get("status") in FINAL_STATUSES:
-        return None
-    return Completion(new.get("taskUUID", ""), new["status"], new, int(change.get("SequenceNumber", 0)))
-
-
-def _image(raw: dict[str, Any] | None) -> dict[str, Any]:
-    # An empty map (`results` of a new task) can arrive as `{}` rather than `{"M": {}}`.
-    return from_dynamo({name: value for name, value in (raw or {}).items() if value})
+def completion_of(record: dict[str, Any]) -> TaskBecameFinal | None:
+    change = table_change(record)
+    return change if isinstance(change, TaskBecameFinal) else None
 
 
 @dataclass
@@ -91,9 +70,9 @@ class CompletionStream:
         )
         return answer.get("ShardIterator")
 
-    def _read(self, cursor: _Cursor, *, to_end: bool) -> list[Completion]:
+    def _read(self, cursor: _Cursor, *, to_end: bool) -> list[TaskBecameFinal]:
         """Records of one shard from its cursor: to the end of the data (to_end) or one page."""
-        found: list[Completion] = []
+        found: list[TaskBecameFinal] = []
         while cursor.iterator:
             answer = self.streams.get_records(ShardIterator=cursor.iterator, Limit=1000)
             cursor.iterator = answer.get("NextShardIterator")
@@ -104,9 +83,9 @@ class CompletionStream:
                 break
         return found
 
-    def latest(self, count: int) -> list[Completion]:
+    def latest(self, count: int) -> list[TaskBecameFinal]:
         """The last `count` completions, oldest first; leaves cursors at the end of every open shard."""
-        found: list[Completion] = []
+        found: list[TaskBecameFinal] = []
         for shard in reversed(self._shards()):
             shard_id = shard["ShardId"]
             self._seen_shards.add(shard_id)
@@ -117,10 +96,10 @@ class CompletionStream:
             found.extend(self._read(cursor, to_end=True))
             if cursor.iterator:
                 self._cursors[shard_id] = cursor
-        found.sort(key=lambda c: c.sequence)
+        found.sort(key=lambda c: int(c.sequence_number))
         return found[-count:] if count > 0 else []
 
-    def follow(self, poll_seconds: float = 1.0) -> Iterator[Completion]:
+    def follow(self, poll_seconds: float = 1.0) -> Iterator[TaskBecameFinal]:
         """Completions as they happen, after those `latest` returned (call `latest` first)."""
         refreshed = time.monotonic()
         while True:
@@ -132,11 +111,11 @@ class CompletionStream:
                         self._cursors[shard["ShardId"]] = _Cursor(
                             shard["ShardId"], self._iterator(shard["ShardId"])
                         )
-            batch: list[Completion] = []
+            batch: list[TaskBecameFinal] = []
             for shard_id, cursor in list(self._cursors.items()):
                 batch.extend(self._read(cursor, to_end=False))
                 if cursor.iterator is None:
                     del self._cursors[shard_id]  # a closed shard, read to its end
-            yield from sorted(batch, key=lambda c: c.sequence)
+            yield from sorted(batch, key=lambda c: int(c.sequence_number))
             if not batch:
                 self.sleep(poll_seconds)

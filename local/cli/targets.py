@@ -18,9 +18,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.aws_credentials import LOCAL_CREDENTIALS
 from local.cli.errors import CliError, explain_aws_error
-from local.stack import DEFAULT_STATE_FILE, REPO_ROOT
+from local.stack.aws_credentials import LOCAL_CREDENTIALS
+from local.stack.local_stack import DEFAULT_STATE_FILE, REPO_ROOT
 
 STATE_FILE_ENV = "RUNRELAY_STATE_FILE"
 NO_LOCAL_STACK = "no local stack running: start `make up` in another terminal, or pass --stack NAME"

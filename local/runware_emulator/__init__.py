@@ -1,7 +1,7 @@
 """A strict local emulator of Runware's REST API for MiniMax M2.7 `textInference` tasks.
 
-It validates every task against the shared OpenAPI file (`local.openapi_contract`), never imports
-`runrelay`, and injects faults on request. Run it with `python -m local.runware_emulator`.
+It validates every task against the shared OpenAPI file (`openapi_contract.py` beside it), never
+imports `runrelay`, and injects faults on request. Run it with `python -m local.runware_emulator`.
 """
 
 from local.runware_emulator.engine import EngineOptions, ErrorStyle, WebhookShape

@@ -28,7 +28,7 @@ MISSING_PARAMETER = "missingParameter"
 UNSUPPORTED_PARAMETER = "unsupportedParameter"
 INVALID_PARAMETER = "invalidParameter"
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def spec_path() -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from local.openapi_contract import (
+from local.runware_emulator.openapi_contract import (
     INVALID_PARAMETER,
     TEXT_INFERENCE,
     authentication_task_validator,

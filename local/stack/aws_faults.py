@@ -1,7 +1,7 @@
 """Faults injected into the functions' own AWS calls, as AWS produces them, for `make chaos` and tests.
 
 Loaded into each worker process of the local runtime through RUNRELAY_LOCAL_PRELOAD (see
-`local/lambda_bootstrap.py`); it reads its settings from RUNRELAY_AWS_FAULTS (JSON of `AwsFaults`) and
+`local/stack/lambda_bootstrap.py`); it reads its settings from RUNRELAY_AWS_FAULTS (JSON of `AwsFaults`) and
 wraps botocore's `Endpoint._do_get_response`, i.e. every HTTP attempt of every client in that process,
 below botocore's own retries. So a fault is first met by botocore's retry policy, as on AWS; what gets
 through, the product must survive. Each fault is one line appended to the `log_file` (summed by chaos).
@@ -191,7 +191,7 @@ def _answer(request: Any, status: int) -> tuple[Any, dict[str, Any]]:
 def _error(request: Any, service: str, status: int, code: str) -> tuple[Any, dict[str, Any]]:
     """An error answer as botocore's parser returns it (its retry policy reads code and status)."""
     http, parsed = _answer(request, status)
-    parsed["Error"] = {"Code": code, "Message": f"injected by local/aws_faults.py ({service})"}
+    parsed["Error"] = {"Code": code, "Message": f"injected by local/stack/aws_faults.py ({service})"}
     return http, parsed
 
 
@@ -243,7 +243,7 @@ class _BreaksOff:
         from urllib3.exceptions import ProtocolError
 
         if self._left <= 0 or amt is None:  # a read to the end never gets there
-            raise ProtocolError("Connection broken: injected by local/aws_faults.py")
+            raise ProtocolError("Connection broken: injected by local/stack/aws_faults.py")
         chunk = self._raw.read(min(amt, self._left))
         self._left -= len(chunk)
         return bytes(chunk)
@@ -258,5 +258,5 @@ def install_from_environment() -> None:
         install(AwsFaults.from_env(text))
 
 
-if __name__ == "<run_path>":  # run as a preload file by local/lambda_bootstrap.py
+if __name__ == "<run_path>":  # run as a preload file by local/stack/lambda_bootstrap.py
     install_from_environment()

@@ -1,6 +1,6 @@
 """Create a stack's tables, queues, bucket and secrets on DynamoDB Local and moto, from template.yaml.
 
-Every setting comes from the template (through `local.template_model` and the intrinsic resolver);
+Every setting comes from the template (through `local.stack.template_model` and the intrinsic resolver);
 only the physical names are ours: `<stack>-<LogicalId>`, like CloudFormation's generated names.
 Resources the local stack has no stand-in for (functions, APIs, log groups, alarms, ...) still get a
 `PhysicalResource` so that `Ref`/`Fn::GetAtt` on them resolve to plausible names and ARNs.
@@ -17,9 +17,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local import template_model
-from local.aws_credentials import LOCAL_CREDENTIALS
-from local.intrinsics import (
+from local.stack import template_model
+from local.stack.aws_credentials import LOCAL_CREDENTIALS
+from local.stack.intrinsics import (
     ACCOUNT_ID,
     IntrinsicResolver,
     PhysicalResource,

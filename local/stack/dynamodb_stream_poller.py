@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from local.background import BackgroundWorker
+from local.stack.background import BackgroundWorker
+from runrelay.adapters.dynamodb.stream import repaired_image
 
 log = logging.getLogger(__name__)
 
@@ -259,22 +260,6 @@ def lambda_change(change: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(created, datetime):
         change["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
     return change
-
-
-def repaired_image(image: Mapping[str, Any]) -> dict[str, Any]:
-    """DynamoDB Local writes an empty map as `{}` in stream images, which is no AttributeValue;
-    DynamoDB (and so Lambda) writes `{"M": {}}`. Our items hold no empty lists, only empty maps."""
-
-    def repaired(value: Any) -> Any:
-        if value == {}:
-            return {"M": {}}
-        if isinstance(value, Mapping) and "M" in value:
-            return {"M": {k: repaired(v) for k, v in value["M"].items()}}
-        if isinstance(value, Mapping) and "L" in value:
-            return {"L": [repaired(v) for v in value["L"]]}
-        return value
-
-    return {name: repaired(value) for name, value in image.items()}
 
 
 def _pattern(raw: str) -> Any:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from local.runtime_api import Invocation, RuntimeApi
+from local.stack.runtime_api import Invocation, RuntimeApi
 
 BOOTSTRAP = Path(__file__).resolve().with_name("lambda_bootstrap.py")
 # Lambda gives init 10 s; a shared development machine starting many workers at once is slower than

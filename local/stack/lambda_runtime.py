@@ -1,7 +1,7 @@
 """The template's Lambda functions as the local runtime starts them: code, layers, limits, environment.
 
 `function_specs` resolves every `AWS::Serverless::Function` (Globals merged) against the local stack;
-`worker_spec` turns one into what its execution environments run with (`local.execution_environments`).
+`worker_spec` turns one into what its execution environments run with (`local.stack.execution_environments`).
 Each function gets its own environment variables, as on Lambda: the template's, boto3's standard
 endpoint variables pointing at DynamoDB Local and moto, and the stack's overrides. The handlers have no
 local-only code paths: only the environment differs.
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from local import template_model
-from local.aws_resources import StackResources
-from local.execution_environments import WorkerSpec
-from local.intrinsics import IntrinsicResolver, PhysicalResource, pseudo_parameters
+from local.stack import template_model
+from local.stack.aws_resources import StackResources
+from local.stack.execution_environments import WorkerSpec
+from local.stack.intrinsics import IntrinsicResolver, PhysicalResource, pseudo_parameters
 
 log = logging.getLogger(__name__)
 

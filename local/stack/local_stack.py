@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Self
 
-from local import template_model
-from local.apigw_shim import ApiGatewayShim
-from local.aws_resources import EVENT_BUS, AwsClients, PhysicalNames, StackResources, provision
-from local.dynamodb_stream_poller import DynamoDBStreamPoller, sqs_destination
-from local.execution_environments import FunctionLog, FunctionPool
-from local.lambda_runtime import (
+from local.stack import template_model
+from local.stack.apigw_shim import ApiGatewayShim
+from local.stack.aws_resources import EVENT_BUS, AwsClients, PhysicalNames, StackResources, provision
+from local.stack.dynamodb_stream_poller import DynamoDBStreamPoller, sqs_destination
+from local.stack.execution_environments import FunctionLog, FunctionPool
+from local.stack.lambda_runtime import (
     FunctionSpec,
     concurrency_limit,
     function_environment,
@@ -37,13 +37,13 @@ from local.lambda_runtime import (
     with_timeout,
     worker_spec,
 )
-from local.scheduler import ScheduleRunner
-from local.services import DynamoDBLocal, MotoServer, process_cleanup
-from local.sqs_poller import SqsPoller
+from local.stack.scheduler import ScheduleRunner
+from local.stack.services import DynamoDBLocal, MotoServer, process_cleanup
+from local.stack.sqs_poller import SqsPoller
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_FILE = REPO_ROOT / ".runrelay" / "local-stack.json"
 DEFAULT_API = "ServerlessHttpApi"  # SAM's implicit API for HttpApi events without ApiId
 LOCAL_RUNWARE_API_KEY = "local-dev-key"
@@ -472,7 +472,7 @@ class LocalStack:
 
 _CLI_HINT = """
 Try it from another terminal (`.venv/bin/runrelay --help`):
-  runrelay submit local/demo_inputs/prompts.jsonl --force   # prints the source id
+  runrelay submit local/tools/demo_inputs/prompts.jsonl --force   # prints the source id
   runrelay wait <id> && runrelay results <id> -o results.jsonl
   runrelay submit --prompt "Explain SQS in one line." --id my-first
   runrelay status my-first      runrelay tail -f      runrelay ask "Hi" --stream"""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from local.background import BackgroundWorker
+from local.stack.background import BackgroundWorker
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from local.background import BackgroundWorker
+from local.stack.background import BackgroundWorker
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 class _CfnLoader(yaml.SafeLoader):

@@ -4,7 +4,7 @@ Tasks (numberResults 1-4) go in as S3 .jsonl files and SQS messages. The emulato
 (429/503), duplicates, delays, reorders and drops webhooks and fails a share of tasks chosen by taskUUID
 hash; the reconciler runs every second with a small OverdueAfterSeconds. On AWS's side the functions' own
 calls meet throttling, 5xx, resets, lost responses, transaction conflicts, refused PutEvents entries and
-broken S3 bodies (`local/aws_faults.py`, loaded into every worker process), and one service goes down
+broken S3 bodies (`local/stack/aws_faults.py`, loaded into every worker process), and one service goes down
 for a while (DynamoDB for 60 s by default). Afterwards every expected task is read back and checked:
 lost (missing, not final, results missing), duplicated (a result stored twice), re-run (the emulator
 executed a taskUUID more than once), wrong outcome (COMPLETED/FAILED not as the emulator decided); every
@@ -29,20 +29,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.aws_faults import ENV_VAR as AWS_FAULTS_ENV_VAR
-from local.aws_faults import AwsFaults, count_faults
-from local.event_tap import EventTap
 from local.runware_emulator import FaultConfig, task_fails
-from local.stack import LocalStack
-from runrelay.events import JOB_COMPLETED, TASK_COMPLETED
-from runrelay.job_store import final_mark_key
+from local.stack.aws_faults import ENV_VAR as AWS_FAULTS_ENV_VAR
+from local.stack.aws_faults import AwsFaults, count_faults
+from local.stack.event_tap import EventTap
+from local.stack.local_stack import LocalStack
+from runrelay.adapters.dynamodb.inspection import TableInspector
+from runrelay.domain.events import JOB_COMPLETED, TASK_COMPLETED
+from runrelay.domain.tasks import TaskRecord, TaskStatus
 from runrelay.results_file import results_key
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import FINAL_STATUSES, OPEN_TASKS_INDEX, TASK_SK, TaskStatus, from_dynamo
 
-STATE_DIR = Path(__file__).resolve().parent.parent / ".runrelay"
+STATE_DIR = Path(__file__).resolve().parents[2] / ".runrelay"
 FUNCTION_LOG = STATE_DIR / "chaos-functions.log"
-AWS_FAULTS_PRELOAD = Path(__file__).resolve().with_name("aws_faults.py")
+AWS_FAULTS_PRELOAD = Path(__file__).resolve().parents[1] / "stack" / "aws_faults.py"
 
 # The issue's mix: 5% 429/503 at submit, 10% duplicate, 10% late and 10% reordered webhooks, 2% dropped,
 # 3% of tasks failing at Runware. Late webhooks arrive after OverdueAfterSeconds, so they race the reconciler.
@@ -245,45 +245,9 @@ def send_workload(
 
 
 # ---------------------------------------------------------------------- reading the table
-def scan_tasks(stack: LocalStack) -> Iterator[dict[str, Any]]:
-    """Every task item of the stack's table (a Scan: fine for a test tool, never done by the product)."""
+def inspector(stack: LocalStack) -> TableInspector:
     assert stack.clients is not None
-    pages = stack.clients.dynamodb.get_paginator("scan").paginate(
-        TableName=stack.endpoints.table_name, ConsistentRead=True
-    )
-    for page in pages:
-        for item in page.get("Items", []):
-            if item["sk"]["S"] == TASK_SK:  # the table also holds other records (JOB#...)
-                yield from_dynamo(item)
-
-
-def task_row_count(stack: LocalStack, status: str | None = None) -> int:
-    """Task rows (of one status), counted by DynamoDB without sending the items (a test tool's Scan)."""
-    assert stack.clients is not None
-    condition, values = "sk = :sk", {":sk": {"S": TASK_SK}}
-    if status is not None:
-        condition += " AND #status = :status"
-        values[":status"] = {"S": status}
-    pages = stack.clients.dynamodb.get_paginator("scan").paginate(
-        TableName=stack.endpoints.table_name,
-        Select="COUNT",
-        FilterExpression=condition,
-        ExpressionAttributeValues=values,
-        **({"ExpressionAttributeNames": {"#status": "status"}} if status else {}),
-    )
-    return sum(int(page["Count"]) for page in pages)
-
-
-def open_task_count(stack: LocalStack) -> int:
-    """Tasks still PENDING/SUBMITTED, counted on the sparse index (cheap while the run goes on)."""
-    assert stack.clients is not None
-    total = 0
-    pages = stack.clients.dynamodb.get_paginator("scan").paginate(
-        TableName=stack.endpoints.table_name, IndexName=OPEN_TASKS_INDEX, Select="COUNT"
-    )
-    for page in pages:
-        total += int(page["Count"])
-    return total
+    return TableInspector(stack.endpoints.table_name, dynamodb=stack.clients.dynamodb)
 
 
 def _queue_depth(stack: LocalStack, queue_url: str) -> int:
@@ -309,7 +273,7 @@ def wait_until_settled(
         if tap is not None:
             tap.drain()  # moto's SendMessage counts the queue's messages: a long queue slows every event
         queued = _queue_depth(stack, stack.endpoints.ingest_queue_url)
-        open_tasks = open_task_count(stack)
+        open_tasks = inspector(stack).count_open()
         executed = int(stack.emulator.stats()["tasks"])
         if progress:
             submit = stack.pollers.get("SubmitFunction.Ingest")
@@ -322,7 +286,8 @@ def wait_until_settled(
                 f"queued messages {queued}{polled}, open tasks {open_tasks}, executed at Runware {executed}"
             )
         if queued == 0 and open_tasks == 0:
-            if task_row_count(stack) >= expected_count and stack.emulator.wait_for_deliveries(timeout=60):
+            all_rows = inspector(stack).count_tasks() >= expected_count
+            if all_rows and stack.emulator.wait_for_deliveries(timeout=60):
                 return
             if _queue_depth(stack, stack.endpoints.dead_letter_queue_url):
                 return  # what is left sits in the ingest DLQ: nothing more will come (reported as lost)
@@ -330,7 +295,7 @@ def wait_until_settled(
 
 
 def verify(
-    stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosReport, rows: dict[str, dict[str, Any]]
+    stack: LocalStack, expected: dict[str, ExpectedTask], report: ChaosReport, rows: dict[str, TaskRecord]
 ) -> None:
     """Fill the report's counters from the table's task rows (by taskUUID), the emulator's stats and
     the DLQs."""
@@ -343,15 +308,15 @@ def verify(
 
     for task_uuid, want in expected.items():
         row = rows.get(task_uuid)
-        status = row["status"] if row else None
-        if row is None or status not in FINAL_STATUSES:
+        status = row.status if row else None
+        if row is None or not row.is_final:
             report.lost += 1
             problem(f"{task_uuid} lost: {status or 'no row'}")
             continue
         report.expected_failed += want.fails
-        results = list((row.get("results") or {}).values())
+        results = row.results
         distinct = {(r.get("text"), r.get("seed"), r.get("payloadRef")) for r in results}
-        if len(distinct) < len(results) or int(row.get("resultCount", 0)) > len(distinct):
+        if len(distinct) < len(results) or row.result_count > len(distinct):
             report.duplicated += 1
             problem(f"{task_uuid} stored {len(results)} results, {len(distinct)} distinct")
         if status == TaskStatus.COMPLETED:
@@ -359,17 +324,17 @@ def verify(
             if want.fails:
                 report.wrong_outcome += 1
                 problem(f"{task_uuid} COMPLETED but the emulator failed it")
-            elif not int(row["resultCount"]) == len(distinct) == want.number_results:
+            elif not row.result_count == len(distinct) == want.number_results:
                 report.lost += 1
                 problem(f"{task_uuid} COMPLETED with {len(distinct)}/{want.number_results} results")
         elif status == TaskStatus.FAILED:
             report.failed += 1
             if not want.fails:
                 report.wrong_outcome += 1
-                problem(f"{task_uuid} FAILED ({row.get('error')}) but the emulator ran it")
+                problem(f"{task_uuid} FAILED ({row.error}) but the emulator ran it")
         else:
             report.wrong_outcome += 1
-            problem(f"{task_uuid} {status}: {row.get('error')}")
+            problem(f"{task_uuid} {status}: {row.error}")
         if executions.get(task_uuid, 0) != 1:
             problem(f"{task_uuid} executed {executions.get(task_uuid, 0)} times")
     report.rerun = sum(count > 1 for count in executions.values())
@@ -405,16 +370,8 @@ def read_aftermath(
     stack: LocalStack, final_tasks: list[str], input_keys: list[str], tap: EventTap
 ) -> Aftermath:
     assert stack.clients is not None
-    dynamodb, s3 = stack.clients.dynamodb, stack.clients.s3
-    table, bucket = stack.endpoints.table_name, stack.endpoints.bucket_name
-    marked: set[str] = set()
-    for start in range(0, len(final_tasks), 100):
-        keys = [final_mark_key(task_uuid) for task_uuid in final_tasks[start : start + 100]]
-        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            answer = dynamodb.batch_get_item(RequestItems=request)
-            marked.update(item["pk"]["S"].split("#", 1)[1] for item in answer["Responses"].get(table, []))
-            request = answer.get("UnprocessedKeys") or {}
+    s3, bucket = stack.clients.s3, stack.endpoints.bucket_name
+    marked = inspector(stack).final_marked(final_tasks)
     events = tap.drain()
     task_events: dict[str, list[str]] = {}
     job_keys: set[str] = set()
@@ -520,12 +477,8 @@ def run_chaos(settings: ChaosSettings, *, progress: Any = None, **stack_options:
             input_keys: list[str] = []
             expected = send_workload(stack, settings, run, input_keys)
             wait_until_settled(stack, len(expected), settings.timeout_seconds, progress, tap)
-            rows = {item["taskUUID"]: item for item in scan_tasks(stack)}
-            final_tasks = [
-                task_uuid
-                for task_uuid, item in rows.items()
-                if task_uuid in expected and item["status"] in FINAL_STATUSES
-            ]
+            rows = {task.task_uuid: task for task in inspector(stack).all_tasks()}
+            final_tasks = [uuid for uuid, task in rows.items() if uuid in expected and task.is_final]
             left = max(60.0, settings.timeout_seconds - (time.monotonic() - started))
             aftermath = wait_for_aftermath(stack, final_tasks, input_keys, tap, left, progress)
             verify(stack, expected, report, rows)
@@ -543,7 +496,7 @@ def run_chaos(settings: ChaosSettings, *, progress: Any = None, **stack_options:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.chaos", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local.tools.chaos", description=__doc__)
     parser.add_argument("--tasks", type=int, default=ChaosSettings.tasks)
     parser.add_argument("--timeout", type=float, default=ChaosSettings.timeout_seconds)
     parser.add_argument("--seed", type=int, default=ChaosSettings.seed)

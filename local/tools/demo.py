@@ -20,11 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from local.stack import LocalStack
-from runrelay.task_store import FINAL_STATUSES, TaskStatus, TaskStore, TaskView
+from local.stack.local_stack import LocalStack
+from runrelay.adapters.dynamodb.schema import LAYOUT
+from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, DynamoTaskRepository
+from runrelay.adapters.s3 import S3PayloadStore
+from runrelay.domain.tasks import TaskRecord, TaskStatus
 
 INPUTS = Path(__file__).resolve().parent / "demo_inputs"
-FUNCTION_LOG = Path(__file__).resolve().parent.parent / ".runrelay" / "demo-functions.log"
+FUNCTION_LOG = Path(__file__).resolve().parents[2] / ".runrelay" / "demo-functions.log"
 
 # What the demo sends over SQS: a single spec, an array of two, and a malformed body.
 SQS_MESSAGES: list[tuple[str, int, int]] = [
@@ -80,15 +83,15 @@ def send_inputs(stack: LocalStack) -> list[Source]:
     return sources
 
 
-def settled(views: list[TaskView]) -> int:
-    return sum(view.status in FINAL_STATUSES for view in views)
+def settled(views: list[TaskRecord]) -> int:
+    return sum(view.is_final for view in views)
 
 
 def wait_for(
-    store: TaskStore, sources: list[Source], timeout: float, console: Console
-) -> dict[str, list[TaskView]]:
+    store: DynamoTaskRepository, sources: list[Source], timeout: float, console: Console
+) -> dict[str, list[TaskRecord]]:
     total = sum(source.expected for source in sources)
-    found: dict[str, list[TaskView]] = {source.source_id: [] for source in sources}
+    found: dict[str, list[TaskRecord]] = {source.source_id: [] for source in sources}
     deadline = time.monotonic() + timeout
     columns = (
         TextColumn("[bold]tasks settled"),
@@ -136,7 +139,7 @@ class Row:
     text: str
 
 
-def rows_of(sources: list[Source], found: dict[str, list[TaskView]]) -> list[Row]:
+def rows_of(sources: list[Source], found: dict[str, list[TaskRecord]]) -> list[Row]:
     rows = []
     for index, source in enumerate(sources):
         for view in found[source.source_id]:
@@ -146,10 +149,10 @@ def rows_of(sources: list[Source], found: dict[str, list[TaskView]]) -> list[Row
             rows.append(
                 Row(
                     source=index,
-                    seq=str(view.item.get("sourceSeq", "")),
+                    seq=str(view.source_seq),
                     task_uuid=view.task_uuid,
                     status=view.status,
-                    results=f"{len(view.results)}/{view.item.get('numberResults', 1)}",
+                    results=f"{len(view.results)}/{view.number_results}",
                     tokens=str(tokens) if tokens else "",
                     cost=f"${cost:.6f}" if cost else "",
                     text=" ".join(str(first.get("text") or (view.error or {}).get("message") or "").split()),
@@ -180,7 +183,7 @@ def result_table(sources: list[Source], rows: list[Row], width: int) -> Table:
 
 
 def report(
-    console: Console, sources: list[Source], found: dict[str, list[TaskView]], table_name: str
+    console: Console, sources: list[Source], found: dict[str, list[TaskRecord]], table_name: str
 ) -> bool:
     ok = True
     for source in sources:
@@ -196,14 +199,14 @@ def report(
     console.print(result_table(sources, rows_of(sources, found), console.width))
     console.print(
         f"Completions are stored in DynamoDB table [bold]{table_name}[/bold], one item per task "
-        "(pk = TASK#<taskUUID>, results in its 'results' map; texts over 48 KB go to the input bucket "
+        f"({LAYOUT}; texts over {INLINE_RESULT_LIMIT // 1024} KB go to the input bucket "
         "under completions/ with a pointer in the item)."
     )
     return ok
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local.tools.demo", description=__doc__)
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for every task")
     args = parser.parse_args(argv)
     # Piped output (CI, logs) gets a width the table fits in; a terminal keeps its own.
@@ -235,11 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"  input:       s3://{endpoints.bucket_name}/{endpoints.input_prefix}")
         console.print(f"               {endpoints.ingest_queue_url}")
         assert stack.clients is not None
-        store = TaskStore(
+        store = DynamoTaskRepository(
             endpoints.table_name,
-            payload_bucket=endpoints.bucket_name,
+            payloads=S3PayloadStore(endpoints.bucket_name, s3=stack.clients.s3),
             dynamodb=stack.clients.dynamodb,
-            s3=stack.clients.s3,
         )
         sources = send_inputs(stack)
         console.print(f"Sent {len(S3_FILES)} files to S3 and {len(SQS_MESSAGES)} messages to SQS.")

@@ -1,7 +1,7 @@
 """Runware's OpenAPI file, read as it is (the vendored `spec/` copy), and JSON Schema validators from it.
 
-The file is found as the emulator finds it (`local.openapi_contract.spec_path`: `RUNRELAY_SPEC`, else the
-repository's `spec/runware-minimax-m2.7.openapi.json`).
+The file is found as the emulator finds it (`local.runware_emulator.openapi_contract.spec_path`:
+`RUNRELAY_SPEC`, else the repository's `spec/runware-minimax-m2.7.openapi.json`).
 Validators are Draft 2020-12 (OpenAPI 3.1's dialect) with a live `FormatChecker`, so `format: uuid` and
 `format: uri` are really enforced (jsonschema only checks `uri` when rfc3986-validator is installed;
 `test_format_checker_is_live` proves it is). Local `$ref`s are inlined, so each schema stands alone.
@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from local.openapi_contract import load_spec, spec_path
+from local.runware_emulator.openapi_contract import load_spec, spec_path
 
 Schema = dict[str, Any]
 

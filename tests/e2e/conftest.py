@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack.local_stack import LocalStack
 from runrelay.task_store import FINAL_STATUSES, TaskStore, TaskView
 
 # Environments per function in the e2e stacks: enough to show concurrency, few enough that a test's cold
@@ -77,7 +77,7 @@ class Pipeline:
 def own_dynamodb_local() -> Iterator[str]:
     """A DynamoDB Local of this test's own, for the tests that write tens of thousands of items: the
     session's server slows down as every earlier test's tables accumulate in its memory."""
-    from local.services import DynamoDBLocal
+    from local.stack.services import DynamoDBLocal
 
     with DynamoDBLocal() as server:
         yield server.endpoint_url

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack.local_stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 

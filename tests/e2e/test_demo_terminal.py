@@ -36,7 +36,7 @@ def tmux() -> Iterator[list[str]]:
 
 def run_demo_in_terminal(tmux: list[str], columns: int, rows: int) -> str:
     """The whole screen, scrollback included, once the demo has exited."""
-    demo = f"{shlex.quote(sys.executable)} -m local.demo; echo {EXIT_MARK}$?; sleep 3600"
+    demo = f"{shlex.quote(sys.executable)} -m local.tools.demo; echo {EXIT_MARK}$?; sleep 3600"
     subprocess.run(
         [
             *tmux,

@@ -2,7 +2,7 @@
 
 Runware-side faults (the emulator) and AWS-side faults in the functions' own calls (throttling, 5xx,
 resets, lost responses, transaction conflicts, refused PutEvents entries, broken S3 bodies, and a
-DynamoDB outage). Every figure `local.chaos` prints is checked: nothing lost, nothing stored twice,
+DynamoDB outage). Every figure `local.tools.chaos` prints is checked: nothing lost, nothing stored twice,
 nothing run twice at Runware, every task COMPLETED or FAILED exactly as the emulator decided, every
 final task with its FINAL# mark and TaskCompleted event, the file with its results file and
 JobCompleted, both DLQs empty.
@@ -10,7 +10,7 @@ JobCompleted, both DLQs empty.
 
 from __future__ import annotations
 
-from local.chaos import ChaosSettings, run_chaos
+from local.tools.chaos import ChaosSettings, run_chaos
 
 
 def test_500_tasks_under_injected_faults_end_exactly_as_the_emulator_decided(

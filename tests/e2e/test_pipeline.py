@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_make_demo_path_exits_zero() -> None:
     """What `make demo` runs, as a user runs it: its own servers, exit status 0, every task shown."""
     done = subprocess.run(
-        [sys.executable, "-m", "local.demo", "--timeout", "120"],
+        [sys.executable, "-m", "local.tools.demo", "--timeout", "120"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from local.chaos import scan_tasks, task_row_count
 from local.runware_emulator import FaultConfig
+from local.tools.chaos import scan_tasks, task_row_count
 from runrelay.task_store import TaskStatus
 
 from .conftest import Pipeline

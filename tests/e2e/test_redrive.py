@@ -13,7 +13,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from local.cli import app
-from local.event_tap import EventTap
+from local.stack.event_tap import EventTap
 from runrelay.job_store import JobStore
 from runrelay.results_file import results_key
 

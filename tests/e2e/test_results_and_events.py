@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from local.event_tap import EventTap as LocalEventTap
 from local.runware_emulator import FaultConfig
+from local.stack.event_tap import EventTap as LocalEventTap
 from runrelay.results_file import results_key
 
 from .conftest import Pipeline

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.template_model import load_template
+from local.stack.template_model import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

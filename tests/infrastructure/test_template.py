@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local.template_model import function_config, properties, redrive_target
+from local.stack.template_model import function_config, properties, redrive_target
 from runrelay.settings import RuntimeSettings
 
 from .conftest import ROOT, TEMPLATE, run

@@ -1,4 +1,4 @@
-"""local/template_model.py reads template.yaml exactly as cfn-lint does, and what it derives from the
+"""local/stack/template_model.py reads template.yaml exactly as cfn-lint does, and what it derives from the
 table and queue definitions is accepted by the AWS APIs (moto, in process)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from cfnlint.decode import decode_str
 from moto import mock_aws
 
-from local.template_model import (
+from local.stack.template_model import (
     function_config,
     load_template,
     properties,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.apigw_shim import MAX_BODY_BYTES, ApiGatewayShim
+from local.stack.apigw_shim import MAX_BODY_BYTES, ApiGatewayShim
 
 SAMPLE_EVENT = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "apigw_http_api_v2_event.json").read_text()

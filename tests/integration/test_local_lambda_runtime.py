@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from local.aws_resources import PhysicalNames, StackResources, provision
-from local.execution_environments import (
+from local.stack.aws_resources import PhysicalNames, StackResources, provision
+from local.stack.execution_environments import (
     FunctionError,
     FunctionLog,
     FunctionPool,
     FunctionTimeout,
     WorkerSpec,
 )
-from local.lambda_runtime import (
+from local.stack.lambda_runtime import (
     FunctionSpec,
     concurrency_limit,
     function_environment,
@@ -28,7 +28,7 @@ from local.lambda_runtime import (
     local_aws_environment,
     worker_spec,
 )
-from local.template_model import TEMPLATE_PATH, load_template
+from local.stack.template_model import TEMPLATE_PATH, load_template
 
 TEMPLATE = load_template()
 SHIM_URL = "http://local-shim.test:8080"

@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any
 
-from local.aws_resources import StackResources
-from local.template_model import load_template, properties
+from local.stack.aws_resources import StackResources
+from local.stack.template_model import load_template, properties
 
 TEMPLATE = load_template()
 
@@ -88,7 +88,7 @@ def test_bucket_is_versioned_and_notifies_the_queue_for_the_prefix_only(
     assert record["eventName"].startswith("ObjectCreated:")
     assert record["s3"]["bucket"]["name"] == bucket
     assert record["s3"]["object"]["key"] == "incoming/a+prompt.txt"  # URL-encoded, slashes kept
-    # The shape S3 really sends (moto's records are completed by local.services.s3_event_fidelity).
+    # The shape S3 really sends (moto's records are completed by local.stack.services.s3_event_fidelity).
     assert record["s3"]["object"]["versionId"] == put["VersionId"]
     assert set(record) >= {"userIdentity", "requestParameters", "responseElements"}
     assert len(record["s3"]["object"]["sequencer"]) >= 16
@@ -115,7 +115,7 @@ def test_secrets_have_the_generated_shape_and_the_given_api_key(
 def test_two_stacks_on_the_same_servers_do_not_share_resources(
     aws_clients: Any, provisioned_stack: StackResources
 ) -> None:
-    from local.aws_resources import PhysicalNames, provision
+    from local.stack.aws_resources import PhysicalNames, provision
 
     other = provision(
         TEMPLATE, aws_clients, PhysicalNames(f"{provisioned_stack.stack_name}x"), region="us-east-1"

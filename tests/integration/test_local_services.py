@@ -12,10 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.aws_credentials import LOCAL_CREDENTIALS
 from local.net import wait_for
-from local.services import MotoServer
-from local.services.process_cleanup import CleanupRegistry
+from local.stack.aws_credentials import LOCAL_CREDENTIALS
+from local.stack.services import MotoServer
+from local.stack.services.process_cleanup import CleanupRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +84,7 @@ def test_services_die_with_their_owner_process(signum: int) -> None:
             textwrap.dedent(
                 """
                 import time
-                from local.services import DynamoDBLocal, MotoServer
+                from local.stack.services import DynamoDBLocal, MotoServer
                 dynamodb, moto = DynamoDBLocal().start(), MotoServer().start()
                 print(dynamodb.pid, moto.pid, flush=True)
                 time.sleep(120)

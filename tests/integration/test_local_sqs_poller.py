@@ -14,9 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
-from local.aws_credentials import LOCAL_CREDENTIALS
 from local.net import wait_for
-from local.sqs_poller import SqsPoller
+from local.stack.aws_credentials import LOCAL_CREDENTIALS
+from local.stack.sqs_poller import SqsPoller
 
 SAMPLE_EVENT = json.loads((Path(__file__).parents[1] / "fixtures" / "sqs_lambda_event.json").read_text())
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from local.net import wait_for
-from local.stack import LocalStack
+from local.stack.local_stack import LocalStack
 
 STAND_INS = {
     "SubmitFunction": "tests.support.stand_in_handlers.submit",

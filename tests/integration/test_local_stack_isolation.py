@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from local.net import wait_for
-from local.stack import LocalStack
+from local.stack.local_stack import LocalStack
 
 PROBE = "tests.support.runtime_probe.handler"
 

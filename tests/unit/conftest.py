@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.template_model import load_template, table_create_kwargs
+from local.stack.template_model import load_template, table_create_kwargs
 from runrelay.task_store import TaskStore
 
 TABLE = "unit-tasks"

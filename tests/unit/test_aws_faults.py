@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError, ResponseStreamingError
 from moto import mock_aws
 
-from local.aws_faults import AwsFaults, count_faults, install
+from local.stack.aws_faults import AwsFaults, count_faults, install
 
 ONE_ATTEMPT = Config(retries={"mode": "standard", "max_attempts": 1})
 

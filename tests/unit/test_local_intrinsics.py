@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from local.intrinsics import (
+from local.stack.intrinsics import (
     IntrinsicResolver,
     PhysicalResource,
     TemplateError,

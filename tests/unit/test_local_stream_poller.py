@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from local.dynamodb_stream_poller import DynamoDBStreamPoller
+from local.stack.dynamodb_stream_poller import DynamoDBStreamPoller
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026"
 

@@ -1,4 +1,4 @@
-"""local.openapi_contract: finding and loading the shared spec, and Runware-style error items."""
+"""The emulator's openapi_contract: finding and loading the shared spec, and Runware-style error items."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from local import openapi_contract
-from local.openapi_contract import (
+from local.runware_emulator import openapi_contract
+from local.runware_emulator.openapi_contract import (
     error_items,
     parameter_path,
     request_item_schema,
@@ -34,7 +34,7 @@ def test_spec_path_follows_the_environment_variable(monkeypatch: pytest.MonkeyPa
 
 def test_spec_path_defaults_to_the_vendored_copy_in_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RUNRELAY_SPEC", raising=False)
-    repo = Path(openapi_contract.__file__).resolve().parents[1]
+    repo = Path(openapi_contract.__file__).resolve().parents[2]
 
     assert spec_path() == repo / "spec" / "runware-minimax-m2.7.openapi.json"
     assert spec_path().is_file()

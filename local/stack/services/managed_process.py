@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import IO, AnyStr, Generic, Self
 
 from local.net import LOOPBACK
-from local.services import process_cleanup
+from local.stack.services import process_cleanup
 
 
 class ManagedProcess(Generic[AnyStr]):

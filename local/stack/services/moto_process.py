@@ -1,6 +1,6 @@
 """Child-process entry point of the moto server (S3, SQS, Secrets Manager, ...).
 
-Run as `python -m local.services.moto_process`: binds an ephemeral loopback port, prints
+Run as `python -m local.stack.services.moto_process`: binds an ephemeral loopback port, prints
 `READY <port>`, serves until its stdin closes (the parent stopped it or died), then exits. A separate
 process keeps moto's global state away from tests that use `moto.mock_aws` in the parent.
 """
@@ -13,7 +13,7 @@ import sys
 from moto.server import ThreadedMotoServer
 
 from local.net import LOOPBACK
-from local.services import s3_event_fidelity
+from local.stack.services import s3_event_fidelity
 
 READY_PREFIX = "READY "
 

@@ -9,9 +9,9 @@ import tempfile
 import time
 from typing import IO
 
-from local.services.dynamodb_local import REPO_ROOT
-from local.services.managed_process import ManagedProcess
-from local.services.moto_process import READY_PREFIX
+from local.stack.services.dynamodb_local import REPO_ROOT
+from local.stack.services.managed_process import ManagedProcess
+from local.stack.services.moto_process import READY_PREFIX
 
 
 class MotoServer(ManagedProcess[str]):
@@ -28,7 +28,7 @@ class MotoServer(ManagedProcess[str]):
 
     def _launch(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local.services.moto_process"],
+            [sys.executable, "-m", "local.stack.services.moto_process"],
             cwd=REPO_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

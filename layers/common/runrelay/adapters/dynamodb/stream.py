@@ -33,6 +33,7 @@ def table_change(record: Mapping[str, Any]) -> TableChange | None:
     new, old = change.get("NewImage"), change.get("OldImage")
     if not new:
         return None
+    new, old = repaired_image(new), repaired_image(old) if old else None
     sequence_number = str(change.get("SequenceNumber", ""))
     if is_job_item(keys):
         job = job_progress(from_dynamo(new))
@@ -44,6 +45,22 @@ def table_change(record: Mapping[str, Any]) -> TableChange | None:
     if old and _status(old) in FINAL_STATUSES:
         return None
     return TaskBecameFinal(sequence_number, task_record(from_dynamo(new)))
+
+
+def repaired_image(image: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB Local writes an empty map as `{}` in stream images, which is no AttributeValue;
+    DynamoDB (and so Lambda) writes `{"M": {}}`. Our items hold no empty lists, only empty maps."""
+
+    def repaired(value: Any) -> Any:
+        if value == {}:
+            return {"M": {}}
+        if isinstance(value, Mapping) and "M" in value:
+            return {"M": {k: repaired(v) for k, v in value["M"].items()}}
+        if isinstance(value, Mapping) and "L" in value:
+            return {"L": [repaired(v) for v in value["L"]]}
+        return value
+
+    return {name: repaired(value) for name, value in image.items()}
 
 
 def _status(image: Mapping[str, Any]) -> str | None:

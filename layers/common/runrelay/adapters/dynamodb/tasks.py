@@ -281,7 +281,7 @@ class DynamoTaskRepository:
         task_uuid = result.taskUUID
         rid = self.model.result_id(result.as_document())
         # Built once: a large result is offloaded to S3 once, whatever the number of attempts.
-        entry = to_dynamo(self._result_entry(task_uuid, rid, result, time.time()))
+        entry = self._typed_entry(task_uuid, rid, result)
         written, current = self._write_result(task_uuid, rid, entry, prior=None, completes=True)
         if written:
             return StoreOutcome.COMPLETED
@@ -349,6 +349,10 @@ class DynamoTaskRepository:
                 return False, from_dynamo(old) if old else None
             raise
         return True, None
+
+    def _typed_entry(self, task_uuid: str, rid: str, result: StorableResult) -> dict[str, Any]:
+        """The result as stored in the item's `results` map (its text offloaded when too large)."""
+        return to_dynamo(self._result_entry(task_uuid, rid, result, time.time()))
 
     def _result_entry(self, task_uuid: str, rid: str, result: StorableResult, now: float) -> dict[str, Any]:
         body = result.as_document()
