@@ -40,7 +40,7 @@ def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> Non
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Partial batch response by hand, as Powertools' BatchProcessor answers it: importing that utility
-    # (asyncio, the event data classes) cost a sixth of `import boto3` on every cold start.
+    # (asyncio, the event data classes) weighs on every cold start (bench/README.md, cold_import).
     records = event.get("Records") or []
     failures = []
     for record in records:

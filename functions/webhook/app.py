@@ -17,8 +17,8 @@ from runrelay.webhook_token import TOKEN_PARAMETER, WEBHOOK_PATH
 logger = Logger()
 metrics = Metrics()
 
-# One route, so no event_handler resolver: importing it (asyncio, data classes, jmespath) cost ~40% of
-# `import boto3` on every cold start (bench/cold_import). The HTTP API sends only this route here anyway.
+# One route, so no event_handler resolver: importing it (asyncio, data classes, jmespath) weighs on
+# every cold start (bench/README.md, cold_import). The HTTP API sends only this route here anyway.
 Response = dict[str, Any]
 
 
@@ -51,9 +51,9 @@ def receive_webhook(event: dict[str, Any]) -> Response:
     metrics.add_metric(name="CompletionsStored", unit=MetricUnit.Count, value=stored)
     metrics.add_metric(name="DuplicateWebhooks", unit=MetricUnit.Count, value=duplicates)
     # Tokens and cost are counted by ResultsFunction when the task completes (polled results too):
-    # three more metrics here were ~10% of a warm call.
+    # more metrics here would lengthen every warm call (bench/README.md, warm_webhook).
     # The record of a stored webhook is the EMF line itself (searchable in Logs Insights by task_uuid):
-    # a second, logger-formatted line per webhook cost ~15% of a warm call and doubled the log volume.
+    # a second, logger-formatted line per webhook would lengthen every call and double the log volume.
     metrics.add_metadata(key="task_uuid", value=report.task_uuid)
     metrics.add_metadata(key="outcomes", value=[o.value for o in report.outcomes])
     metrics.add_metadata(key="request_id", value=request_id)

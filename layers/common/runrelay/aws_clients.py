@@ -21,12 +21,13 @@ _CONFIG = Config(
     tcp_keepalive=True,
     max_pool_connections=32,
     # Our requests are built by code, not typed by people, and the service validates them anyway:
-    # botocore's client-side walk of every nested attribute value was ~5% of a warm webhook.
+    # botocore's client-side walk of every nested attribute value is a measurable share of a warm
+    # webhook (bench/README.md).
     parameter_validation=False,
 )
 
 # One session for every client: its loader caches the shared data files (endpoints, partitions,
-# retry and default config), so a second client costs a few ms instead of ~50 ms on a cold start.
+# retry and default config), so a second client is cheap on a cold start (bench/README.md).
 # Sessions are not thread-safe, and the submit pool's threads may ask for a client at once: a lock.
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None

@@ -15,7 +15,7 @@ SECRET_CACHE_SECONDS = 300
 
 def _secret_text(secret_id: str) -> str:
     if "secrets" not in DEFAULT_PROVIDERS:
-        # Powertools would build its own boto3 session (~50 ms of a cold start); lend it the shared one.
+        # Powertools would build its own boto3 session, a cold-start cost (bench/README.md); lend it ours.
         DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=client("secretsmanager"))
     value = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS)
     return value if isinstance(value, str) else value.decode("utf-8")

@@ -1,7 +1,7 @@
 """Runtime settings, read once per container from the environment the template sets.
 
-A plain dataclass rather than a pydantic model: building a model class at import cost the webhook
-~50 ms of every cold start (bench/cold_import). Values are still checked, with clear errors.
+A plain dataclass rather than a pydantic model: building a model class at import is a large share of
+the webhook's cold start (bench/README.md, cold_import). Values are still checked, with clear errors.
 """
 
 from __future__ import annotations

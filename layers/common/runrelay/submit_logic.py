@@ -70,7 +70,8 @@ class SubmitConfig:
     max_tasks_per_request: int = 100
     # Stop taking new chunks of a big object with this much time left; the rest is re-queued.
     continuation_reserve_seconds: float = 20.0
-    # Chunks of one object written and POSTed at once (bench/submit_throughput: 4 hides the round trips).
+    # Chunks of one object written and POSTed at once: enough to hide the round trips
+    # (bench/README.md, submit_throughput).
     chunks_in_flight: int = 4
     # A JSONL object with more than twice this much left is cut into line-aligned ranges of about this
     # size, each queued as its own message, so that several invocations submit it at once (0: never).

@@ -104,7 +104,7 @@ def _parse_json(raw: bytes) -> Any:
     except (ValueError, RecursionError) as error:
         raise BadWebhook(400, "malformedJson", f"the body is not valid JSON: {error}") from None
     # Nesting needs brackets: a body with no more than MAX_JSON_DEPTH of them (a result has about
-    # four) cannot be too deep, and counting bytes is ~20x cheaper than walking the document.
+    # four) cannot be too deep, and counting bytes is far cheaper than walking the document.
     few_brackets = raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH
     if not few_brackets and _depth(payload) > MAX_JSON_DEPTH:
         raise BadWebhook(400, "tooDeep", f"JSON nesting deeper than {MAX_JSON_DEPTH}")

@@ -1,7 +1,7 @@
 """Results as they arrive in webhook bodies, checked without pydantic.
 
 The webhook is the latency-critical function: importing pydantic and building the contract's models
-cost it ~70 ms on every cold start (bench/cold_start). A result is a small, open-ended object, so a
+is a large share of its cold start (bench/README.md, cold_start). A result is a small, open-ended object, so a
 plain check of the documented fields' types does the same job here: unknown fields are kept, known
 ones must have their documented types. `contract.InferenceResult` stays the model for everything the
 client reads; both expose the attributes `TaskStore.store_result` needs.
