@@ -1,17 +1,21 @@
-"""The (taskType, model) seam: what runrelay must know of one Runware model's results.
+"""The (taskType, model) seam: everything runrelay knows of one Runware model, in one entry.
 
-One entry per model: which result fields make a result's identity (a redelivered result is the same
-result; two different ones differ) and which fields of a stored result the results file keeps. Adding a
-second Runware text model is one more entry here (and, for requests, its settings in `contract.py`).
-Kept free of pydantic: the webhook imports it on its cold path.
+An entry names the request builder (a task spec → the request item, with the model's own settings
+model: `model_requests.py`), the result fields the webhook checks for type (the result parser's rules),
+the fields that make a result's identity (a redelivered result is the same result; two different ones
+differ) and the fields of a stored result the results file keeps. A second Runware text model is one
+more entry. Kept free of pydantic: the webhook imports it on its cold path; the builder is imported
+only by the submitter, when it first builds a request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 TEXT_INFERENCE = "textInference"
@@ -23,6 +27,15 @@ class ModelEntry:
     model: str
     identity_fields: tuple[str, ...]
     result_fields: tuple[str, ...]
+    # "module:function" of `(task_uuid, spec, webhook_url) -> request item` (None: cannot be submitted).
+    request_builder: str | None = None
+    # Result fields that must be strings when present (others are kept as sent).
+    string_fields: tuple[str, ...] = ("taskType", "text", "finishReason", "status", "reasoningContent")
+
+    def build_request(self, task_uuid: str, spec: Any, webhook_url: str) -> Any:
+        if self.request_builder is None:
+            raise LookupError(f"no request builder for {self.task_type} {self.model}")
+        return _load(self.request_builder)(task_uuid, spec, webhook_url)
 
     def result_id(self, document: Mapping[str, Any]) -> str:
         """Identity of a result: its content. A redelivery is byte-identical; distinct results differ."""
@@ -36,11 +49,19 @@ class ModelEntry:
         return {name: stored[name] for name in self.result_fields if name in stored}
 
 
+@cache
+def _load(path: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    builder: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return builder
+
+
 MINIMAX_M2_7 = ModelEntry(
     task_type=TEXT_INFERENCE,
     model="minimax:m2.7@0",
     identity_fields=("text", "seed", "reasoningContent", "finishReason"),
     result_fields=("text", "payloadRef", "payloadBytes", "finishReason", "usage", "cost", "seed"),
+    request_builder="runrelay.model_requests:minimax_m2_7",
 )
 
 _REGISTRY: dict[tuple[str, str], ModelEntry] = {}

@@ -33,6 +33,7 @@ from .inputs import (
     items_of_object,
     split_jsonl,
 )
+from .models import DEFAULT_MODEL, ModelEntry
 from .ports import JobRepository, RunwareSubmitter, TaskRepository
 from .task_ids import task_uuid_for
 from .webhook_token import webhook_url_for
@@ -76,6 +77,7 @@ class SubmitConfig:
     # A JSONL object with more than twice this much left is cut into line-aligned ranges of about this
     # size, each queued as its own message, so that several invocations submit it at once (0: never).
     fan_out_range_bytes: int = 16 * 1024 * 1024
+    model: ModelEntry = DEFAULT_MODEL
 
 
 @dataclass
@@ -242,17 +244,9 @@ class SubmitService:
         )
 
     def _request_for(self, task_uuid: str, spec: TaskSpec) -> TextInferenceTask:
-        return TextInferenceTask(
-            taskUUID=task_uuid,  # pydantic parses the string
-            messages=spec.conversation(),
-            settings=spec.settings,
-            seed=spec.seed,
-            numberResults=spec.numberResults,
-            deliveryMethod="async",
-            includeUsage=True,
-            includeCost=True,
-            webhookURL=webhook_url_for(self.config.webhook_base_url, self.config.webhook_secret, task_uuid),
-        )
+        webhook_url = webhook_url_for(self.config.webhook_base_url, self.config.webhook_secret, task_uuid)
+        request: TextInferenceTask = self.config.model.build_request(task_uuid, spec, webhook_url)
+        return request
 
     def _submit_chunk(self, planned: list[_Planned], deadline: Deadline) -> SubmitReport:
         report = SubmitReport(task_uuids=[p.task.task_uuid for p in planned])

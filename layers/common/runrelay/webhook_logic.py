@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .domain.tasks import StoreOutcome
+from .models import DEFAULT_MODEL, ModelEntry
 from .ports import TaskRepository
 from .webhook_results import InvalidResult, WebhookResult, error_document
 from .webhook_token import token_is_valid
@@ -55,8 +56,10 @@ class WebhookReceiver:
         store: TaskRepository,
         secrets: Callable[[], Sequence[str]],
         max_body_bytes: int = 1_048_576,
+        model: ModelEntry = DEFAULT_MODEL,
     ) -> None:
         self.store = store
+        self.model = model
         self._secrets = secrets
         self.max_body_bytes = max_body_bytes
 
@@ -85,7 +88,7 @@ class WebhookReceiver:
         if not token:
             raise BadWebhook(401, "missingToken", "the webhook URL's token parameter is missing")
         payload = _parse_json(raw)
-        items = _normalise(payload)
+        items = _normalise(payload, self.model)
         uuids = {item.task_uuid if isinstance(item, _Failure) else item.taskUUID for item in items}
         if len(uuids) != 1:
             raise BadWebhook(400, "mixedTasks", "a webhook body must concern exactly one taskUUID")
@@ -125,7 +128,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _normalise(payload: Any) -> list[WebhookResult | _Failure]:
+def _normalise(payload: Any, model: ModelEntry) -> list[WebhookResult | _Failure]:
     """Every webhook shape in docs/runware-behaviour.md: {"data": [...]}, a bare result, {"errors": [...]},
     {"error": ...}, and results with status "error"."""
     if isinstance(payload, list):
@@ -145,18 +148,18 @@ def _normalise(payload: Any) -> list[WebhookResult | _Failure]:
     elif not entries and not failures and "taskUUID" in payload:
         entries.append(payload)
     items: list[WebhookResult | _Failure] = [_failure(raw) for raw in failures]
-    items.extend(_result_or_failure(raw) for raw in entries)
+    items.extend(_result_or_failure(raw, model) for raw in entries)
     if not items:
         raise BadWebhook(400, "invalidShape", "no result or error found in the body")
     return items
 
 
-def _result_or_failure(raw: Any) -> WebhookResult | _Failure:
+def _result_or_failure(raw: Any, model: ModelEntry) -> WebhookResult | _Failure:
     if not isinstance(raw, dict):
         raise BadWebhook(400, "invalidShape", "each result must be a JSON object")
     canonical = _require_uuid(raw.get("taskUUID"))
     try:
-        result = WebhookResult.parse(raw, canonical)
+        result = WebhookResult.parse(raw, canonical, model.string_fields)
         if result.is_error:
             given = result.error or {
                 "code": raw.get("code") or "taskFailed",

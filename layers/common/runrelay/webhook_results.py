@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# Documented result fields and the JSON types they may have (docs/runware-behaviour.md, "Results").
-_STRING_FIELDS = ("taskType", "text", "finishReason", "status", "reasoningContent")
+from .models import DEFAULT_MODEL
+
+# Documented result fields and the JSON types they may have (docs/runware-behaviour.md, "Results"); the
+# string fields come from the model's entry (`models.ModelEntry.string_fields`).
 _USAGE_COUNTS = ("promptTokens", "completionTokens", "totalTokens", "thinkingTokens")
 
 
@@ -40,8 +42,10 @@ class WebhookResult:
     document: dict[str, Any]
 
     @classmethod
-    def parse(cls, raw: dict[str, Any], task_uuid: str) -> WebhookResult:
-        for name in _STRING_FIELDS:
+    def parse(
+        cls, raw: dict[str, Any], task_uuid: str, string_fields: tuple[str, ...] = DEFAULT_MODEL.string_fields
+    ) -> WebhookResult:
+        for name in string_fields:
             if raw.get(name) is not None and not isinstance(raw[name], str):
                 raise InvalidResult(f"{name} must be a string")
         if raw.get("cost") is not None and not _is_number(raw["cost"]):
