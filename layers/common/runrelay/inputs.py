@@ -160,12 +160,18 @@ def classify_sqs_body(message_id: str, body: str) -> SqsBody:
     return SqsTaskMessage(message_id, payload)
 
 
+def refused_message(message_id: str, rejection: Rejection) -> SourceItem:
+    """The one item recorded for an SQS message refused as a whole, keyed as its first spec would be."""
+    source_id = f"sqs:{message_id}"
+    return SourceItem(source_id, 1, f"{source_id}:0", rejection)
+
+
 def items_of_message(message: SqsTaskMessage) -> Iterator[SourceItem]:
     """Task specs carried by an SQS message: one object or an array of them."""
     source_id = f"sqs:{message.message_id}"
     specs = message.payload if isinstance(message.payload, list) else [message.payload]
     if not specs:
-        yield SourceItem(source_id, 1, f"{source_id}:0", Rejection("emptyMessage", "the array holds no task"))
+        yield refused_message(message.message_id, Rejection("emptyMessage", "the array holds no task"))
     for index, raw in enumerate(specs):
         spec = parse_spec(raw)
         # A valid spec's id is its idempotency key (like OpenAI Batch's custom_id); else the message id

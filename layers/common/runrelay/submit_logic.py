@@ -31,6 +31,7 @@ from .inputs import (
     continuation_message,
     items_of_message,
     items_of_object,
+    refused_message,
     split_jsonl,
 )
 from .models import DEFAULT_MODEL, ModelEntry
@@ -112,8 +113,7 @@ class SubmitService:
         if isinstance(kind, IgnoredMessage):
             return SubmitReport(ignored=kind.reason)
         if isinstance(kind, Rejection):
-            source_id = f"sqs:{message_id}"
-            return self._submit_items([SourceItem(source_id, 1, f"{source_id}:0", kind)], deadline)
+            return self._submit_items([refused_message(message_id, kind)], deadline)
         if isinstance(kind, SqsTaskMessage):
             return self._submit_items(items_of_message(kind), deadline)
         report = SubmitReport()

@@ -32,13 +32,7 @@ class DynamoJobRepository:
     def __init__(self, table_name: str, *, retention_days: int = 30, dynamodb: Any = None) -> None:
         self.table_name = table_name
         self.retention_seconds = retention_days * 86_400
-        self._dynamodb = dynamodb
-
-    @property
-    def dynamodb(self) -> Any:
-        if self._dynamodb is None:
-            self._dynamodb = client("dynamodb")
-        return self._dynamodb
+        self.dynamodb = dynamodb if dynamodb is not None else client("dynamodb")
 
     def record_total(self, source_id: str, total: int, *, bucket: str, key: str, etag: str) -> None:
         """Set the file's task count, after every one of its task rows exists. Idempotent."""

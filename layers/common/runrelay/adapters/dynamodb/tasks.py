@@ -72,13 +72,7 @@ class DynamoTaskRepository:
         self.model = model
         self.open_shards = open_shards
         self.retention_seconds = retention_days * 86_400
-        self._dynamodb = dynamodb
-
-    @property
-    def dynamodb(self) -> Any:
-        if self._dynamodb is None:
-            self._dynamodb = client("dynamodb")
-        return self._dynamodb
+        self.dynamodb = dynamodb if dynamodb is not None else client("dynamodb")
 
     # -- creation -------------------------------------------------------------------------------
 
