@@ -11,13 +11,15 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .domain.tasks import StoreOutcome
 from .models import DEFAULT_MODEL, ModelEntry
-from .ports import TaskRepository
 from .webhook_results import InvalidResult, WebhookResult, error_document
 from .webhook_token import token_is_valid
+
+if TYPE_CHECKING:
+    from .ports import TaskRepository
 
 MAX_JSON_DEPTH = 32
 

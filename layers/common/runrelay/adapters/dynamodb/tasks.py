@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -30,7 +30,6 @@ from ...domain.tasks import (
     TaskStatus,
 )
 from ...models import DEFAULT_MODEL, ModelEntry
-from ...ports import PayloadStore
 from .codec import from_dynamo, to_dynamo
 from .schema import (
     BY_CALLER_INDEX,
@@ -41,6 +40,9 @@ from .schema import (
     task_uuid_of,
 )
 from .writes import TRANSACTION_LIMIT, is_condition_failure, transact, write_one
+
+if TYPE_CHECKING:
+    from ...ports import PayloadStore
 
 # Results larger than this (as JSON) go to the payload store; four of them still fit well under 400 KB.
 INLINE_RESULT_LIMIT = 48 * 1024
