@@ -279,8 +279,8 @@ class LocalStack:
             moto_thread.start()
         dynamodb_url = self._dynamodb_url
         if dynamodb_url is None:
-            # A long run (`make up`, chaos) wants DynamoDB Local's full JIT: it starts slower and then
-            # serves about twice the requests of the fast-start options the tests and the demo use.
+            # A long run (`make up`, chaos) wants DynamoDB Local's full JIT: it starts slower, then serves
+            # more requests than the fast-start options the tests and the demo use (bench/README.md).
             dynamodb = DynamoDBLocal(jvm_options=()) if self._long_running else DynamoDBLocal()
             self._exit.callback(dynamodb.stop)
             dynamodb_url = dynamodb.start().endpoint_url
