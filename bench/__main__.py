@@ -22,7 +22,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench.cold_start", []),
     ("bench.cold_import_submit", []),
     ("bench.warm_webhook", []),
-    # 1 MiB ranges: the 50,000-line object (4.8 MB) is cut into 5, as a file over 32 MB would be by default.
+    # Small ranges, so that an object quick to generate is cut into several, as a large file is by default.
     ("bench.submit_throughput", ["--large-lines", "50000", "--range-bytes", "1048576"]),
     ("bench.submit_memory", []),
     ("bench.capacity", []),

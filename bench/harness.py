@@ -166,7 +166,7 @@ def local_aws(stack_name: str = "bench") -> Iterator[LocalAws]:
     from local.stack.template_model import load_template
 
     # DynamoDB Local as it is normally run, with the JVM's default JIT: the test suite's fast-start
-    # options (C1 only) halve its steady throughput and would measure a handicapped server.
+    # options (C1 only) cost it steady throughput, so they would measure a handicapped server.
     with DynamoDBLocal(jvm_options=()) as dynamodb, MotoServer() as moto:
         clients = AwsClients.for_endpoints(
             dynamodb_url=dynamodb.endpoint_url, moto_url=moto.endpoint_url, region=REGION

@@ -8,14 +8,16 @@ Every command works against the local stack (`make up` in another terminal) or, 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import importlib.metadata
+import inspect
 import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +138,61 @@ SystemPromptOpt = Annotated[str | None, typer.Option("--system-prompt", help="Sy
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="0-4294967295.")]
 
 
+@dataclass(frozen=True)
+class TargetChoice:
+    """The target options as given; `resolve()` (inside `_user_errors`) finds the stack they name."""
+
+    stack: str | None = None
+    region: str | None = None
+    config_env: str | None = None
+    state_file: Path | None = None
+
+    def resolve(self) -> Target:
+        return resolve_target(
+            stack=self.stack, region=self.region, config_env=self.config_env, state_file=self.state_file
+        )
+
+
+_DEFAULT_TARGET = TargetChoice()  # no option given: the local stack
+_TARGET_OPTIONS = (
+    ("stack", StackOpt),
+    ("region", RegionOpt),
+    ("config_env", ConfigEnvOpt),
+    ("state_file", StateFileOpt),
+)
+
+
+def _targeted(function: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the target options in place of its `where: TargetChoice` parameter.
+
+    Each command still takes `--stack`, `--region`, `--config-env` and `--state-file` itself (and shows
+    them in its `--help`, in the target panel), but they are declared here, once.
+    """
+    signature = inspect.signature(function, eval_str=True)
+    if "where" not in signature.parameters:
+        raise TypeError(f"{function.__name__} takes no `where: TargetChoice` parameter")
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "where":
+            parameters.append(parameter)
+            continue
+        parameters.extend(
+            inspect.Parameter(
+                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation
+            )
+            for name, annotation in _TARGET_OPTIONS
+        )
+
+    @functools.wraps(function)
+    def command_with_target(*args: Any, **kwargs: Any) -> None:
+        where = TargetChoice(**{name: kwargs.pop(name, None) for name, _ in _TARGET_OPTIONS})
+        function(*args, where=where, **kwargs)
+
+    command_with_target.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    command_with_target.__annotations__ = {p.name: p.annotation for p in parameters}
+    return command_with_target
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Every failure a user can act on becomes one `error:` line and exit status 2."""
@@ -167,12 +224,6 @@ class _Session:
             dynamodb=self.dynamodb,
         )
 
-    @classmethod
-    def open(
-        cls, stack: str | None, region: str | None, config_env: str | None, state_file: Path | None
-    ) -> _Session:
-        return cls(resolve_target(stack=stack, region=region, config_env=config_env, state_file=state_file))
-
     def resolve(self, ids: list[str]) -> list[Ref]:
         return [ref for text in ids for ref in resolve(text, self.target, self.store, self.s3)]
 
@@ -187,6 +238,7 @@ class _Session:
 
 
 @command(cls=FlagCommand)
+@_targeted
 def submit(
     file: Annotated[
         Path | None, typer.Argument(help="A .jsonl / .json / text file of task specs.", show_default=False)
@@ -214,10 +266,7 @@ def submit(
         bool, typer.Option("--force", help="Send invalid specs too (they are REJECTED).")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the id(s).")] = False,
-    stack: StackOpt = None,
-    region: RegionOpt = None,
-    config_env: ConfigEnvOpt = None,
-    state_file: StateFileOpt = None,
+    where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a file (to the input bucket, or as SQS messages), or one --prompt / --messages; prints the id."""
@@ -247,7 +296,7 @@ def submit(
                     '--id applies to --prompt / --messages; in a file, give each spec its own "id"'
                 )
             plan = _file_plan(file, via or Via.s3, settings, key, force)
-        session = _Session.open(stack, region, config_env, state_file)
+        session = _Session(where.resolve())
         sent = _send(session, plan, file)
     ids = [caller_id] if caller_id is not None and sent.ids else sent.ids
     if as_json:
@@ -490,17 +539,15 @@ def _tally(session: _Session, refs: list[Ref]) -> Tally:
 
 
 @command(cls=FlagCommand)
+@_targeted
 def status(
     ids: IdsArg,
-    stack: StackOpt = None,
-    region: RegionOpt = None,
-    config_env: ConfigEnvOpt = None,
-    state_file: StateFileOpt = None,
+    where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
     """One task's state (taskUUID or caller id), or a source's task counts by status."""
     with _user_errors():
-        session = _Session.open(stack, region, config_env, state_file)
+        session = _Session(where.resolve())
         reader = StatusReader(session.dynamodb, session.target.table_name)
         out = render.console()
         source_rows: list[tuple[str, Tally]] = []
@@ -522,14 +569,12 @@ def status(
 
 
 @command(cls=FlagCommand)
+@_targeted
 def wait(
     ids: IdsArg,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait before giving up.")] = 900.0,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between polls.", min=0.1)] = 0.5,
-    stack: StackOpt = None,
-    region: RegionOpt = None,
-    config_env: ConfigEnvOpt = None,
-    state_file: StateFileOpt = None,
+    where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
     """Wait, with a progress bar, until every task is final.
@@ -537,7 +582,7 @@ def wait(
     Exit 0 if none FAILED, 1 if some did, 3 on timeout.
     """
     with _user_errors():
-        session = _Session.open(stack, region, config_env, state_file)
+        session = _Session(where.resolve())
         refs = session.resolve(ids)
         reader = StatusReader(session.dynamodb, session.target.table_name)
         tally = _tally(session, refs)
@@ -567,18 +612,16 @@ def wait(
 
 
 @command(cls=FlagCommand)
+@_targeted
 def results(
     ids: IdsArg,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSONL here.")] = None,
-    stack: StackOpt = None,
-    region: RegionOpt = None,
-    config_env: ConfigEnvOpt = None,
-    state_file: StateFileOpt = None,
+    where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
     """One JSON line per task, in input order: callerId, taskUUID, status, results, error."""
     with _user_errors():
-        session = _Session.open(stack, region, config_env, state_file)
+        session = _Session(where.resolve())
         views: list[TaskRecord] = []
         for ref in session.resolve(ids):
             if isinstance(ref, TaskRef):
@@ -607,15 +650,13 @@ def results(
 
 
 @command(cls=FlagCommand)
+@_targeted
 def tail(
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent completions.", min=0)] = 10,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new ones (Ctrl-C stops).")
     ] = False,
-    stack: StackOpt = None,
-    region: RegionOpt = None,
-    config_env: ConfigEnvOpt = None,
-    state_file: StateFileOpt = None,
+    where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
     """Latest completions (tasks reaching COMPLETED/FAILED/REJECTED), from the table's stream."""
@@ -628,7 +669,7 @@ def tail(
             out.print(render.completion_line(item), highlight=False, soft_wrap=True)
 
     with _user_errors():
-        target = resolve_target(stack=stack, region=region, config_env=config_env, state_file=state_file)
+        target = where.resolve()
         stream = CompletionStream(
             target.client("dynamodb"), target.client("dynamodbstreams"), target.table_name
         )
@@ -652,14 +693,12 @@ class Queue(enum.StrEnum):
 
 
 @command(cls=FlagCommand)
+@_targeted
 def redrive(
     queue: Annotated[
         Queue, typer.Argument(help="Which dead-letter queue: ingest, results or all.")
     ] = Queue.all,
-    stack: StackOpt = None,
-    region: RegionOpt = None,
-    config_env: ConfigEnvOpt = None,
-    state_file: StateFileOpt = None,
+    where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
     """Run again what ended in a dead-letter queue, once the cause is fixed; nothing runs twice.
@@ -671,7 +710,7 @@ def redrive(
 
     report = RedriveReport()
     with _user_errors():
-        target = resolve_target(stack=stack, region=region, config_env=config_env, state_file=state_file)
+        target = where.resolve()
         sqs = target.client("sqs")
         if queue in (Queue.ingest, Queue.all):
             if not target.dead_letter_queue_url:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from local.runware_emulator.counters import Counters
 from local.runware_emulator.faults import FaultInjector, task_fails
 from local.runware_emulator.generation import Completion, generate, shape_result, uuid_fraction
-from local.runware_emulator.validation import PollTask, Task, TextTask
+from local.runware_emulator.validation import PollTask, Task, TextTask, error_item
 from local.runware_emulator.webhooks import WebhookDispatcher
 
 WebhookShape = Literal["wrapped", "bare", "mixed"]
@@ -84,23 +84,13 @@ class SubmitOutcome:
 
 
 def conflict_error(task_uuid: str) -> dict[str, Any]:
-    return {
-        "code": "conflictTaskUUID",
-        "message": f"A task with taskUUID {task_uuid} already exists; it is not run again.",
-        "parameter": "taskUUID",
-        "taskType": "textInference",
-        "taskUUID": task_uuid,
-    }
+    message = f"A task with taskUUID {task_uuid} already exists; it is not run again."
+    return error_item("conflictTaskUUID", message, "taskUUID", taskType="textInference", taskUUID=task_uuid)
 
 
 def task_not_found(task_uuid: str) -> dict[str, Any]:
-    return {
-        "code": "taskNotFound",
-        "message": f"No task with taskUUID {task_uuid} was found.",
-        "parameter": "taskUUID",
-        "taskType": "getResponse",
-        "taskUUID": task_uuid,
-    }
+    message = f"No task with taskUUID {task_uuid} was found."
+    return error_item("taskNotFound", message, "taskUUID", taskType="getResponse", taskUUID=task_uuid)
 
 
 def failure_error_item(record: TaskRecord) -> dict[str, Any]:

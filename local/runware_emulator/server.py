@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from local.http_bodies import BodyTooLarge, read_body
 from local.net import serve_in_background, stop_serving
 from local.runware_emulator.app import EmulatorApp, Reply
 from local.runware_emulator.counters import Counters
@@ -23,10 +24,6 @@ from local.runware_emulator.webhooks import RetryPolicy, WebhookDispatcher
 
 SUBMIT_PATHS = frozenset({"/", "/v1", "/v1/"})
 MAX_BODY_BYTES = 32 * 1024 * 1024
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 def _sleep_until(moment: float) -> None:
@@ -46,26 +43,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts: list[bytes] = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                total += size
-                if total > MAX_BODY_BYTES:
-                    raise _BodyTooLarge
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise _BodyTooLarge
-        return self.rfile.read(length) if length > 0 else b""
 
     def _count(self, status: int | str) -> None:
         """Count answers to the Runware API itself, not to the admin and health routes."""
@@ -123,8 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         try:
-            raw = self._read_body()
-        except (_BodyTooLarge, ValueError):
+            raw = read_body(self.rfile, self.headers, MAX_BODY_BYTES)
+        except (BodyTooLarge, ValueError):
             self.close_connection = True
             message = f"The request body must be a valid HTTP body of at most {MAX_BODY_BYTES} bytes."
             self._send_json(413, {"errors": [{"code": "requestTooLarge", "message": message}]})

@@ -77,7 +77,8 @@ class PollTask:
 Task = TextTask | PollTask
 
 
-def _error(code: str, message: str, parameter: str | None = None, **extra: Any) -> dict[str, Any]:
+def error_item(code: str, message: str, parameter: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One item of an answer's `errors` list, as Runware writes it."""
     item: dict[str, Any] = {"code": code, "message": message}
     if parameter is not None:
         item["parameter"] = parameter
@@ -88,7 +89,7 @@ def _error(code: str, message: str, parameter: str | None = None, **extra: Any) 
 def invalid_api_key() -> Rejection:
     return Rejection(
         401,
-        [_error("invalidApiKey", INVALID_API_KEY_MESSAGE, "apiKey", taskType=AUTHENTICATION)],
+        [error_item("invalidApiKey", INVALID_API_KEY_MESSAGE, "apiKey", taskType=AUTHENTICATION)],
     )
 
 
@@ -102,12 +103,14 @@ def parse_body(raw: bytes) -> list[Any]:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_json_constant)
     except (UnicodeDecodeError, ValueError) as problem:
         message = f"The request body is not valid JSON: {problem}"
-        raise Rejection(400, [_error("invalidJson", message)]) from None
+        raise Rejection(400, [error_item("invalidJson", message)]) from None
     if not isinstance(body, list):
         message = f"The request body must be a JSON array of task objects, got a JSON {type(body).__name__}."
-        raise Rejection(400, [_error("invalidRequestBody", message)])
+        raise Rejection(400, [error_item("invalidRequestBody", message)])
     if not body:
-        raise Rejection(400, [_error("invalidRequestBody", "The request body must hold at least one task.")])
+        raise Rejection(
+            400, [error_item("invalidRequestBody", "The request body must hold at least one task.")]
+        )
     return body
 
 
@@ -162,7 +165,7 @@ def _unsupported_task_type(index: int, task: Mapping[str, Any]) -> dict[str, Any
         )
     code = INVALID_PARAMETER if task_type == AUTHENTICATION else "unsupportedTaskType"
     extra = {"taskUUID": task["taskUUID"]} if isinstance(task.get("taskUUID"), str) else {}
-    return _error(code, message, "taskType", taskType=task_type, **extra)
+    return error_item(code, message, "taskType", taskType=task_type, **extra)
 
 
 def _stream_problems(tasks: list[Any]) -> list[dict[str, Any]]:
@@ -176,10 +179,10 @@ def _stream_problems(tasks: list[Any]) -> list[dict[str, Any]]:
                 f"numberResults must be 1 when deliveryMethod is 'stream' (got {task['numberResults']}); "
                 "use 'sync' or 'async' for several results."
             )
-            problems.append(_error(INVALID_PARAMETER, message, "numberResults", **extra))
+            problems.append(error_item(INVALID_PARAMETER, message, "numberResults", **extra))
         if len(tasks) > 1:
             message = "A task with deliveryMethod 'stream' must be the only task in its request."
-            problems.append(_error(INVALID_PARAMETER, message, "deliveryMethod", **extra))
+            problems.append(error_item(INVALID_PARAMETER, message, "deliveryMethod", **extra))
     return problems
 
 
@@ -190,7 +193,7 @@ def validate_tasks(tasks: list[Any]) -> list[Task]:
     for index, task in enumerate(tasks):
         if not isinstance(task, Mapping):
             message = f"Task at index {index} must be a JSON object, got {type(task).__name__}."
-            problems.append(_error(INVALID_PARAMETER, message, f"[{index}]"))
+            problems.append(error_item(INVALID_PARAMETER, message, f"[{index}]"))
             continue
         task_type = task.get("taskType")
         if task_type == GET_RESPONSE:

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from local.http_bodies import BodyTooLarge, read_body
 from local.net import LOOPBACK, serve_in_background, stop_serving
 
 log = logging.getLogger(__name__)
@@ -241,8 +242,8 @@ def _request_handler_for(shim: ApiGatewayShim) -> type[BaseHTTPRequestHandler]:
             request_id = secrets.token_hex(8)
             split = urlsplit(self.path)
             try:
-                body = self._read_body()
-            except _BodyTooLarge:
+                body = read_body(self.rfile, self.headers, MAX_BODY_BYTES, drain=True)
+            except BodyTooLarge:
                 self._send(_json_response(413, _TOO_LARGE), request_id, close=True)
                 return
             found = shim.find_route(self.command, split.path)
@@ -277,42 +278,6 @@ def _request_handler_for(shim: ApiGatewayShim) -> type[BaseHTTPRequestHandler]:
             )
             self._send(response, request_id)
 
-        def _read_body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                return self._read_chunked()
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self._discard(length)
-                raise _BodyTooLarge
-            return self.rfile.read(length) if length else b""
-
-        def _read_chunked(self) -> bytes:
-            parts: list[bytes] = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    break
-                chunk = self.rfile.read(size)
-                self.rfile.readline()
-                total += size
-                if total <= MAX_BODY_BYTES:
-                    parts.append(chunk)
-            if total > MAX_BODY_BYTES:
-                raise _BodyTooLarge
-            return b"".join(parts)
-
-        def _discard(self, length: int) -> None:
-            # Read what the client sends so it sees our 413 rather than a reset connection.
-            remaining = length
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-
         def _send(self, response: HttpResponse, request_id: str, *, close: bool = False) -> None:
             self.send_response(response.status)
             names = {name.lower() for name, _ in response.headers}
@@ -332,7 +297,3 @@ def _request_handler_for(shim: ApiGatewayShim) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
 
     return _Handler
-
-
-class _BodyTooLarge(Exception):
-    pass

@@ -118,19 +118,12 @@ def _event_sources(
     return sources
 
 
-def _get_att_logical_id(reference: Any) -> str:
-    """The resource of `!GetAtt Resource.Attribute` (how event sources name streams and queues)."""
+def _get_att_logical_id(reference: Any, what: str) -> str:
+    """The resource of `!GetAtt Resource.Attribute`: how event sources name queues, streams, destinations."""
     if isinstance(reference, Mapping) and "Fn::GetAtt" in reference:
         target = reference["Fn::GetAtt"]
         return str(target[0] if isinstance(target, list) else target.split(".")[0])
-    raise ValueError(f"expected !GetAtt <Resource>.<Attribute>, got {reference!r}")
-
-
-def _queue_logical_id(queue_ref: Any) -> str:
-    if isinstance(queue_ref, Mapping) and "Fn::GetAtt" in queue_ref:
-        target = queue_ref["Fn::GetAtt"]
-        return str(target[0] if isinstance(target, list) else target.split(".")[0])
-    raise ValueError(f"SQS event Queue must be !GetAtt <Queue>.Arn, got {queue_ref!r}")
+    raise ValueError(f"{what} must be !GetAtt <Resource>.<Attribute>, got {reference!r}")
 
 
 class LocalStack:
@@ -286,8 +279,8 @@ class LocalStack:
             moto_thread.start()
         dynamodb_url = self._dynamodb_url
         if dynamodb_url is None:
-            # A long run (`make up`, chaos) wants DynamoDB Local's full JIT: it starts slower and then
-            # serves about twice the requests of the fast-start options the tests and the demo use.
+            # A long run (`make up`, chaos) wants DynamoDB Local's full JIT: it starts slower, then serves
+            # more requests than the fast-start options the tests and the demo use (bench/README.md).
             dynamodb = DynamoDBLocal(jvm_options=()) if self._long_running else DynamoDBLocal()
             self._exit.callback(dynamodb.stop)
             dynamodb_url = dynamodb.start().endpoint_url
@@ -328,7 +321,7 @@ class LocalStack:
     def _start_poller(self, function: str, event_name: str, properties: Mapping[str, Any]) -> None:
         assert self.clients is not None
         assert self.resources is not None
-        queue = _queue_logical_id(properties["Queue"])
+        queue = _get_att_logical_id(properties["Queue"], "SQS event Queue")
         poller = SqsPoller(
             self.clients.sqs,
             self.resources.ref(queue),
@@ -350,14 +343,15 @@ class LocalStack:
     def _start_stream_poller(self, function: str, event_name: str, properties: Mapping[str, Any]) -> None:
         assert self.clients is not None
         assert self.resources is not None
-        table = _get_att_logical_id(properties["Stream"])
+        table = _get_att_logical_id(properties["Stream"], "DynamoDB event Stream")
         failure_target = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
             "Destination"
         )
         on_failure = None
         if failure_target is not None:
             on_failure = sqs_destination(
-                self.clients.sqs, self.resources.ref(_get_att_logical_id(failure_target))
+                self.clients.sqs,
+                self.resources.ref(_get_att_logical_id(failure_target, "OnFailure Destination")),
             )
         filters = ((properties.get("FilterCriteria") or {}).get("Filters")) or []
         poller = DynamoDBStreamPoller(

