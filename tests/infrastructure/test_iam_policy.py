@@ -214,3 +214,15 @@ def test_iam_wildcards() -> None:
     )
     assert iam_match("dynamodb:GetItem", "DynamoDB:getitem", case_sensitive=False)
     assert not iam_match("arn:aws:s3:::b/[ab]", "arn:aws:s3:::b/a")  # no character classes in IAM
+
+
+def test_the_results_dlq_send_is_the_one_sam_adds(template: dict[str, Any]) -> None:
+    """Lambda sends a stream batch given up to the on-failure destination with the function's role; SAM
+    grants that SendMessage for an SQS destination with `Type: SQS`, so the role states no send itself."""
+    (event,) = properties(template, "ResultsFunction")["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    assert event["Properties"]["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["ResultsDeadLetterQueue", "Arn"]},
+    }
+    assert not [g for g in _grants(template)["ResultsFunction"] if g.action.startswith("sqs:")]
