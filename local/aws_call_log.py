@@ -1,0 +1,100 @@
+"""A log of the AWS calls a function's code makes, for checking its IAM role against what it really calls.
+
+Loaded into each worker process of the local runtime through RUNRELAY_LOCAL_PRELOAD (see
+`local/lambda_bootstrap.py`), like `local/aws_faults.py`; enabled by RUNRELAY_AWS_CALL_LOG=<folder>. It
+wraps botocore's `BaseClient._make_api_call`, i.e. every API call of every client in that process
+(once per call, not per retry; once per page of a paginator), and appends one JSON line per call to
+`<folder>/<pid>.jsonl`: the function (AWS_LAMBDA_FUNCTION_NAME), the service, the operation and the
+resources the call names (`resources_of`). Nothing of the payload (items, bodies, messages) is kept.
+
+This file imports only the standard library and botocore: it runs in the workers, where only the
+function's code, its layers and the runtime's packages are importable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "RUNRELAY_AWS_CALL_LOG"
+
+# Parameters that name what a call acts on (the IAM resource), and nothing else.
+_NAMING_PARAMETERS = ("TableName", "IndexName", "Bucket", "Key", "QueueUrl", "SecretId")
+
+
+def resources_of(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What a call acts on: the naming parameters, plus the tables of a batch or transaction (each
+    with the kind of item action: Put, Update, Delete, ConditionCheck, Get) and the buses of PutEvents."""
+    found: dict[str, Any] = {
+        name: params[name]
+        for name in _NAMING_PARAMETERS
+        if isinstance(params.get(name), str) and params[name]  # a DynamoDB Key is an item's key: not kept
+    }
+    if params.get("VersionId"):
+        found["VersionId"] = True  # reading a version is its own IAM action
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        found["TransactItems"] = [
+            {"Action": kind, "TableName": spec.get("TableName", "")}
+            for item in params.get("TransactItems") or []
+            for kind, spec in item.items()
+        ]
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        found["Tables"] = sorted(params.get("RequestItems") or {})
+    if operation == "PutEvents":
+        found["EventBusNames"] = sorted(
+            {str(entry.get("EventBusName") or "default") for entry in params.get("Entries") or []}
+        )
+    return found
+
+
+def install(folder: str) -> Any:
+    """Wrap every client's API calls in this process; returns a function that undoes it."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+    path = os.path.join(folder, f"{os.getpid()}.jsonl")
+
+    def make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
+        line = {
+            "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""),
+            "service": self.meta.service_model.endpoint_prefix,
+            "operation": operation_name,
+            "resources": resources_of(operation_name, api_params or {}),
+        }
+        data = (json.dumps(line, sort_keys=True) + "\n").encode()
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, data)  # one small O_APPEND write: the threads' lines never mix
+        finally:
+            os.close(descriptor)
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = make_api_call
+
+    def uninstall() -> None:
+        BaseClient._make_api_call = original
+
+    return uninstall
+
+
+def read_calls(folder: str | Path) -> Iterator[dict[str, Any]]:
+    """Every call logged in `folder` (by any worker process)."""
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def install_from_environment() -> None:
+    folder = os.environ.get(ENV_VAR)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        install(folder)
+
+
+if __name__ == "<run_path>":  # run as a preload file by local/lambda_bootstrap.py
+    install_from_environment()
