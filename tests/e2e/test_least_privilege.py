@@ -1,6 +1,6 @@
 """Least privilege, from a recorded run: each function's role grants exactly what its code calls.
 
-Every AWS call made inside the functions' workers is logged (`local/aws_call_log.py`, preloaded into
+Every AWS call made inside the functions' workers is logged (`local/stack/aws_call_log.py`, preloaded into
 each worker) while one short run takes every path of the product: a file fanned out into ranges (so
 the submitter re-queues work), with valid and invalid lines; an SQS message; webhooks, one of them a
 result too large for its item for a task with no row (offloaded to completions/, orphan row); dropped
@@ -27,17 +27,17 @@ import pytest
 import requests
 
 from local import template_model
-from local.aws_call_log import ENV_VAR as CALL_LOG_ENV_VAR
-from local.aws_call_log import read_calls
-from local.event_tap import EventTap
-from local.intrinsics import IntrinsicResolver, PhysicalResource, pseudo_parameters
-from local.stack import LocalStack
+from local.stack.aws_call_log import ENV_VAR as CALL_LOG_ENV_VAR
+from local.stack.aws_call_log import read_calls
+from local.stack.event_tap import EventTap
+from local.stack.intrinsics import IntrinsicResolver, PhysicalResource, pseudo_parameters
+from local.stack.local_stack import LocalStack
 from tests.support.iam_policy import ArnBook, Grant, check, grants_of
 
 from .conftest import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORDER = ROOT / "local" / "aws_call_log.py"
+RECORDER = ROOT / "local" / "stack" / "aws_call_log.py"
 
 # (function, statement Sid, action) granted although this run does not call it: each is a real path of
 # the code that a short, fault-free run cannot take.

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from local.template_model import function_config, properties
+from local.stack.template_model import function_config, properties
 
 # Lambda metrics that only functions with these event source types have.
 SOURCE_SPECIFIC_METRICS = {"IteratorAge": {"DynamoDB", "Kinesis"}}

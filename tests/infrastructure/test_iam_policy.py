@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from local.intrinsics import IntrinsicResolver, PhysicalResource, parameter_values, pseudo_parameters
-from local.template_model import properties
+from local.stack.intrinsics import IntrinsicResolver, PhysicalResource, parameter_values, pseudo_parameters
+from local.stack.template_model import properties
 from tests.support.iam_policy import (
     ArnBook,
     Grant,

@@ -1,6 +1,6 @@
 """The functions' IAM roles in template.yaml, evaluated against the AWS calls their code made.
 
-Each call logged by `local/aws_call_log.py` becomes the IAM actions and resource ARNs AWS checks for it
+Each call logged by `local/stack/aws_call_log.py` becomes the IAM actions and resource ARNs AWS checks for it
 (`permissions_for`); each function's `Policies` statements, with their intrinsics resolved, become
 grants (`grants_of`); `check` says which calls no grant allows and which grants no call used.
 

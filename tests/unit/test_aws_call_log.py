@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws_call_log import install, read_calls
+from local.stack.aws_call_log import install, read_calls
 
 
 @pytest.fixture
