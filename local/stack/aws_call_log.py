@@ -1,7 +1,7 @@
 """A log of the AWS calls a function's code makes, for checking its IAM role against what it really calls.
 
 Loaded into each worker process of the local runtime through RUNRELAY_LOCAL_PRELOAD (see
-`local/stack/lambda_bootstrap.py`), like `aws_faults.py` beside it; enabled by RUNRELAY_AWS_CALL_LOG=<folder>. It
+`local/stack/lambda_bootstrap.py`), like `aws_faults.py`; enabled by RUNRELAY_AWS_CALL_LOG=<folder>. It
 wraps botocore's `BaseClient._make_api_call`, i.e. every API call of every client in that process
 (once per call, not per retry; once per page of a paginator), and appends one JSON line per call to
 `<folder>/<pid>.jsonl`: the function (AWS_LAMBDA_FUNCTION_NAME), the service, the operation and the
