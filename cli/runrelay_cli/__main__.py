@@ -1,5 +1,5 @@
-"""`python -m local.cli` = `runrelay`."""
+"""`python -m runrelay_cli` = `runrelay`."""
 
-from local.cli.app import app
+from runrelay_cli.app import app
 
 app(prog_name="runrelay")
