@@ -23,7 +23,13 @@ from runrelay_cli.errors import CliError, explain_aws_error
 from runrelay_cli.progress import Tally, wait_settled
 from runrelay_cli.specs import MAX_SPECS_PER_MESSAGE, check_file, message_bodies
 from runrelay_cli.tail import completion_of
-from runrelay_cli.targets import NO_LOCAL_STACK, stack_from_samconfig
+from runrelay_cli.targets import (
+    NO_LOCAL_STACK,
+    SOURCE_ROOT,
+    STATE_FILE_NAME,
+    stack_from_samconfig,
+    state_file_path,
+)
 
 from ..conftest import BUCKET, TABLE
 
@@ -62,6 +68,20 @@ def test_stale_local_stack_is_refused(no_local_stack: Path) -> None:
     assert answer.exit_code == 2
     assert "stale" in answer.output
     assert NO_LOCAL_STACK in answer.output
+
+
+def test_the_state_file_is_found_from_a_subfolder_else_in_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUNRELAY_STATE_FILE", raising=False)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    assert state_file_path() == SOURCE_ROOT / STATE_FILE_NAME  # none above: where `make up` writes it
+    written = tmp_path / STATE_FILE_NAME
+    written.parent.mkdir()
+    written.write_text("{}")
+    assert state_file_path() == written
+    assert state_file_path(tmp_path / "given.json") == tmp_path / "given.json"
 
 
 def test_invalid_specs_are_reported_by_line_before_anything_is_sent(
