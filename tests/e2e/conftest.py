@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from local.stack.local_stack import LocalStack
-from runrelay.task_store import FINAL_STATUSES, TaskStore, TaskView
+from runrelay.adapters.dynamodb.inspection import TableInspector
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.adapters.s3 import S3PayloadStore
+from runrelay.domain.tasks import TaskRecord
 
 # Environments per function in the e2e stacks: enough to show concurrency, few enough that a test's cold
 # starts do not crowd a 2-core machine.
@@ -26,12 +29,12 @@ class Pipeline:
         assert stack.clients is not None
         self.clients = stack.clients
         endpoints = stack.endpoints
-        self.store = TaskStore(
+        self.store = DynamoTaskRepository(
             endpoints.table_name,
-            payload_bucket=endpoints.bucket_name,
+            payloads=S3PayloadStore(endpoints.bucket_name, s3=self.clients.s3),
             dynamodb=self.clients.dynamodb,
-            s3=self.clients.s3,
         )
+        self.inspector = TableInspector(endpoints.table_name, dynamodb=self.clients.dynamodb)
 
     @property
     def emulator(self) -> Any:
@@ -48,14 +51,14 @@ class Pipeline:
         put = self.clients.s3.put_object(Bucket=endpoints.bucket_name, Key=key, Body=data)
         return f"s3://{endpoints.bucket_name}/{key}#{put['ETag'].strip(chr(34))}"
 
-    def wait_settled(self, sources: dict[str, int], timeout: float = 60.0) -> dict[str, list[TaskView]]:
+    def wait_settled(self, sources: dict[str, int], timeout: float = 60.0) -> dict[str, list[TaskRecord]]:
         """Wait until each source has its expected number of tasks, all final; fail with what is missing."""
         deadline = time.monotonic() + timeout
-        found: dict[str, list[TaskView]] = {}
+        found: dict[str, list[TaskRecord]] = {}
         while time.monotonic() < deadline:
             found = {source: self.store.tasks_of_source(source) for source in sources}
             if all(
-                len(views) == sources[source] and all(v.status in FINAL_STATUSES for v in views)
+                len(views) == sources[source] and all(v.is_final for v in views)
                 for source, views in found.items()
             ):
                 return found

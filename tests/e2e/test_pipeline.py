@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 
 from local.runware_emulator import FaultConfig
+from runrelay.domain.tasks import TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import TaskStatus
 
 from .conftest import Pipeline
 
@@ -45,7 +45,7 @@ def test_s3_and_sqs_inputs_complete_with_every_result(pipeline_factory: Callable
     for views in found.values():
         for view in views:
             assert view.status == TaskStatus.COMPLETED
-            assert len(view.results) == view.item["numberResults"]
+            assert len(view.results) == view.number_results
             assert all(r["text"] and r["usage"]["totalTokens"] and r["cost"] for r in view.results)
     assert pipeline.emulator.stats()["max_executions"] == 1
     assert pipeline.dlq_depth() == 0
@@ -61,7 +61,7 @@ def test_duplicate_webhooks_are_stored_once(pipeline_factory: Callable[..., Pipe
     for view in found[source]:
         fresh = pipeline.store.get_task(view.task_uuid)
         assert fresh is not None
-        assert fresh.item["resultCount"] == 3
+        assert fresh.result_count == 3
         assert len(fresh.results) == 3
     stats = pipeline.emulator.stats()
     assert stats["max_executions"] == 1
@@ -75,8 +75,9 @@ def test_failed_tasks_become_failed_with_the_error(pipeline_factory: Callable[..
     found = pipeline.wait_settled({source: 2})
     statuses = {view.task_uuid: view for view in found[source]}
     assert statuses[doomed].status == TaskStatus.FAILED
-    assert statuses[doomed].error
-    assert statuses[doomed].error["code"]
+    error = statuses[doomed].error
+    assert error
+    assert error["code"]
     assert statuses[str(task_uuid_for("id:fine"))].status == TaskStatus.COMPLETED
 
 

@@ -11,11 +11,9 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from local.runware_emulator import FaultConfig
-from local.tools.chaos import scan_tasks, task_row_count
-from runrelay.task_store import TaskStatus
+from runrelay.domain.tasks import TaskRecord, TaskStatus
 
 from .conftest import Pipeline
 
@@ -23,15 +21,15 @@ BIG_FILE_LINES = 10_000
 BAD_LINE = 5_000
 
 
-def _wait_until_processed(pipeline: Pipeline, expected_rows: int, timeout: float) -> list[dict[str, Any]]:
+def _wait_until_processed(pipeline: Pipeline, expected_rows: int, timeout: float) -> list[TaskRecord]:
     """Until every row exists and none is still PENDING (SUBMITTED = accepted by Runware). Counted
     cheaply while waiting (a full scan every few seconds would compete with the stack for the CPU)."""
     deadline = time.monotonic() + timeout
     rows = 0
     while time.monotonic() < deadline:
-        rows = task_row_count(pipeline.stack)
-        if rows >= expected_rows and task_row_count(pipeline.stack, TaskStatus.PENDING) == 0:
-            return list(scan_tasks(pipeline.stack))
+        rows = pipeline.inspector.count_tasks()
+        if rows >= expected_rows and pipeline.inspector.count_tasks(TaskStatus.PENDING) == 0:
+            return list(pipeline.inspector.all_tasks())
         time.sleep(2.0)
     raise AssertionError(f"{rows} of {expected_rows} rows, some still PENDING, after {timeout}s")
 
@@ -57,18 +55,19 @@ def test_poison_inputs_are_rejected_one_by_one_and_everything_else_is_submitted(
         "malformed_message": pipeline.send("{this is not json"),
     }
     expected_rows = BIG_FILE_LINES + len(sources) - 1
-    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in _wait_until_processed(pipeline, expected_rows, timeout=300):
-        by_source[item["sourceId"]].append(item)
+    by_source: dict[str, list[TaskRecord]] = defaultdict(list)
+    for task in _wait_until_processed(pipeline, expected_rows, timeout=300):
+        by_source[task.source_id].append(task)
     big = by_source[sources["big"]]
-    assert Counter(item["status"] for item in big) == {
+    assert Counter(task.status for task in big) == {
         TaskStatus.SUBMITTED: BIG_FILE_LINES - 1,
         TaskStatus.REJECTED: 1,
     }
-    [rejected_line] = [item for item in big if item["status"] == TaskStatus.REJECTED]
-    assert rejected_line["sourceSeq"] == BAD_LINE
-    assert rejected_line["error"]["code"] == "malformedLine"
-    assert rejected_line["error"]["message"].startswith(f"line {BAD_LINE} ")
+    [rejected_line] = [task for task in big if task.status == TaskStatus.REJECTED]
+    assert rejected_line.source_seq == BAD_LINE
+    assert rejected_line.error
+    assert rejected_line.error["code"] == "malformedLine"
+    assert rejected_line.error["message"].startswith(f"line {BAD_LINE} ")
 
     expected_codes = {
         "not_utf8": "notUtf8",
@@ -78,9 +77,10 @@ def test_poison_inputs_are_rejected_one_by_one_and_everything_else_is_submitted(
         "malformed_message": "malformedMessage",
     }
     for name, code in expected_codes.items():
-        [item] = by_source[sources[name]]
-        assert (item["status"], item["error"]["code"]) == (TaskStatus.REJECTED, code), name
-        assert item["error"]["message"], name
+        [task] = by_source[sources[name]]
+        assert task.error, name
+        assert (task.status, task.error["code"]) == (TaskStatus.REJECTED, code), name
+        assert task.error["message"], name
     stats = pipeline.emulator.stats()
     assert stats["tasks"] == BIG_FILE_LINES - 1  # nothing rejected was sent
     assert stats["max_executions"] == 1

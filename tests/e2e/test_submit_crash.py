@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from local.runware_emulator import FaultConfig
+from runrelay.domain.tasks import TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import TaskStatus
 
 from .conftest import Pipeline
 
@@ -116,7 +116,7 @@ def test_killed_submit_heals_on_redelivery(
         time.sleep(0.5)
     views = [pipeline.store.get_task(u) for u in uuids]
     assert [v.status if v else None for v in views] == [TaskStatus.COMPLETED] * 3
-    assert all(v and v.item.get("submittedAt") and len(v.results) == 2 for v in views)
+    assert all(v and v.submitted_at and len(v.results) == 2 for v in views)
     stats = pipeline.emulator.stats()
     assert [stats["executions"].get(u) for u in uuids] == [1, 1, 1]
     assert stats["max_executions"] == 1

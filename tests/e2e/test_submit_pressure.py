@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from local.cli.redrive import redrive_ingest
 from local.runware_emulator import FaultConfig
+from runrelay.domain.tasks import TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import TaskStatus
+from runrelay_cli.redrive import redrive_ingest
 
 from .conftest import Pipeline
 
@@ -87,7 +87,7 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
     found = pipeline.wait_settled({sent_with_ids: 2, file_source: 2, sent_without_id: 1}, timeout=60)
     for views in found.values():
         assert all(view.status == TaskStatus.COMPLETED for view in views)
-        assert all(len(view.results) == view.item["numberResults"] for view in views)
+        assert all(len(view.results) == view.number_results for view in views)
     assert {v.task_uuid for v in found[sent_with_ids]} == {
         str(task_uuid_for("id:press-a")),
         str(task_uuid_for("id:press-b")),

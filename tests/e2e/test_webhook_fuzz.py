@@ -13,7 +13,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runrelay.task_store import TASK_SK
+from runrelay.domain.tasks import TaskRecord
 from runrelay.webhook_token import token_for
 
 from .conftest import Pipeline
@@ -140,14 +140,11 @@ def webhook_target(pipeline_factory: Callable[..., Pipeline]) -> tuple[Pipeline,
     return pipeline, secret["current"]
 
 
-def _snapshot(pipeline: Pipeline) -> list[dict[str, Any]]:
-    """The task items: all the webhook writes. (The results function adds its own bookkeeping items
-    from the table's stream a moment after an accepted webhook, so those are left out.)"""
-    pages = pipeline.clients.dynamodb.get_paginator("scan").paginate(
-        TableName=pipeline.stack.endpoints.table_name, ConsistentRead=True
-    )
-    items = (item for page in pages for item in page.get("Items", []) if item["sk"]["S"] == TASK_SK)
-    return sorted(items, key=json.dumps)
+def _snapshot(pipeline: Pipeline) -> list[TaskRecord]:
+    """The tasks: all the webhook writes (every write stamps `updatedAt`). The results function adds
+    its own bookkeeping items from the table's stream a moment after an accepted webhook, so those are
+    left out."""
+    return sorted(pipeline.inspector.all_tasks(), key=lambda task: task.task_uuid)
 
 
 def _token(request: dict[str, Any], secret: str) -> str | None:

@@ -10,7 +10,8 @@ import pytest
 from moto import mock_aws
 
 from local.stack.template_model import load_template, table_create_kwargs
-from runrelay.task_store import TaskStore
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.adapters.s3 import S3PayloadStore
 
 TABLE = "unit-tasks"
 BUCKET = "unit-payloads"
@@ -32,8 +33,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def store(aws: dict[str, Any]) -> TaskStore:
-    return TaskStore(TABLE, payload_bucket=BUCKET, dynamodb=aws["dynamodb"], s3=aws["s3"])
+def store(aws: dict[str, Any]) -> DynamoTaskRepository:
+    payloads = S3PayloadStore(BUCKET, s3=aws["s3"])
+    return DynamoTaskRepository(TABLE, payloads=payloads, dynamodb=aws["dynamodb"])
 
 
 def item_count(aws: dict[str, Any]) -> int:

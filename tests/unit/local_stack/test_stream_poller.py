@@ -33,7 +33,7 @@ def _record(number: int, created: float | None = None) -> dict[str, Any]:
         "eventID": str(number),
         "eventName": "MODIFY",
         "dynamodb": {
-            "Keys": {"pk": {"S": f"TASK#{number}"}},
+            "Keys": {"pk": {"S": f"ROW#{number}"}},
             "SequenceNumber": f"{number:021d}",
             "ApproximateCreationDateTime": created if created is not None else time.time(),
         },
@@ -74,14 +74,14 @@ def test_an_outage_is_retried_until_it_clears_with_no_retry_limit() -> None:
     assert poller._poll(poller._ready_shards()[0])
     assert sent == []
     assert len(seen) > 3  # more attempts than the old fixed budget, and the last one succeeded
-    assert seen[-1] == ["TASK#0", "TASK#1", "TASK#2"]
+    assert seen[-1] == ["ROW#0", "ROW#1", "ROW#2"]
 
 
 def test_bisection_isolates_a_poison_record_and_delivers_the_rest() -> None:
     delivered: list[str] = []
 
     def handler(event: dict[str, Any]) -> dict[str, Any]:
-        if "TASK#2" in _keys(event):
+        if "ROW#2" in _keys(event):
             raise ValueError("a bug")
         delivered.extend(_keys(event))
         return {"batchItemFailures": []}
@@ -96,7 +96,7 @@ def test_bisection_isolates_a_poison_record_and_delivers_the_rest() -> None:
     )
     poller._discover_shards()
     poller._poll(poller._ready_shards()[0])
-    assert delivered == ["TASK#0", "TASK#1", "TASK#3", "TASK#4"]
+    assert delivered == ["ROW#0", "ROW#1", "ROW#3", "ROW#4"]
     ((info,),) = [[s["DDBStreamBatchInfo"]] for s in sent]
     assert (info["startSequenceNumber"], info["batchSize"]) == (f"{2:021d}", 1)
     assert sent[0]["requestContext"]["condition"] == "RetryAttemptsExhausted"

@@ -9,20 +9,29 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import NoCredentialsError
 from rich.console import Console
 from typer.testing import CliRunner
 
-from local.cli import app
-from local.cli.errors import CliError, explain_aws_error
-from local.cli.progress import Tally, wait_settled
-from local.cli.specs import MAX_SPECS_PER_MESSAGE, check_file, message_bodies
-from local.cli.tail import completion_of
-from local.cli.targets import NO_LOCAL_STACK, stack_from_samconfig
+from runrelay.adapters.dynamodb.schema import task_key
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.contract import InferenceResult
-from runrelay.task_store import NewTask, TaskStore, TaskView, to_dynamo
+from runrelay.domain.tasks import NewTask, TaskRecord, TaskStatus
+from runrelay_cli import app
+from runrelay_cli.errors import CliError, explain_aws_error
+from runrelay_cli.progress import Tally, wait_settled
+from runrelay_cli.specs import MAX_SPECS_PER_MESSAGE, check_file, message_bodies
+from runrelay_cli.tail import completion_of
+from runrelay_cli.targets import (
+    NO_LOCAL_STACK,
+    SOURCE_ROOT,
+    STATE_FILE_NAME,
+    stack_from_samconfig,
+    state_file_path,
+)
 
-from .conftest import BUCKET, TABLE
+from ..conftest import BUCKET, TABLE
 
 runner = CliRunner()
 
@@ -59,6 +68,20 @@ def test_stale_local_stack_is_refused(no_local_stack: Path) -> None:
     assert answer.exit_code == 2
     assert "stale" in answer.output
     assert NO_LOCAL_STACK in answer.output
+
+
+def test_the_state_file_is_found_from_a_subfolder_else_in_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUNRELAY_STATE_FILE", raising=False)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    assert state_file_path() == SOURCE_ROOT / STATE_FILE_NAME  # none above: where `make up` writes it
+    written = tmp_path / STATE_FILE_NAME
+    written.parent.mkdir()
+    written.write_text("{}")
+    assert state_file_path() == written
+    assert state_file_path(tmp_path / "given.json") == tmp_path / "given.json"
 
 
 def test_invalid_specs_are_reported_by_line_before_anything_is_sent(
@@ -135,7 +158,7 @@ def test_missing_credentials_are_explained() -> None:
 
 
 @pytest.fixture
-def deployed(aws: dict[str, Any], store: TaskStore) -> TaskStore:
+def deployed(aws: dict[str, Any], store: DynamoTaskRepository) -> DynamoTaskRepository:
     queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="ingest")["QueueUrl"]
     outputs = {
         "TasksTableName": TABLE,
@@ -152,15 +175,17 @@ def deployed(aws: dict[str, Any], store: TaskStore) -> TaskStore:
     return store
 
 
-def _completed_task(store: TaskStore, caller_id: str, task_uuid: str, source: str, seq: int) -> None:
+def _completed_task(
+    store: DynamoTaskRepository, caller_id: str, task_uuid: str, source: str, seq: int
+) -> None:
     store.create_pending(NewTask(task_uuid, f"id:{caller_id}", source, seq, caller_id=caller_id))
     store.store_result(
         InferenceResult(taskUUID=task_uuid, text=f"answer {seq}", cost=0.001, usage={"totalTokens": 7})
     )
 
 
-def test_status_and_results_of_a_deployed_stack(deployed: TaskStore, tmp_path: Path) -> None:
-    from local.cli.ids import caller_task_uuid
+def test_status_and_results_of_a_deployed_stack(deployed: DynamoTaskRepository, tmp_path: Path) -> None:
+    from runrelay_cli.ids import caller_task_uuid
 
     first, second = caller_task_uuid("c1"), caller_task_uuid("c2")
     _completed_task(deployed, "c2", second, "sqs:m1", 1)
@@ -199,7 +224,7 @@ def test_status_and_results_of_a_deployed_stack(deployed: TaskStore, tmp_path: P
 
 
 @pytest.mark.parametrize("verb", ["status", "wait", "results"])
-def test_unknown_ids_and_stacks_are_clear_errors(deployed: TaskStore, verb: str) -> None:
+def test_unknown_ids_and_stacks_are_clear_errors(deployed: DynamoTaskRepository, verb: str) -> None:
     # `wait` does not wait on a name that matches nothing: it fails as `status` does (and before its
     # --timeout, which would otherwise be the only way out).
     for unknown in ("no-such-thing", "sqs:no-such-message", "s3://unit-payloads/incoming/none.jsonl"):
@@ -264,9 +289,11 @@ def test_wait_times_out() -> None:
 
 def _record(name: str, new: dict[str, Any] | None, old: dict[str, Any] | None = None) -> dict[str, Any]:
     def image(values: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if values is None else {k: to_dynamo(v) for k, v in values.items()}
+        return None if values is None else {k: TypeSerializer().serialize(v) for k, v in values.items()}
 
-    change = {"NewImage": image(new), "OldImage": image(old), "SequenceNumber": "7"}
+    task_uuid = str((new or old or {})["taskUUID"])
+    keys = task_key(task_uuid)
+    change = {"Keys": keys, "NewImage": image(new), "OldImage": image(old), "SequenceNumber": "7"}
     return {"eventName": name, "dynamodb": {k: v for k, v in change.items() if v is not None}}
 
 
@@ -284,7 +311,7 @@ def test_completions_are_status_changes_into_a_final_status() -> None:
     )
     removed = _record("REMOVE", None, {"taskUUID": "t", "status": "COMPLETED"})
     found = [completion_of(r) for r in (done, rejected, again, submitted, removed)]
-    assert [(c.task_uuid, c.status) if c else None for c in found] == [
+    assert [(c.task.task_uuid, c.task.status) if c else None for c in found] == [
         ("t", "COMPLETED"),
         ("r", "REJECTED"),
         None,
@@ -296,7 +323,7 @@ def test_completions_are_status_changes_into_a_final_status() -> None:
 # -- caller ids, flags, submit's options and answers --------------------------------------------------
 
 
-def test_a_caller_id_on_a_file_line_resolves_like_an_sqs_one(deployed: TaskStore) -> None:
+def test_a_caller_id_on_a_file_line_resolves_like_an_sqs_one(deployed: DynamoTaskRepository) -> None:
     source = "s3://unit-payloads/incoming/batch.jsonl#e"
     deployed.create_pending(
         NewTask("5b0c0000-0000-4000-8000-000000000007", f"{source}:7", source, 7, caller_id="q-7")
@@ -312,8 +339,8 @@ def test_a_caller_id_on_a_file_line_resolves_like_an_sqs_one(deployed: TaskStore
         assert (shown["callerId"], shown["status"], shown["sourceId"]) == (caller_id, status, source)
 
 
-def test_the_same_caller_id_in_two_sources_names_both_tasks(deployed: TaskStore) -> None:
-    from local.cli.ids import caller_task_uuid
+def test_the_same_caller_id_in_two_sources_names_both_tasks(deployed: DynamoTaskRepository) -> None:
+    from runrelay_cli.ids import caller_task_uuid
 
     _completed_task(deployed, "twice", caller_task_uuid("twice"), "sqs:m1", 1)
     source = "s3://unit-payloads/incoming/a.jsonl#e"
@@ -340,7 +367,7 @@ def test_version_and_flags_in_help() -> None:
         assert "--help" in shown
 
 
-def _queued(deployed: TaskStore) -> list[Any]:
+def _queued(deployed: DynamoTaskRepository) -> list[Any]:
     sqs = boto3.client("sqs", region_name="us-east-1")
     url = sqs.get_queue_url(QueueName="ingest")["QueueUrl"]
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
@@ -352,12 +379,12 @@ def no_pickup_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing takes messages off the moto queue: do not wait for a submit function."""
     import importlib
 
-    # `local.cli.app` as an attribute is the Typer app the package exports; the module is in sys.modules.
-    monkeypatch.setattr(importlib.import_module("local.cli.app"), "PICKUP_SECONDS", 0.0)
+    # `runrelay_cli.app` as an attribute is the Typer app the package exports; the module is in sys.modules.
+    monkeypatch.setattr(importlib.import_module("runrelay_cli.app"), "PICKUP_SECONDS", 0.0)
 
 
 def test_submit_sends_every_option_a_spec_can_hold(
-    deployed: TaskStore, tmp_path: Path, no_pickup_wait: None
+    deployed: DynamoTaskRepository, tmp_path: Path, no_pickup_wait: None
 ) -> None:
     conversation = tmp_path / "chat.json"
     conversation.write_text(
@@ -407,13 +434,15 @@ def test_submit_sends_every_option_a_spec_can_hold(
         (("--top-p", "1.5"), "topP"),
     ],
 )
-def test_bad_options_are_clear_errors(deployed: TaskStore, args: tuple[str, ...], message: str) -> None:
+def test_bad_options_are_clear_errors(
+    deployed: DynamoTaskRepository, args: tuple[str, ...], message: str
+) -> None:
     answer = invoke("submit", "--prompt", "hi", *args, "--stack", "rr")
     assert answer.exit_code == 2
     assert message in answer.output
 
 
-def test_force_sends_an_invalid_prompt(deployed: TaskStore, no_pickup_wait: None) -> None:
+def test_force_sends_an_invalid_prompt(deployed: DynamoTaskRepository, no_pickup_wait: None) -> None:
     refused = invoke("submit", "--prompt", "hi", "--number-results", "9", "--stack", "rr")
     assert refused.exit_code == 2
     assert "--force" in refused.output
@@ -423,7 +452,7 @@ def test_force_sends_an_invalid_prompt(deployed: TaskStore, no_pickup_wait: None
     assert _queued(deployed) == [{"prompt": "hi", "numberResults": 9}]
 
 
-def test_the_next_hint_is_one_line_that_can_be_copied(deployed: TaskStore, tmp_path: Path) -> None:
+def test_the_next_hint_is_one_line_that_can_be_copied(deployed: DynamoTaskRepository, tmp_path: Path) -> None:
     batch = tmp_path / "a-rather-long-file-name-so-that-the-hint-is-wider-than-any-terminal.jsonl"
     batch.write_text('{"prompt": "a"}\n')
     answer = invoke("submit", str(batch), "--stack", "rr")
@@ -433,7 +462,9 @@ def test_the_next_hint_is_one_line_that_can_be_copied(deployed: TaskStore, tmp_p
     assert hint == f"next: runrelay wait {source} && runrelay results {source} -o results.jsonl"
 
 
-def test_resubmitting_an_identical_file_says_nothing_new_runs(deployed: TaskStore, tmp_path: Path) -> None:
+def test_resubmitting_an_identical_file_says_nothing_new_runs(
+    deployed: DynamoTaskRepository, tmp_path: Path
+) -> None:
     batch = tmp_path / "same.jsonl"
     batch.write_text('{"prompt": "a"}\n')
     first = invoke("submit", str(batch), "--stack", "rr", "--json")
@@ -449,9 +480,9 @@ def test_resubmitting_an_identical_file_says_nothing_new_runs(deployed: TaskStor
 
 
 def test_resending_known_ids_over_sqs_says_nothing_new_runs(
-    deployed: TaskStore, tmp_path: Path, no_pickup_wait: None
+    deployed: DynamoTaskRepository, tmp_path: Path, no_pickup_wait: None
 ) -> None:
-    from local.cli.ids import caller_task_uuid
+    from runrelay_cli.ids import caller_task_uuid
 
     _completed_task(deployed, "done-1", caller_task_uuid("done-1"), "sqs:m1", 1)
     again = invoke("submit", "--prompt", "hi", "--id", "done-1", "--stack", "rr")
@@ -465,12 +496,12 @@ def test_resending_known_ids_over_sqs_says_nothing_new_runs(
 
 
 def test_status_and_tail_print_cost_alike() -> None:
-    from local.cli import render
+    from runrelay_cli import render
 
-    results = {"r": {"text": "x", "cost": 0.0012, "usage": {"totalTokens": 5}}}
-    item = {"taskUUID": "t", "status": "COMPLETED", "results": results, "numberResults": 1}
+    result = {"text": "x", "cost": 0.0012, "usage": {"totalTokens": 5}}
+    task = TaskRecord("t", TaskStatus.COMPLETED, "sqs:m1", 0, result_count=1, results=[result])
     console = Console(width=200, record=True)
-    console.print(render.completion_line(item))
-    console.print(render.task_table(TaskView("t", "COMPLETED", item, list(results.values()))))
+    console.print(render.completion_line(task))
+    console.print(render.task_table(task))
     shown = console.export_text()
     assert shown.count("$0.001200") == 2

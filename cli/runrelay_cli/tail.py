@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.cli.errors import CliError
 from runrelay.adapters.dynamodb.stream import table_change
 from runrelay.domain.tasks import TaskBecameFinal
+from runrelay_cli.errors import CliError
 
 _EMPTY_PAGES_AT_END = 3  # an open shard may answer empty pages before its newest records
 _SHARD_REFRESH_SECONDS = 10.0

@@ -16,11 +16,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local.cli.errors import CliError
-from local.cli.targets import Target
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.inputs import S3ObjectRef, items_of_object
 from runrelay.task_ids import task_uuid_for
+from runrelay_cli.errors import CliError
+from runrelay_cli.targets import Target
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from local.cli import app
 from local.stack.event_tap import EventTap
-from runrelay.job_store import JobStore
+from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.results_file import results_key
+from runrelay_cli import app
 
-from .conftest import Pipeline
+from ..conftest import Pipeline
 
 
 def _depth(pipeline: Pipeline, queue_url: str) -> int:
@@ -51,7 +51,7 @@ def test_a_results_dlq_redrive_makes_exactly_the_missing_marks_events_and_files(
     tasks = pipeline.wait_settled({source: 4})[source]
     dlq = endpoints.results_dead_letter_queue_url
     deadline = time.monotonic() + 60
-    jobs = JobStore(endpoints.table_name, dynamodb=pipeline.clients.dynamodb)
+    jobs = DynamoJobRepository(endpoints.table_name, dynamodb=pipeline.clients.dynamodb)
     # Given up: the final tasks' records and then the JOB record's (written once the total is known).
     while time.monotonic() < deadline and _depth(pipeline, dlq) == 0:
         time.sleep(0.5)

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.cli.ids import Ref, TaskRef
 from runrelay.adapters.dynamodb.inspection import TableInspector
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.domain.tasks import FINAL_STATUSES
+from runrelay_cli.ids import Ref, TaskRef
 
 
 @dataclass

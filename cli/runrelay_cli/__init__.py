@@ -1,5 +1,5 @@
 """The `runrelay` command line (typer + rich): see `runrelay --help`."""
 
-from local.cli.app import app
+from runrelay_cli.app import app
 
 __all__ = ["app"]

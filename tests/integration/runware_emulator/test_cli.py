@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.runware_requests import post, text_task
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

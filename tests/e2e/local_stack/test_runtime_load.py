@@ -9,9 +9,9 @@ import json
 from collections import Counter
 from collections.abc import Callable
 
-from runrelay.task_store import TaskStatus
+from runrelay.domain.tasks import TaskStatus
 
-from .conftest import Pipeline
+from ..conftest import Pipeline
 
 LINES = 3_000
 FUNCTIONS = ("SubmitFunction", "WebhookFunction", "ReconcileFunction", "ResultsFunction")

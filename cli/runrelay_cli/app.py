@@ -26,21 +26,6 @@ from typing import Annotated, Any
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.cli import render
-from local.cli.errors import CliError, explain_aws_error
-from local.cli.help_format import FlagCommand, FlagGroup
-from local.cli.ids import Ref, TaskRef, caller_task_uuid, expected_tasks, resolve
-from local.cli.progress import StatusReader, Tally, wait_settled
-from local.cli.specs import (
-    check_file,
-    message_bodies,
-    option_spec,
-    parse_metadata,
-    prompt_spec,
-    read_messages,
-)
-from local.cli.tail import CompletionStream
-from local.cli.targets import Target, local_target, resolve_target
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import TextInferenceTask
@@ -49,6 +34,21 @@ from runrelay.domain.tasks import TaskRecord
 from runrelay.inputs import Rejection, TaskSpec, caller_id_of, parse_spec
 from runrelay.runware_client import RunwareClient
 from runrelay.runware_errors import RunwareApiError
+from runrelay_cli import render
+from runrelay_cli.errors import CliError, explain_aws_error
+from runrelay_cli.help_format import FlagCommand, FlagGroup
+from runrelay_cli.ids import Ref, TaskRef, caller_task_uuid, expected_tasks, resolve
+from runrelay_cli.progress import StatusReader, Tally, wait_settled
+from runrelay_cli.specs import (
+    check_file,
+    message_bodies,
+    option_spec,
+    parse_metadata,
+    prompt_spec,
+    read_messages,
+)
+from runrelay_cli.tail import CompletionStream
+from runrelay_cli.targets import Target, local_target, resolve_target
 
 EXIT_FAILED_TASKS = 1
 EXIT_ERROR = 2
@@ -706,7 +706,7 @@ def redrive(
     ingest: the ingest DLQ's messages go back to the ingest queue (their tasks keep their taskUUIDs).
     results: the results DLQ's stream batches are replayed through the results logic, which writes only the
     FINAL# marks, TaskCompleted/JobCompleted events and results files still missing."""
-    from local.cli.redrive import RedriveReport, ResultsRedrive, redrive_ingest
+    from runrelay_cli.redrive import RedriveReport, ResultsRedrive, redrive_ingest
 
     report = RedriveReport()
     with _user_errors():

@@ -14,7 +14,7 @@ import pytest
 
 from local.stack.local_stack import LocalStack
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def state_file(dynamodb_local: str, moto_server: str, tmp_path: Path) -> Iterato
 def runrelay(state_file: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RUNRELAY_STATE_FILE": str(state_file), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "local.cli", *args],
+        [sys.executable, "-m", "runrelay_cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXIT_MARK = "DEMO-EXIT="
 DEMO_SECONDS = 400  # the demo itself gives up after 180 s; this covers the stack's start and stop
 

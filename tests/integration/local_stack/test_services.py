@@ -17,7 +17,7 @@ from local.stack.aws_credentials import LOCAL_CREDENTIALS
 from local.stack.services import MotoServer
 from local.stack.services.process_cleanup import CleanupRegistry
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _alive(pid: int) -> bool:

@@ -20,8 +20,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from local.cli.progress import Tally
 from runrelay.domain.tasks import TaskRecord, TaskStatus
+from runrelay_cli.progress import Tally
 
 STATUS_STYLES = {
     TaskStatus.COMPLETED: "green",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from local.cli import app
 from local.runware_emulator import EmulatorServer
+from runrelay_cli import app
 
 runner = CliRunner()
 

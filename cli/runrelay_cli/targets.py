@@ -1,6 +1,8 @@
 """Where the CLI's commands go: the local stack written by `make up`, or a deployed CloudFormation stack.
 
-The local stack is described by `.runrelay/local-stack.json` (or `RUNRELAY_STATE_FILE`); a deployed
+The local stack is described by the JSON state file it writes, `.runrelay/local-stack.json` (or
+`RUNRELAY_STATE_FILE` / `--state-file`): the CLI reads that file and never imports the local stack's code.
+The file is looked for in the working directory and its parents, then in the source checkout. A deployed
 stack by its outputs (`InputBucketName`, `InputPrefix`, `IngestQueueUrl`, `TasksTableName`,
 `WebhookUrl`), found by `--stack NAME` or through samconfig.toml's `stack_name` (`--config-env`).
 """
@@ -18,11 +20,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.cli.errors import CliError, explain_aws_error
-from local.stack.aws_credentials import LOCAL_CREDENTIALS
-from local.stack.local_stack import DEFAULT_STATE_FILE, REPO_ROOT
+from runrelay_cli.errors import CliError, explain_aws_error
 
 STATE_FILE_ENV = "RUNRELAY_STATE_FILE"
+STATE_FILE_NAME = Path(".runrelay") / "local-stack.json"
+# An editable install (`pip install -e .`) runs from the checkout: cli/runrelay_cli/targets.py.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+# The local services accept any credentials; clients of the local stack sign with these dummies.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 NO_LOCAL_STACK = "no local stack running: start `make up` in another terminal, or pass --stack NAME"
 REQUIRED_OUTPUTS = ("InputBucketName", "InputPrefix", "IngestQueueUrl", "TasksTableName")
 _CLIENT_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"})
@@ -79,7 +84,16 @@ def state_file_path(explicit: Path | None = None) -> Path:
     if explicit is not None:
         return explicit
     from_env = os.environ.get(STATE_FILE_ENV)
-    return Path(from_env) if from_env else DEFAULT_STATE_FILE
+    return Path(from_env) if from_env else default_state_file()
+
+
+def default_state_file() -> Path:
+    """`.runrelay/local-stack.json` in the working directory or its nearest parent that has one, else
+    in the source checkout (where `make up` writes it)."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / STATE_FILE_NAME).is_file():
+            return folder / STATE_FILE_NAME
+    return SOURCE_ROOT / STATE_FILE_NAME
 
 
 def local_target(state_file: Path | None = None) -> Target:
@@ -186,4 +200,4 @@ def stack_from_samconfig(config_env: str, samconfig: Path | None = None) -> tupl
 
 def _find_samconfig() -> Path:
     here = Path.cwd() / "samconfig.toml"
-    return here if here.exists() else REPO_ROOT / "samconfig.toml"
+    return here if here.exists() else SOURCE_ROOT / "samconfig.toml"

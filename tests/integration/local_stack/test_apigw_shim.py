@@ -16,7 +16,7 @@ import requests
 from local.stack.apigw_shim import MAX_BODY_BYTES, ApiGatewayShim
 
 SAMPLE_EVENT = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "apigw_http_api_v2_event.json").read_text()
+    (Path(__file__).parents[2] / "fixtures" / "apigw_http_api_v2_event.json").read_text()
 )
 ROUTE = "POST /webhooks/runware"
 

@@ -18,7 +18,7 @@ from local.net import wait_for
 from local.stack.aws_credentials import LOCAL_CREDENTIALS
 from local.stack.sqs_poller import SqsPoller
 
-SAMPLE_EVENT = json.loads((Path(__file__).parents[1] / "fixtures" / "sqs_lambda_event.json").read_text())
+SAMPLE_EVENT = json.loads((Path(__file__).parents[2] / "fixtures" / "sqs_lambda_event.json").read_text())
 
 
 class Recorder:

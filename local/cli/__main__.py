@@ -1,5 +1,0 @@
-"""`python -m local.cli` = `runrelay`."""
-
-from local.cli.app import app
-
-app(prog_name="runrelay")
