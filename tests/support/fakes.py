@@ -14,7 +14,7 @@ Both record the table changes the stream consumer reacts to (`changes`): a task 
 job that became complete, each exactly once, as `adapters.dynamodb.stream.table_changes` reads them
 from the real table's stream. Every fake is thread-safe (the submitter writes chunks from threads).
 
-No boto3 here: the services' unit tests must not import it (tests/unit/test_no_aws_in_service_tests.py).
+No boto3 here: the services' unit tests must not import it (tests/unit/test_service_tests_import_no_aws.py).
 """
 
 from __future__ import annotations
