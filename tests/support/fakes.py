@@ -509,3 +509,25 @@ class FakeRunware:
     @staticmethod
     def result(task_uuid: str, text: str = "hi", **fields: Any) -> InferenceResult:
         return InferenceResult.model_validate({"taskUUID": task_uuid, "text": text, **fields})
+
+
+if TYPE_CHECKING:  # mypy checks that every fake implements its port
+    from runrelay import ports
+
+    _ports: tuple[
+        ports.TaskRepository,
+        ports.JobRepository,
+        ports.PayloadStore,
+        ports.ObjectWriter,
+        ports.EventPublisher,
+        ports.RunwareSubmitter,
+        ports.RunwarePoller,
+    ] = (
+        FakeTaskRepository(),
+        FakeJobRepository(),
+        FakePayloadStore(),
+        FakeObjectWriter(),
+        FakeEventPublisher(),
+        FakeRunware(),
+        FakeRunware(),
+    )

@@ -21,9 +21,7 @@ from .test_submit_logic import service
 class StatusAsPlainText(FakeTaskRepository):
     """Reports existing rows' statuses as equal-but-not-identical values, as another enum copy would."""
 
-    def create_many(  # type: ignore[override]
-        self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]
-    ) -> list[Any]:
+    def create_many(self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]) -> list[Any]:
         return [None if s is None else str(s.value) for s in super().create_many(rows)]
 
 
