@@ -84,7 +84,8 @@ def test_the_real_stream_makes_the_changes_the_fakes_record(provisioned_stack: A
 
     fake_tasks, fake_jobs = FakeTaskRepository(), FakeJobRepository()
     _writes(fake_tasks, fake_jobs)
-    fake_changes = sorted([*fake_tasks.changes, *fake_jobs.changes], key=lambda c: c.sequence_number)
+    recorded: list[TaskBecameFinal | JobBecameComplete] = [*fake_tasks.changes, *fake_jobs.changes]
+    fake_changes = sorted(recorded, key=lambda change: change.sequence_number)
 
     assert _summary(changes) == _summary(fake_changes)
     assert [kind for kind, *_ in _summary(changes)] == ["task", "task", "task", "task", "job"]
