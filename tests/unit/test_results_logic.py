@@ -257,3 +257,33 @@ def test_results_keys_mirror_input_keys_one_to_one() -> None:
     assert keys[0] == "results/incoming/batch.jsonl"
     assert len(set(keys)) == len(inputs)
     assert not any(key.startswith("incoming/") for key in keys)
+
+
+def test_a_failed_job_announcement_is_retried_without_writing_the_file_again(harness: Harness) -> None:
+    _tasks, finals = _final_changes(harness)
+    harness.record_total()
+    completed = harness.after(lambda: harness.service.process(finals))
+    assert [type(change) for change in completed] == [JobBecameComplete]
+    harness.publisher.fail_next(1)
+    report = harness.service.process(completed)
+    assert report.failed_sequence_number == completed[0].sequence_number
+    assert len(harness.results_versions()) == 1  # written, then the JobCompleted event failed
+    job = harness.jobs.get(SOURCE)
+    assert job is not None
+    assert (job.results_location, job.announced) == (f"s3://{BUCKET}/{RESULTS_KEY}", False)
+    retry = harness.service.process(completed)
+    assert (retry.failed_sequence_number, retry.jobs_completed) == (None, [SOURCE])
+    assert len(harness.results_versions()) == 1
+    assert len(harness.publisher.of_type("JobCompleted")) == 1
+    job = harness.jobs.get(SOURCE)
+    assert job is not None
+    assert job.announced
+
+
+def test_a_job_not_complete_when_its_change_comes_is_a_failure_to_retry(harness: Harness) -> None:
+    harness.record_total()
+    job = harness.jobs.get(SOURCE)
+    assert job is not None
+    report = harness.service.process([JobBecameComplete("000000000000000000042", job)])
+    assert report.failed_sequence_number == "000000000000000000042"
+    assert harness.results_versions() == []

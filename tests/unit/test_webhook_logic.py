@@ -181,3 +181,29 @@ def test_non_integer_seeds_and_counts_are_refused_4xx(
     view = tasks.get_task(UUID)
     assert view is not None
     assert view.results == []
+
+
+def test_an_error_for_a_task_already_final_is_ignored(
+    receiver: WebhookReceiver, tasks: FakeTaskRepository
+) -> None:
+    token = token_for(SECRET, UUID)
+    failure = {"errors": [{"code": "timeoutProvider", "message": "slow", "taskUUID": UUID}]}
+    first, _ = receiver.receive(json.dumps(failure), token)
+    again, _ = receiver.receive(json.dumps(failure), token)
+    assert [first.body["outcomes"], again.body["outcomes"]] == [["failed"], ["ignored"]]
+    late, _ = receiver.receive(json.dumps(result("late")), token)  # kept; the task stays FAILED
+    assert late.body["outcomes"] == ["stored"]
+    view = tasks.get_task(UUID)
+    assert view is not None
+    assert (view.status, [r["text"] for r in view.results]) == (TaskStatus.FAILED, ["late"])
+
+
+def test_storage_trouble_propagates_so_runware_retries(
+    receiver: WebhookReceiver, tasks: FakeTaskRepository
+) -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError("table unavailable")
+
+    tasks.store_result = broken  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError, match="table unavailable"):
+        receiver.receive(json.dumps(result()), token_for(SECRET, UUID))
