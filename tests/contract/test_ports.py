@@ -651,3 +651,22 @@ def test_every_event_is_delivered(publisher: Publisher) -> None:
     assert [detail_type for detail_type, _ in delivered] == ["TaskCompleted"] * 12
     assert sorted(detail["n"] for _, detail in delivered) == list(range(12))
     assert delivered[0][1] == {"eventKey": "TaskCompleted#0", "n": 0, "text": "é"}
+
+
+def test_results_of_one_instant_read_back_whatever_their_seeds(
+    tasks: TaskRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two results stored in the same millisecond are ordered by seed, and a seed too large for DynamoDB
+    (kept as text) must not make the task unreadable."""
+    task = new_task(number_results=3)
+    tasks.create_many([(task, None)])
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0004)  # one instant for every write below
+    for text, seed in (("huge", 10**400), ("small", 2), ("none", None)):
+        assert tasks.store_result(result(task.task_uuid, text, seed=seed)) != StoreOutcome.DUPLICATE
+    monkeypatch.undo()
+    record = tasks.get_task(task.task_uuid)
+    assert record is not None
+    assert record.status == TaskStatus.COMPLETED
+    assert sorted(r["text"] for r in record.results) == ["huge", "none", "small"]
+    assert [r["text"] for r in record.results][-1] == "small"  # integer seeds order; others come first
+    assert [r.task_uuid for r in tasks.tasks_in_order([task.task_uuid])] == [task.task_uuid]

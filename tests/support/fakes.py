@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 # As the DynamoDB adapter's INLINE_RESULT_LIMIT (the contract tests check they agree).
 INLINE_RESULT_LIMIT = 48 * 1024
+_INT_LIMIT = 10**38  # integers this large are kept as text, as the DynamoDB codec keeps them
 
 _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
@@ -69,9 +70,12 @@ def _now() -> float:
 
 
 def _plain(value: Any) -> Any:
-    """A deep copy as the table reads it back: whole floats come back as ints (DynamoDB numbers)."""
+    """A deep copy as the table reads it back: whole floats come back as ints (DynamoDB numbers), and
+    integers of more than DynamoDB's 38 digits as text (`adapters.dynamodb.codec.to_dynamo`)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
+        return str(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -80,6 +84,12 @@ def _plain(value: Any) -> Any:
 
 
 # -- tasks ---------------------------------------------------------------------------------------------
+
+
+def _result_order(entry: Mapping[str, Any]) -> tuple[Any, int]:
+    """As `adapters.dynamodb.schema` orders a task's results: oldest first, then by (integer) seed."""
+    seed = entry.get("seed")
+    return entry.get("receivedAt", 0), seed if isinstance(seed, int) else 0
 
 
 @dataclass
@@ -101,10 +111,7 @@ class _Row:
     completed_at: float | None = None
 
     def record(self) -> TaskRecord:
-        results = sorted(
-            (copy.deepcopy(entry) for entry in self.results.values()),
-            key=lambda entry: (entry.get("receivedAt", 0), entry.get("seed") or 0),
-        )
+        results = sorted((copy.deepcopy(entry) for entry in self.results.values()), key=_result_order)
         return TaskRecord(
             task_uuid=self.task_uuid,
             status=self.status,

@@ -196,3 +196,27 @@ def test_a_record_read_from_an_item_lists_results_oldest_first() -> None:
     assert task.task_uuid == UUID  # from the key when the attribute is missing
     assert [entry.get("text") for entry in task.results] == ["hi", None, "same instant, higher seed"]
     assert (task.source_seq, task.result_count, task.number_results) == (7, 0, 1)
+
+
+def test_a_seed_kept_as_text_does_not_break_the_order_of_one_instants_results() -> None:
+    """A seed beyond DynamoDB's 38 digits is stored as text; comparing it with a number raised TypeError,
+    which made the task unreadable (get_task, the results file) and its stream record a poison pill."""
+    results = {
+        "r1": {"text": "huge", "receivedAt": 5, "seed": str(10**400)},
+        "r2": {"text": "small", "receivedAt": 5, "seed": 2},
+        "r3": {"text": "older", "receivedAt": 4, "seed": 9},
+    }
+    task = task_record({"pk": f"TASK#{UUID}", "status": "COMPLETED", "results": results})
+    assert [entry["text"] for entry in task.results] == ["older", "huge", "small"]
+    new = task_image(
+        "COMPLETED",
+        results={
+            "M": {
+                "r1": {"M": {"text": {"S": "huge"}, "receivedAt": {"N": "5"}, "seed": {"S": str(10**400)}}},
+                "r2": {"M": {"text": {"S": "small"}, "receivedAt": {"N": "5"}, "seed": {"N": "2"}}},
+            }
+        },
+    )
+    [change] = table_changes([record("MODIFY", task_key(UUID), new, task_image("SUBMITTED"), "12")])
+    assert isinstance(change, TaskBecameFinal)
+    assert [entry["text"] for entry in change.task.results] == ["huge", "small"]
