@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from local import template_model
+from local.stack import template_model
 from local.stack.aws_call_log import ENV_VAR as CALL_LOG_ENV_VAR
 from local.stack.aws_call_log import read_calls
 from local.stack.event_tap import EventTap

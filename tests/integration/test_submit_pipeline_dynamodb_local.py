@@ -9,17 +9,23 @@ from typing import Any
 
 import pytest
 
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import TextInferenceTask
 from runrelay.deadline import Deadline
+from runrelay.domain.tasks import TaskStatus
 from runrelay.runware_client import SubmitOutcome
 from runrelay.runware_errors import TransientRunwareError
-from runrelay.task_store import TaskStatus, TaskStore
-from tests.unit.test_submit_logic import FakeRunware, s3_created_event, service
+from tests.support.fakes import FakeRunware
+from tests.unit.test_submit_logic import s3_created_event, service
 
 
 @pytest.fixture
-def store(provisioned_stack: Any, aws_clients: Any) -> TaskStore:
-    return TaskStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb, s3=aws_clients.s3)
+def store(provisioned_stack: Any, aws_clients: Any) -> DynamoTaskRepository:
+    payloads = S3PayloadStore(provisioned_stack.bucket_name, s3=aws_clients.s3)
+    return DynamoTaskRepository(
+        provisioned_stack.table_name, payloads=payloads, dynamodb=aws_clients.dynamodb
+    )
 
 
 class SlowRunware(FakeRunware):
@@ -28,7 +34,7 @@ class SlowRunware(FakeRunware):
 
     def __init__(self, fail_containing: str | None = None, meet: int = 0) -> None:
         super().__init__()
-        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self.running = 0
         self.most_at_once = 0
         self.calls = 0
@@ -36,7 +42,7 @@ class SlowRunware(FakeRunware):
         self._gate = threading.Barrier(meet, timeout=30) if meet else None
 
     def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome:
-        with self._lock:
+        with self._count_lock:
             self.running += 1
             self.calls += 1
             first_ones = self.calls <= (self._gate.parties if self._gate else 0)
@@ -49,7 +55,7 @@ class SlowRunware(FakeRunware):
                 raise TransientRunwareError(503, [], "busy")
             return super().submit(tasks, deadline)
         finally:
-            with self._lock:
+            with self._count_lock:
                 self.running -= 1
 
 
@@ -57,7 +63,7 @@ def _object(count: int) -> bytes:
     return b"".join(json.dumps({"prompt": f"p{i}"}).encode() + b"\n" for i in range(count))
 
 
-def test_chunks_of_an_object_overlap_up_to_the_depth(store: TaskStore) -> None:
+def test_chunks_of_an_object_overlap_up_to_the_depth(store: DynamoTaskRepository) -> None:
     runware = SlowRunware(meet=3)
     data = _object(60)
     svc = service(store, runware, {"o.jsonl": data}, max_tasks_per_request=5, chunks_in_flight=3)
@@ -66,11 +72,11 @@ def test_chunks_of_an_object_overlap_up_to_the_depth(store: TaskStore) -> None:
     assert len(runware.requests) == 12
     assert runware.most_at_once == 3
     # Reports are added in input order whatever order the chunks finished in.
-    views = {v.task_uuid: v.item["sourceSeq"] for v in store.tasks_of_source("s3://b/o.jsonl#e")}
+    views = {v.task_uuid: v.source_seq for v in store.tasks_of_source("s3://b/o.jsonl#e")}
     assert [views[u] for u in report.task_uuids] == list(range(1, 61))  # line numbers
 
 
-def test_a_failed_chunk_fails_the_record_once_the_others_stopped(store: TaskStore) -> None:
+def test_a_failed_chunk_fails_the_record_once_the_others_stopped(store: DynamoTaskRepository) -> None:
     runware = SlowRunware(fail_containing="'p23'")
     data = _object(60)
     svc = service(store, runware, {"o.jsonl": data}, max_tasks_per_request=5, chunks_in_flight=3)

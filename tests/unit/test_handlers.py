@@ -54,8 +54,8 @@ def _clear_caches() -> None:
 
     settings_module.settings.cache_clear()
     for built in (
-        wiring.task_store,
-        wiring.job_store,
+        wiring.task_repository,
+        wiring.job_repository,
         wiring.runware_client,
         wiring.submit_service,
         wiring.webhook_receiver,
@@ -190,7 +190,7 @@ def test_results_handler_on_the_stream_sample(
     sample = event("dynamodb_stream_results.json")
     answer = load_handler("results").lambda_handler(sample, Context())
     assert answer == {"batchItemFailures": []}
-    jobs = wiring.job_store()
+    jobs = wiring.job_repository()
     for record in sample["Records"]:
         task_uuid = record["dynamodb"]["NewImage"]["taskUUID"]["S"]
         assert jobs.final_recorded(task_uuid)  # counted once: a redelivery of the batch counts nothing

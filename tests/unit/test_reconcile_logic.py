@@ -1,4 +1,5 @@
-"""Reconcile: overdue tasks polled, results stored through the idempotent path, old ones expired."""
+"""Reconcile on the fakes: overdue tasks polled, results stored through the idempotent path, old ones
+expired."""
 
 from __future__ import annotations
 
@@ -6,37 +7,33 @@ import time
 
 from runrelay.contract import InferenceResult, RunwareError
 from runrelay.deadline import Deadline
+from runrelay.domain.tasks import NewTask, TaskStatus
 from runrelay.reconcile_logic import ReconcileConfig, ReconcileService
 from runrelay.runware_client import PollOutcome
 from runrelay.runware_errors import TransientRunwareError
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import NewTask, TaskStatus, TaskStore
+from tests.support.fakes import FakeRunware, FakeTaskRepository
 
 
-class FakePoller:
-    def __init__(self, outcome: PollOutcome | Exception) -> None:
-        self.outcome = outcome
-        self.asked: list[list[str]] = []
-
-    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome:
-        self.asked.append(list(task_uuids))
-        if isinstance(self.outcome, Exception):
-            raise self.outcome
-        return self.outcome
+def poller(outcome: PollOutcome | Exception) -> FakeRunware:
+    """Runware answering every poll with `outcome` (raised if an exception)."""
+    runware = FakeRunware()
+    runware.default_poll = outcome
+    return runware
 
 
-def open_task(store: TaskStore, key: str, number_results: int = 1) -> str:
+def open_task(tasks: FakeTaskRepository, key: str, number_results: int = 1) -> str:
     uuid = str(task_uuid_for(key))
-    store.create_pending(NewTask(uuid, key, "src", 0, number_results))
-    store.mark_submitted(uuid)
+    tasks.create_pending(NewTask(uuid, key, "src", 0, number_results))
+    tasks.mark_submitted(uuid)
     return uuid
 
 
-def test_results_from_polling_complete_tasks_once(store: TaskStore) -> None:
+def test_results_from_polling_complete_tasks_once(tasks: FakeTaskRepository) -> None:
     done, failing, waiting = (
-        open_task(store, "done", 2),
-        open_task(store, "failing"),
-        open_task(store, "waiting"),
+        open_task(tasks, "done", 2),
+        open_task(tasks, "failing"),
+        open_task(tasks, "waiting"),
     )
     outcome = PollOutcome(
         results=[
@@ -46,49 +43,49 @@ def test_results_from_polling_complete_tasks_once(store: TaskStore) -> None:
         processing=[waiting],
         errors={failing: RunwareError(code="timeoutProvider", message="slow", taskUUID=failing)},
     )
-    service = ReconcileService(store, FakePoller(outcome), ReconcileConfig(overdue_after_seconds=0))
+    service = ReconcileService(tasks, poller(outcome), ReconcileConfig(overdue_after_seconds=0))
     report = service.run(Deadline.after(30), now=time.time() + 10)
     assert (report.checked, report.results_stored, report.completed, report.failed) == (3, 2, 1, 1)
     assert report.still_processing == 1
-    statuses = {u: store.get_task(u).status for u in (done, failing, waiting)}  # type: ignore[union-attr]
+    statuses = {u: tasks.get_task(u).status for u in (done, failing, waiting)}  # type: ignore[union-attr]
     assert statuses == {done: TaskStatus.COMPLETED, failing: TaskStatus.FAILED, waiting: TaskStatus.SUBMITTED}
     again = service.run(Deadline.after(30), now=time.time() + 10)
     assert again.checked == 1  # only the one still waiting is open
 
 
-def test_tasks_past_their_maximum_age_expire(store: TaskStore) -> None:
-    waiting = open_task(store, "too-old")
+def test_tasks_past_their_maximum_age_expire(tasks: FakeTaskRepository) -> None:
+    waiting = open_task(tasks, "too-old")
     service = ReconcileService(
-        store,
-        FakePoller(PollOutcome(processing=[waiting])),
+        tasks,
+        poller(PollOutcome(processing=[waiting])),
         ReconcileConfig(overdue_after_seconds=0, max_task_age_seconds=60),
     )
     report = service.run(Deadline.after(30), now=time.time() + 120)
     assert report.expired == 1
-    view = store.get_task(waiting)
+    view = tasks.get_task(waiting)
     assert view is not None
     assert view.status == TaskStatus.FAILED
     assert view.error == {"code": "taskExpired", "message": "no result within MAX_TASK_AGE_SECONDS"}
 
 
-def test_not_found_is_tolerated_until_the_task_is_old(store: TaskStore) -> None:
-    unknown = open_task(store, "unknown")
+def test_not_found_is_tolerated_until_the_task_is_old(tasks: FakeTaskRepository) -> None:
+    unknown = open_task(tasks, "unknown")
     not_found = PollOutcome(
         errors={unknown: RunwareError(code="taskNotFound", message="?", taskUUID=unknown)}
     )
     service = ReconcileService(
-        store, FakePoller(not_found), ReconcileConfig(overdue_after_seconds=0, max_task_age_seconds=60)
+        tasks, poller(not_found), ReconcileConfig(overdue_after_seconds=0, max_task_age_seconds=60)
     )
     assert service.run(Deadline.after(30), now=time.time() + 5).failed == 0
     assert service.run(Deadline.after(30), now=time.time() + 120).failed == 1
 
 
-def test_fresh_tasks_are_not_polled_and_runware_trouble_stops_quietly(store: TaskStore) -> None:
-    open_task(store, "fresh")
-    poller = FakePoller(TransientRunwareError(503, [], "busy"))
-    service = ReconcileService(store, poller, ReconcileConfig(overdue_after_seconds=3600))
+def test_fresh_tasks_are_not_polled_and_runware_trouble_stops_quietly(tasks: FakeTaskRepository) -> None:
+    open_task(tasks, "fresh")
+    runware = poller(TransientRunwareError(503, [], "busy"))
+    service = ReconcileService(tasks, runware, ReconcileConfig(overdue_after_seconds=3600))
     assert service.run(Deadline.after(30)).checked == 0
-    assert poller.asked == []
+    assert runware.asked == []
     service.config = ReconcileConfig(overdue_after_seconds=0)
     report = service.run(Deadline.after(30), now=time.time() + 10)
     assert (report.checked, report.polls) == (1, 0)

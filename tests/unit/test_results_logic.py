@@ -1,4 +1,9 @@
-"""Job counting, results files and events (moto in-process): each happens once per task / job."""
+"""Job counting, results files and events on the fakes: each happens once per task / job.
+
+The table's stream is stood in for by the changes the fake repositories record (a task that became
+final, a job that became complete), each exactly once, as `adapters.dynamodb.stream.table_changes`
+reads them from the real stream (tests/unit/test_dynamodb_stream.py).
+"""
 
 from __future__ import annotations
 
@@ -6,103 +11,61 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
-import boto3
 import pytest
 
 from runrelay.contract import InferenceResult
 from runrelay.deadline import Deadline
-from runrelay.events import EventPublisher
-from runrelay.job_store import JobStore, TotalMismatch, job_key
+from runrelay.domain.jobs import JobBecameComplete, TotalMismatch
+from runrelay.domain.tasks import NewTask, TaskBecameFinal, TaskRecord, TaskStatus
 from runrelay.results_file import ResultsWriter, result_line, results_key
 from runrelay.results_logic import ResultsService
 from runrelay.submit_logic import SubmitConfig, SubmitService
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import NewTask, TaskStore, task_key
+from tests.support.fakes import (
+    FakeEventPublisher,
+    FakeJobRepository,
+    FakeObjectWriter,
+    FakeRunware,
+    FakeTaskRepository,
+)
 
-from .conftest import BUCKET, TABLE
-from .test_submit_logic import FakeRunware
+from .conftest import BUCKET
 
 SOURCE = f"s3://{BUCKET}/incoming/batch.jsonl#etag1"
-BUS = "unit-bus"
+RESULTS_KEY = results_key("incoming/batch.jsonl")
 
-
-class FlakyPublisher(EventPublisher):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.failures_left = 0
-
-    def publish(self, events: Any) -> None:
-        if self.failures_left:
-            self.failures_left -= 1
-            raise RuntimeError("EventBridge unavailable")
-        super().publish(events)
+Change = TaskBecameFinal | JobBecameComplete
 
 
 class Harness:
-    """The service on moto, a rule copying every event to a queue, and stream records made by hand."""
+    """The service on the fakes; `after(write)` gives the stream changes a write made."""
 
-    def __init__(self, aws: dict[str, Any], store: TaskStore) -> None:
-        self.aws = aws
-        self.store = store
-        self.ddb = aws["dynamodb"]
-        self.s3 = aws["s3"]
-        events = boto3.client("events", region_name="us-east-1")
-        self.sqs = boto3.client("sqs", region_name="us-east-1")
-        events.create_event_bus(Name=BUS)
-        self.queue_url = self.sqs.create_queue(QueueName="tap")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        events.put_rule(Name="tap", EventBusName=BUS, EventPattern=json.dumps({"source": ["runrelay"]}))
-        events.put_targets(Rule="tap", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-        self.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        self.jobs = JobStore(TABLE, dynamodb=self.ddb)
-        self.publisher = FlakyPublisher(BUS, events_client=events)
-        self.service = ResultsService(
-            self.jobs, ResultsWriter(TABLE, dynamodb=self.ddb, s3=self.s3), self.publisher
-        )
-        self._sequence = 0
+    def __init__(self, tasks: FakeTaskRepository, jobs: FakeJobRepository) -> None:
+        self.tasks = tasks
+        self.jobs = jobs
+        self.objects = FakeObjectWriter()
+        self.publisher = FakeEventPublisher()
+        self.service = ResultsService(jobs, ResultsWriter(tasks, self.objects), self.publisher)
 
-    def raw(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        return self.ddb.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
-
-    def change(self, key: dict[str, Any], write: Callable[[], object]) -> dict[str, Any]:
-        """Run `write` and return the stream record (NEW_AND_OLD_IMAGES) it would make."""
-        old = self.raw(key)
+    def after(self, write: Callable[[], object]) -> list[Change]:
+        """Run `write` and return the changes it made, in stream order."""
+        self.tasks.drain_changes()
+        self.jobs.drain_changes()
         write()
-        new = self.raw(key)
-        self._sequence += 1
-        change: dict[str, Any] = {"Keys": key, "SequenceNumber": f"{self._sequence:021d}"}
-        if old:
-            change["OldImage"] = old
-        if new:
-            change["NewImage"] = new
-        return {"eventName": "MODIFY" if old else "INSERT", "dynamodb": change}
+        changes: list[Change] = [*self.tasks.drain_changes(), *self.jobs.drain_changes()]
+        return sorted(changes, key=lambda change: change.sequence_number)
 
-    def job_change(self, write: Callable[[], object]) -> dict[str, Any]:
-        return self.change(job_key(SOURCE), write)
+    def record_total(self) -> None:
+        self.jobs.record_total(SOURCE, 3, bucket=BUCKET, key="incoming/batch.jsonl", etag="etag1")
 
-    def events(self) -> list[dict[str, Any]]:
-        out = []
-        while messages := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in messages:
-                out.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return out
-
-    def results_versions(self) -> list[dict[str, Any]]:
-        key = results_key("incoming/batch.jsonl")
-        answer = self.s3.list_object_versions(Bucket=BUCKET, Prefix=key)
-        return [v for v in answer.get("Versions", []) if v["Key"] == key]
+    def results_versions(self) -> list[bytes]:
+        return self.objects.versions.get((BUCKET, RESULTS_KEY), [])
 
 
 @pytest.fixture
-def harness(aws: dict[str, Any], store: TaskStore) -> Harness:
-    return Harness(aws, store)
+def harness(tasks: FakeTaskRepository, jobs: FakeJobRepository) -> Harness:
+    return Harness(tasks, jobs)
 
 
 def _task(seq: int, number_results: int = 1, caller_id: str | None = None) -> NewTask:
@@ -124,36 +87,27 @@ def _result(task: NewTask, n: int) -> InferenceResult:
     )
 
 
-def _final_records(harness: Harness) -> tuple[list[NewTask], list[dict[str, Any]]]:
-    """Three tasks of one file made final the ways the stack does it; their final stream records."""
-    store = harness.store
+def _final_changes(harness: Harness) -> tuple[list[NewTask], list[Change]]:
+    """Three tasks of one file made final the ways the stack does it; the changes that made them final."""
+    tasks = harness.tasks
     two_results, rejected, failed = _task(1, 2, "a"), _task(3, caller_id="c"), _task(4)
-    records = []
-    store.create_pending(two_results)
-    store.mark_submitted(two_results.task_uuid)
-    store.store_result(_result(two_results, 1))
-    records.append(
-        harness.change(task_key(two_results.task_uuid), lambda: store.store_result(_result(two_results, 2)))
+    changes: list[Change] = []
+    tasks.create_pending(two_results)
+    tasks.mark_submitted(two_results.task_uuid)
+    tasks.store_result(_result(two_results, 1))
+    changes += harness.after(lambda: tasks.store_result(_result(two_results, 2)))
+    changes += harness.after(
+        lambda: tasks.create_rejected(rejected, {"code": "bad", "message": "line 3: no"})
     )
-    records.append(
-        harness.change(
-            task_key(rejected.task_uuid),
-            lambda: store.create_rejected(rejected, {"code": "bad", "message": "line 3: no"}),
-        )
-    )
-    store.create_pending(failed)
-    records.append(
-        harness.change(
-            task_key(failed.task_uuid),
-            lambda: store.mark_failed(failed.task_uuid, {"code": "boom", "message": "x"}),
-        )
-    )
-    return [two_results, rejected, failed], records
+    tasks.create_pending(failed)
+    changes += harness.after(lambda: tasks.mark_failed(failed.task_uuid, {"code": "boom", "message": "x"}))
+    assert len(changes) == 3
+    return [two_results, rejected, failed], changes
 
 
 def test_a_task_is_counted_once_however_often_it_is_recorded(harness: Harness) -> None:
     task = _task(1)
-    harness.store.create_rejected(task, {"code": "bad", "message": "no"})
+    harness.tasks.create_rejected(task, {"code": "bad", "message": "no"})
     outcomes = [harness.jobs.record_final(task.task_uuid, SOURCE) for _ in range(3)]
     assert outcomes == [True, False, False]
     job = harness.jobs.get(SOURCE)
@@ -172,27 +126,28 @@ def test_the_total_is_recorded_once_and_a_different_one_is_refused(harness: Harn
 
 
 def test_duplicate_deliveries_write_one_file_and_one_event_each(harness: Harness) -> None:
-    tasks, finals = _final_records(harness)
-    total = harness.job_change(
-        lambda: harness.jobs.record_total(SOURCE, 3, bucket=BUCKET, key="incoming/batch.jsonl", etag="etag1")
-    )
-    assert harness.service.process([total]).jobs_completed == []  # nothing is final yet
+    tasks, finals = _final_changes(harness)
+    total = harness.after(harness.record_total)
+    assert total == []  # nothing is final yet: the job is not complete
+    assert harness.service.process(total).jobs_completed == []
     reports = []
-    counted = harness.job_change(lambda: reports.append(harness.service.process(finals)))
+    counted = harness.after(lambda: reports.append(harness.service.process(finals)))
+    assert [type(change) for change in counted] == [JobBecameComplete]
     counted_report = reports[0]
     for _ in range(2):  # Lambda may deliver any record again
-        report = harness.service.process([*finals, counted, total])
+        report = harness.service.process([*finals, *counted, *total])
         assert report.task_events == 0
         assert (report.prompt_tokens, report.cost_usd) == (0, 0)  # tokens counted once per task
-    assert harness.service.process([counted]).jobs_completed == [SOURCE]  # a retried batch
+    assert harness.service.process(counted).jobs_completed == [SOURCE]  # a retried batch
 
     assert len(harness.results_versions()) == 1
-    events = harness.events()
-    assert Counter(e["detail-type"] for e in events) == {"TaskCompleted": 3, "JobCompleted": 1}
-    job_event = next(e["detail"] for e in events if e["detail-type"] == "JobCompleted")
+    events = harness.publisher.published
+    assert Counter(e.detail_type for e in events) == {"TaskCompleted": 3, "JobCompleted": 1}
+    [job_event] = harness.publisher.of_type("JobCompleted")
     assert job_event["counts"] == {"total": 3, "COMPLETED": 1, "REJECTED": 1, "FAILED": 1}
     assert job_event["results"]["key"] == "results/incoming/batch.jsonl"
-    body = harness.s3.get_object(Bucket=BUCKET, Key=results_key("incoming/batch.jsonl"))["Body"].read()
+    assert harness.objects.content_types[(BUCKET, RESULTS_KEY)] == "application/x-ndjson"
+    body = harness.objects.read(BUCKET, RESULTS_KEY)
     rows = [json.loads(line) for line in body.decode().splitlines()]
     assert [(r["line"], r["taskUUID"], r["status"]) for r in rows] == [
         (1, tasks[0].task_uuid, "COMPLETED"),
@@ -207,46 +162,47 @@ def test_duplicate_deliveries_write_one_file_and_one_event_each(harness: Harness
 
 
 def test_the_job_completes_when_the_total_comes_last(harness: Harness) -> None:
-    _tasks, finals = _final_records(harness)
-    counted = harness.job_change(lambda: harness.service.process(finals))
-    assert harness.service.process([counted]).jobs_completed == []  # expected unknown yet
-    total = harness.job_change(
-        lambda: harness.jobs.record_total(SOURCE, 3, bucket=BUCKET, key="incoming/batch.jsonl", etag="etag1")
-    )
-    assert harness.service.process([counted, total]).jobs_completed == [SOURCE]
+    _tasks, finals = _final_changes(harness)
+    counted = harness.after(lambda: harness.service.process(finals))
+    assert counted == []  # expected unknown yet: not complete
+    assert harness.service.process(counted).jobs_completed == []
+    total = harness.after(harness.record_total)
+    assert [type(change) for change in total] == [JobBecameComplete]
+    assert harness.service.process([*counted, *total]).jobs_completed == [SOURCE]
     assert len(harness.results_versions()) == 1
 
 
 def test_a_failed_publish_retries_from_the_first_unsent_record_without_repeats(harness: Harness) -> None:
-    _tasks, finals = _final_records(harness)
-    harness.publisher.failures_left = 1
+    _tasks, finals = _final_changes(harness)
+    harness.publisher.fail_next(1)
     report = harness.service.process(finals)
-    assert report.failed_sequence_number == finals[0]["dynamodb"]["SequenceNumber"]
-    assert harness.events() == []
+    assert report.failed_sequence_number == finals[0].sequence_number
+    assert harness.publisher.published == []
     job = harness.jobs.get(SOURCE)
     assert job is None  # nothing counted: the retry will count
     retry = harness.service.process(finals)
     assert retry.failed_sequence_number is None
     assert retry.tasks_counted == 3
-    assert len(harness.events()) == 3
+    assert len(harness.publisher.published) == 3
 
 
 def test_a_line_carries_pointers_for_offloaded_results() -> None:
-    item = {
-        "taskUUID": "u",
-        "status": "COMPLETED",
-        "sourceSeq": 7,
-        "results": {
-            "r2": {
+    task = TaskRecord(
+        task_uuid="u",
+        status=TaskStatus.COMPLETED,
+        source_id=SOURCE,
+        source_seq=7,
+        results=[  # oldest first, as the repositories read them (schema.task_record orders them)
+            {"text": "hi", "receivedAt": 1, "cost": 0.25, "usage": {"totalTokens": 4}},
+            {
                 "payloadRef": "s3://b/completions/u/r2.json",
                 "payloadBytes": 60000,
                 "receivedAt": 2,
                 "cost": 0.5,
             },
-            "r1": {"text": "hi", "receivedAt": 1, "cost": 0.25, "usage": {"totalTokens": 4}},
-        },
-    }
-    line = result_line(item)
+        ],
+    )
+    line = result_line(task)
     assert line["results"] == [
         {"text": "hi", "cost": 0.25, "usage": {"totalTokens": 4}},
         {"payloadRef": "s3://b/completions/u/r2.json", "payloadBytes": 60000, "cost": 0.5},
@@ -259,12 +215,13 @@ def test_a_line_carries_pointers_for_offloaded_results() -> None:
     )
 
 
-def test_submit_records_the_total_only_at_the_end_of_the_file(store: TaskStore, aws: dict[str, Any]) -> None:
+def test_submit_records_the_total_only_at_the_end_of_the_file(
+    tasks: FakeTaskRepository, jobs: FakeJobRepository
+) -> None:
     data = b"".join(json.dumps({"prompt": f"p{i}"}).encode() + b"\n\n" for i in range(25))  # blank lines too
-    jobs = JobStore(TABLE, dynamodb=aws["dynamodb"])
     queue: list[str] = []
     svc = SubmitService(
-        store,
+        tasks,
         FakeRunware(),
         SubmitConfig(
             "https://hooks.example/", "s", max_tasks_per_request=10, continuation_reserve_seconds=3600
@@ -300,3 +257,33 @@ def test_results_keys_mirror_input_keys_one_to_one() -> None:
     assert keys[0] == "results/incoming/batch.jsonl"
     assert len(set(keys)) == len(inputs)
     assert not any(key.startswith("incoming/") for key in keys)
+
+
+def test_a_failed_job_announcement_is_retried_without_writing_the_file_again(harness: Harness) -> None:
+    _tasks, finals = _final_changes(harness)
+    harness.record_total()
+    completed = harness.after(lambda: harness.service.process(finals))
+    assert [type(change) for change in completed] == [JobBecameComplete]
+    harness.publisher.fail_next(1)
+    report = harness.service.process(completed)
+    assert report.failed_sequence_number == completed[0].sequence_number
+    assert len(harness.results_versions()) == 1  # written, then the JobCompleted event failed
+    job = harness.jobs.get(SOURCE)
+    assert job is not None
+    assert (job.results_location, job.announced) == (f"s3://{BUCKET}/{RESULTS_KEY}", False)
+    retry = harness.service.process(completed)
+    assert (retry.failed_sequence_number, retry.jobs_completed) == (None, [SOURCE])
+    assert len(harness.results_versions()) == 1
+    assert len(harness.publisher.of_type("JobCompleted")) == 1
+    job = harness.jobs.get(SOURCE)
+    assert job is not None
+    assert job.announced
+
+
+def test_a_job_not_complete_when_its_change_comes_is_a_failure_to_retry(harness: Harness) -> None:
+    harness.record_total()
+    job = harness.jobs.get(SOURCE)
+    assert job is not None
+    report = harness.service.process([JobBecameComplete("000000000000000000042", job)])
+    assert report.failed_sequence_number == "000000000000000000042"
+    assert harness.results_versions() == []

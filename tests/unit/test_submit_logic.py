@@ -1,4 +1,5 @@
-"""Submit logic with an in-memory Runware: rows before POSTs, batching, rejections, crash healing."""
+"""Submit logic on the fakes (tests/support/fakes.py): rows before POSTs, batching, rejections, crash
+healing."""
 
 from __future__ import annotations
 
@@ -11,52 +12,19 @@ import jsonschema
 import pytest
 
 from local.runware_emulator.openapi_contract import request_item_schema
-from runrelay.contract import RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
+from runrelay.domain.tasks import TaskStatus
 from runrelay.inputs import S3ObjectRef
-from runrelay.runware_client import SubmitOutcome
+from runrelay.ports import TaskRepository
 from runrelay.runware_errors import TransientRunwareError
 from runrelay.submit_logic import SubmitConfig, SubmitService
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import TaskStatus, TaskStore
 from runrelay.webhook_token import token_is_valid
-
-
-class FakeRunware:
-    """Accepts like Runware: a known taskUUID is a conflict, a scripted one is rejected or raises."""
-
-    def __init__(self) -> None:
-        self.requests: list[list[dict[str, Any]]] = []
-        self.known: set[str] = set()
-        self.reject: set[str] = set()
-        self.fail_next = 0
-
-    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise TransientRunwareError(503, [], "busy")
-        self.requests.append([t.to_request() for t in tasks])
-        outcome = SubmitOutcome(http_requests=1)
-        for task in tasks:
-            uuid = str(task.taskUUID)
-            if uuid in self.reject:
-                outcome.rejected[uuid] = RunwareError(code="invalidParameter", message="no", taskUUID=uuid)
-            elif uuid in self.known:
-                outcome.conflicts.append(uuid)
-                outcome.accepted.append(uuid)
-            else:
-                self.known.add(uuid)
-                outcome.accepted.append(uuid)
-        return outcome
-
-
-@pytest.fixture
-def runware() -> FakeRunware:
-    return FakeRunware()
+from tests.support.fakes import FakeJobRepository, FakeRunware, FakeTaskRepository
 
 
 def service(
-    store: TaskStore, runware: FakeRunware, objects: dict[str, bytes] | None = None, **config: Any
+    store: TaskRepository, runware: FakeRunware, objects: dict[str, bytes] | None = None, **config: Any
 ) -> SubmitService:
     queue: list[str] = []
 
@@ -66,11 +34,9 @@ def service(
     svc = SubmitService(
         store,
         runware,
-        # One chunk at a time by default: moto's in-process DynamoDB is not thread-safe (its transactions
-        # deep-copy the table). The pipeline itself is tested on DynamoDB Local (tests/integration).
-        SubmitConfig(
-            webhook_base_url="https://hooks.example/", webhook_secret="s", **{"chunks_in_flight": 1, **config}
-        ),
+        # Chunks overlap (the fakes are thread-safe); the pipeline's timing is tested on DynamoDB Local
+        # (tests/integration/test_submit_pipeline_dynamodb_local.py).
+        SubmitConfig(webhook_base_url="https://hooks.example/", webhook_secret="s", **config),
         open_object=open_object,
         enqueue=queue.append,
     )
@@ -87,15 +53,17 @@ def s3_created_event(bucket: str, key: str, size: int) -> str:
     return json.dumps({"Records": [record]})
 
 
-def statuses(store: TaskStore, uuids: list[str]) -> list[str]:
+def statuses(store: TaskRepository, uuids: list[str]) -> list[str]:
     return [v.status for v in (store.get_task(u) for u in uuids) if v]
 
 
-def test_message_tasks_are_sent_async_with_valid_requests(store: TaskStore, runware: FakeRunware) -> None:
+def test_message_tasks_are_sent_async_with_valid_requests(
+    tasks: FakeTaskRepository, runware: FakeRunware
+) -> None:
     body = json.dumps(
         [{"id": "a", "prompt": "hi", "settings": {"temperature": 0.7}}, {"prompt": "yo", "numberResults": 3}]
     )
-    report = service(store, runware).process_record("m1", body, Deadline.after(60))
+    report = service(tasks, runware).process_record("m1", body, Deadline.after(60))
     assert report.submitted == 2
     [sent] = runware.requests
     validator = jsonschema.Draft202012Validator(
@@ -109,81 +77,73 @@ def test_message_tasks_are_sent_async_with_valid_requests(store: TaskStore, runw
         url = task["webhookURL"]
         assert url.startswith("https://hooks.example/webhooks/runware?token=")
         assert token_is_valid(url.split("token=")[1], task["taskUUID"], ["s"])
-    assert statuses(store, report.task_uuids) == ["SUBMITTED", "SUBMITTED"]
+    assert statuses(tasks, report.task_uuids) == ["SUBMITTED", "SUBMITTED"]
 
 
-def test_redelivery_sends_nothing_twice(store: TaskStore, runware: FakeRunware) -> None:
-    svc = service(store, runware)
+def test_redelivery_sends_nothing_twice(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
+    svc = service(tasks, runware)
     svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     again = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     assert again.already_known == 1
     assert len(runware.requests) == 1
 
 
-def test_transient_failure_leaves_pending_then_heals(store: TaskStore, runware: FakeRunware) -> None:
-    svc = service(store, runware)
+def test_transient_failure_leaves_pending_then_heals(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
+    svc = service(tasks, runware)
     runware.fail_next = 1
     with pytest.raises(TransientRunwareError):
         svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     report = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     assert report.submitted == 1
-    assert statuses(store, report.task_uuids) == ["SUBMITTED"]
+    assert statuses(tasks, report.task_uuids) == ["SUBMITTED"]
 
 
-def test_crash_after_post_heals_through_conflict(store: TaskStore, runware: FakeRunware) -> None:
-    svc = service(store, runware)
+def test_crash_after_post_heals_through_conflict(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
+    svc = service(tasks, runware)
     report = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     # Simulate a crash between Runware's acceptance and our SUBMITTED write.
     uuid = report.task_uuids[0]
-    store.dynamodb.update_item(
-        TableName=store.table_name,
-        Key={"pk": {"S": f"TASK#{uuid}"}, "sk": {"S": "TASK"}},
-        UpdateExpression="SET #s = :p",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":p": {"S": "PENDING"}},
-    )
+    tasks.force_status(uuid, TaskStatus.PENDING)
     healed = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     assert healed.submitted == 1
-    assert statuses(store, [uuid]) == ["SUBMITTED"]
+    assert statuses(tasks, [uuid]) == ["SUBMITTED"]
     assert len(runware.known) == 1
 
 
-def test_malformed_message_and_runware_rejection(store: TaskStore, runware: FakeRunware) -> None:
-    svc = service(store, runware)
+def test_malformed_message_and_runware_rejection(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
+    svc = service(tasks, runware)
     bad = svc.process_record("bad", "{{{", Deadline.after(60))
     assert bad.rejected == 1
-    [view] = [store.get_task(u) for u in bad.task_uuids]
+    [view] = [tasks.get_task(u) for u in bad.task_uuids]
     assert view is not None
     assert view.status == TaskStatus.REJECTED
-    assert view.item["sourceSeq"] == 1  # numbered from 1 like every other source
+    assert view.source_seq == 1  # numbered from 1 like every other source
     assert view.error is not None
     assert "not valid JSON" in view.error["message"]
-    from runrelay.task_ids import task_uuid_for
-
     runware.reject.add(str(task_uuid_for("id:refused")))
     report = svc.process_record("m2", json.dumps({"id": "refused", "prompt": "x"}), Deadline.after(60))
     assert report.rejected == 1
-    assert statuses(store, report.task_uuids) == ["REJECTED"]
+    assert statuses(tasks, report.task_uuids) == ["REJECTED"]
 
 
-def test_jsonl_object_is_batched(store: TaskStore, runware: FakeRunware) -> None:
+def test_jsonl_object_is_batched(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
     lines = [json.dumps({"prompt": f"p{i}"}) for i in range(25)]
     lines.insert(10, "{oops")
     data = ("\n".join(lines) + "\n").encode()
-    svc = service(store, runware, {"in/a.jsonl": data}, max_tasks_per_request=10)
+    svc = service(tasks, runware, {"in/a.jsonl": data}, max_tasks_per_request=10)
     event = s3_created_event("b", "in/a.jsonl", len(data))
     report = svc.process_record("m", event, Deadline.after(60))
     assert (report.submitted, report.rejected) == (25, 1)
     assert sorted(len(r) for r in runware.requests) == [6, 9, 10]  # the bad line is not sent
-    views = store.tasks_of_source("s3://b/in/a.jsonl#e")
+    views = tasks.tasks_of_source("s3://b/in/a.jsonl#e")
     assert len(views) == 26
     assert views[10].status == TaskStatus.REJECTED
 
 
-def test_big_object_continues_on_the_queue(store: TaskStore, runware: FakeRunware) -> None:
+def test_big_object_continues_on_the_queue(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
     data = b"".join(json.dumps({"prompt": f"p{i}"}).encode() + b"\n" for i in range(30))
     svc = service(
-        store, runware, {"big.jsonl": data}, max_tasks_per_request=10, continuation_reserve_seconds=3600
+        tasks, runware, {"big.jsonl": data}, max_tasks_per_request=10, continuation_reserve_seconds=3600
     )
     event = s3_created_event("b", "big.jsonl", len(data))
     first = svc.process_record("m", event, Deadline.after(60))
@@ -194,17 +154,19 @@ def test_big_object_continues_on_the_queue(store: TaskStore, runware: FakeRunwar
     while queue:
         total += svc.process_record("c", queue.pop(0), Deadline.after(60)).submitted
     assert total == 30
-    assert len(store.tasks_of_source("s3://b/big.jsonl#e")) == 30
+    assert len(tasks.tasks_of_source("s3://b/big.jsonl#e")) == 30
 
 
-class RecordedTotals:
-    """Stands in for the JobStore: which task totals were recorded for which file."""
+class RecordedTotals(FakeJobRepository):
+    """The job repository, remembering every total recorded for which file."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.totals: list[tuple[str, int]] = []
 
-    def record_total(self, source_id: str, total: int, **_: Any) -> None:
+    def record_total(self, source_id: str, total: int, *, bucket: str, key: str, etag: str) -> None:
         self.totals.append((source_id, total))
+        super().record_total(source_id, total, bucket=bucket, key=key, etag=etag)
 
 
 def _mixed_object(lines: int) -> bytes:
@@ -220,12 +182,12 @@ def _mixed_object(lines: int) -> bytes:
 
 
 def test_a_big_object_fans_out_into_ranges_that_submit_as_one_run_would(
-    store: TaskStore, runware: FakeRunware
+    tasks: FakeTaskRepository, runware: FakeRunware
 ) -> None:
     data = _mixed_object(200)
-    svc = service(store, runware, {"big.jsonl": data}, max_tasks_per_request=10, fan_out_range_bytes=1000)
+    svc = service(tasks, runware, {"big.jsonl": data}, max_tasks_per_request=10, fan_out_range_bytes=1000)
     totals = RecordedTotals()
-    svc.jobs = totals  # type: ignore[assignment]
+    svc.jobs = totals
     first = svc.process_record("m", s3_created_event("b", "big.jsonl", len(data)), Deadline.after(60))
     assert first.continued
     assert first.fanned_out >= 4
@@ -240,28 +202,30 @@ def test_a_big_object_fans_out_into_ranges_that_submit_as_one_run_would(
     for message in reversed(queue):  # any order: ranges are independent
         svc.process_record("r", message, Deadline.after(60))
     source = "s3://b/big.jsonl#e"
-    views = store.tasks_of_source(source)
+    views = tasks.tasks_of_source(source)
     expected_lines = [i + 1 for i in range(200) if i % 50 != 7]
-    assert sorted(v.item["sourceSeq"] for v in views) == expected_lines
+    assert sorted(v.source_seq for v in views) == expected_lines
     # The same taskUUIDs a single sequential run derives: the key is the file and the line number.
     assert {v.task_uuid for v in views} == {str(task_uuid_for(f"{source}:{n}")) for n in expected_lines}
     rejected = [v for v in views if v.status == TaskStatus.REJECTED]
     assert len(rejected) == len([i for i in range(200) if i % 97 == 3 and i % 50 != 7])
-    assert all(v.error and v.error["message"].startswith(f"line {v.item['sourceSeq']} ") for v in rejected)
+    assert all(v.error and v.error["message"].startswith(f"line {v.source_seq} ") for v in rejected)
     sent = [t["taskUUID"] for r in runware.requests for t in r]
     assert len(sent) == len(set(sent)) == len(expected_lines) - len(rejected)
     assert totals.totals == [(source, len(expected_lines))]
 
 
-def test_a_range_out_of_time_continues_within_its_range(store: TaskStore, runware: FakeRunware) -> None:
+def test_a_range_out_of_time_continues_within_its_range(
+    tasks: FakeTaskRepository, runware: FakeRunware
+) -> None:
     data = _mixed_object(200)
-    svc = service(store, runware, {"big.jsonl": data}, max_tasks_per_request=10, fan_out_range_bytes=1000)
+    svc = service(tasks, runware, {"big.jsonl": data}, max_tasks_per_request=10, fan_out_range_bytes=1000)
     svc.process_record("m", s3_created_event("b", "big.jsonl", len(data)), Deadline.after(60))
     queue = svc.queue  # type: ignore[attr-defined]
     second_range = queue.pop(1)
     bounds = json.loads(second_range)["runrelayContinuation"]
     hurried = service(
-        store,
+        tasks,
         runware,
         {"big.jsonl": data},
         max_tasks_per_request=10,
@@ -276,21 +240,23 @@ def test_a_range_out_of_time_continues_within_its_range(store: TaskStore, runwar
     assert bounds["startByte"] < rest["startByte"] < bounds["endByte"]
 
 
-def test_small_or_taskless_objects_are_not_fanned_out(store: TaskStore, runware: FakeRunware) -> None:
+def test_small_or_taskless_objects_are_not_fanned_out(
+    tasks: FakeTaskRepository, runware: FakeRunware
+) -> None:
     blank = b"\n" * 10_000
-    svc = service(store, runware, {"blank.jsonl": blank}, fan_out_range_bytes=1000)
+    svc = service(tasks, runware, {"blank.jsonl": blank}, fan_out_range_bytes=1000)
     report = svc.process_record("m", s3_created_event("b", "blank.jsonl", len(blank)), Deadline.after(60))
     assert report.fanned_out == 0
     assert report.rejected == 1  # "holds no task lines", said once, by the sequential path
     assert svc.queue == []  # type: ignore[attr-defined]
 
 
-def test_rejected_rows_keep_the_caller_id(store: TaskStore, runware: FakeRunware) -> None:
+def test_rejected_rows_keep_the_caller_id(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
     data = b'{"id": "good", "prompt": "a"}\n{"id": "too-many", "prompt": "b", "numberResults": 9}\n'
-    svc = service(store, runware, {"in/ids.jsonl": data})
+    svc = service(tasks, runware, {"in/ids.jsonl": data})
     svc.process_record("m", s3_created_event("b", "in/ids.jsonl", len(data)), Deadline.after(60))
-    views = store.tasks_of_source("s3://b/in/ids.jsonl#e")
-    assert [(v.item["sourceSeq"], v.status, v.item.get("callerId")) for v in views] == [
+    views = tasks.tasks_of_source("s3://b/in/ids.jsonl#e")
+    assert [(v.source_seq, v.status, v.caller_id) for v in views] == [
         (1, TaskStatus.SUBMITTED, "good"),
         (2, TaskStatus.REJECTED, "too-many"),
     ]

@@ -5,28 +5,28 @@ compare a status read through another import path)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from runrelay.deadline import Deadline
+from runrelay.domain.tasks import NewTask, TaskStatus
 from runrelay.runware_errors import TransientRunwareError
-from runrelay.task_store import TaskStatus, TaskStore
+from tests.support.fakes import FakeRunware, FakeTaskRepository
 
-from .conftest import TABLE
-from .test_submit_logic import FakeRunware, service
+from .test_submit_logic import service
 
 
-class StatusAsPlainText(TaskStore):
+class StatusAsPlainText(FakeTaskRepository):
     """Reports existing rows' statuses as equal-but-not-identical values, as another enum copy would."""
 
-    def create_many(self, rows: Any) -> list[Any]:
+    def create_many(self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]) -> list[Any]:
         return [None if s is None else str(s.value) for s in super().create_many(rows)]
 
 
-def test_a_redelivered_record_resends_the_rows_its_failed_post_left_pending(aws: dict[str, Any]) -> None:
-    runware = FakeRunware()
-    store = StatusAsPlainText(TABLE, dynamodb=aws["dynamodb"], s3=aws["s3"])
+def test_a_redelivered_record_resends_the_rows_its_failed_post_left_pending(runware: FakeRunware) -> None:
+    store = StatusAsPlainText()
     svc = service(store, runware)
     body = json.dumps([{"id": "r1", "prompt": "a"}, {"id": "r2", "prompt": "b"}])
     runware.fail_next = 1

@@ -1,4 +1,5 @@
-"""Webhook receiver: every documented body shape, authentication, limits; nothing written when rejected."""
+"""Webhook receiver on the fake task repository: every documented body shape, authentication, limits;
+nothing written when rejected."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from typing import Any
 
 import pytest
 
+from runrelay.domain.tasks import NewTask, TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import NewTask, TaskStatus, TaskStore
 from runrelay.webhook_logic import WebhookReceiver
 from runrelay.webhook_token import token_for
-
-from .conftest import item_count
+from tests.support.fakes import FakeTaskRepository
 
 SECRET = "current-secret"
 OLD_SECRET = "previous-secret"
@@ -21,9 +21,9 @@ OTHER_UUID = str(task_uuid_for("other-task"))
 
 
 @pytest.fixture
-def receiver(store: TaskStore) -> WebhookReceiver:
-    store.create_pending(NewTask(UUID, "webhook-task", "src", 0, number_results=2))
-    return WebhookReceiver(store, lambda: [SECRET, OLD_SECRET], max_body_bytes=64 * 1024)
+def receiver(tasks: FakeTaskRepository) -> WebhookReceiver:
+    tasks.create_pending(NewTask(UUID, "webhook-task", "src", 0, number_results=2))
+    return WebhookReceiver(tasks, lambda: [SECRET, OLD_SECRET], max_body_bytes=64 * 1024)
 
 
 def result(text: str = "hi", **extra: Any) -> dict[str, Any]:
@@ -39,10 +39,10 @@ def result(text: str = "hi", **extra: Any) -> dict[str, Any]:
     ],
     ids=["wrapped", "bare", "array"],
 )
-def test_result_shapes_are_stored(receiver: WebhookReceiver, store: TaskStore, body: Any) -> None:
+def test_result_shapes_are_stored(receiver: WebhookReceiver, tasks: FakeTaskRepository, body: Any) -> None:
     reply, _ = receiver.receive(json.dumps(body), token_for(SECRET, UUID))
     assert reply.status == 200
-    view = store.get_task(UUID)
+    view = tasks.get_task(UUID)
     assert view is not None
     assert [r["text"] for r in view.results] == ["hi"]
 
@@ -57,17 +57,17 @@ def test_result_shapes_are_stored(receiver: WebhookReceiver, store: TaskStore, b
         {"data": [{"taskUUID": UUID, "status": "error", "code": "timeoutProvider", "message": "slow"}]},
     ],
 )
-def test_error_shapes_fail_the_task(receiver: WebhookReceiver, store: TaskStore, body: Any) -> None:
+def test_error_shapes_fail_the_task(receiver: WebhookReceiver, tasks: FakeTaskRepository, body: Any) -> None:
     reply, _ = receiver.receive(json.dumps(body), token_for(SECRET, UUID))
     assert reply.status == 200
-    view = store.get_task(UUID)
+    view = tasks.get_task(UUID)
     assert view is not None
     assert view.status == TaskStatus.FAILED
     assert view.error is not None
     assert view.error["code"] == "timeoutProvider"
 
 
-def test_duplicates_and_completion(receiver: WebhookReceiver, store: TaskStore) -> None:
+def test_duplicates_and_completion(receiver: WebhookReceiver, tasks: FakeTaskRepository) -> None:
     token = token_for(SECRET, UUID)
     first, _ = receiver.receive(json.dumps({"data": [result("a", seed=1)]}), token)
     again, _ = receiver.receive(json.dumps(result("a", seed=1)), token)
@@ -77,7 +77,7 @@ def test_duplicates_and_completion(receiver: WebhookReceiver, store: TaskStore) 
         ["duplicate"],
         ["completed"],
     ]
-    view = store.get_task(UUID)
+    view = tasks.get_task(UUID)
     assert view is not None
     assert view.status == TaskStatus.COMPLETED
 
@@ -113,32 +113,37 @@ def test_previous_secret_is_accepted_during_rotation(receiver: WebhookReceiver) 
     ],
 )
 def test_bad_requests_get_a_clear_4xx_and_write_nothing(
-    receiver: WebhookReceiver, aws: dict[str, Any], body: str, token: str | None, status: int, code: str
+    receiver: WebhookReceiver,
+    tasks: FakeTaskRepository,
+    body: str,
+    token: str | None,
+    status: int,
+    code: str,
 ) -> None:
-    before = item_count(aws)
+    before = tasks.writes
     reply, report = receiver.receive(body, token)
     assert (reply.status, reply.body["error"]) == (status, code)
     assert reply.body["message"]
     assert report.rejected_reason == code
-    assert item_count(aws) == before
-    view = receiver.store.get_task(UUID)
+    assert tasks.writes == before
+    view = tasks.get_task(UUID)
     assert view is not None
     assert view.results == []
 
 
-def test_unknown_fields_are_kept(receiver: WebhookReceiver, store: TaskStore) -> None:
+def test_unknown_fields_are_kept(receiver: WebhookReceiver, tasks: FakeTaskRepository) -> None:
     receiver.receive(json.dumps(result(futureField=[1, 2])), token_for(SECRET, UUID))
-    view = store.get_task(UUID)
+    view = tasks.get_task(UUID)
     assert view is not None
     assert view.results[0]["futureField"] == [1, 2]
 
 
 def test_a_bare_status_error_gets_a_default_code_and_message(
-    receiver: WebhookReceiver, store: TaskStore
+    receiver: WebhookReceiver, tasks: FakeTaskRepository
 ) -> None:
     reply, _ = receiver.receive(json.dumps({"taskUUID": UUID, "status": "error"}), token_for(SECRET, UUID))
     assert reply.status == 200
-    view = store.get_task(UUID)
+    view = tasks.get_task(UUID)
     assert view is not None
     assert view.error == {"code": "taskFailed", "message": "status error"}
 
@@ -154,12 +159,13 @@ def test_a_bare_status_error_gets_a_default_code_and_message(
     ids=["huge-seed", "huge-usage", "whole-float-seed", "huge-unknown"],
 )
 def test_integers_beyond_dynamodb_are_kept_as_text_not_answered_5xx(
-    receiver: WebhookReceiver, store: TaskStore, extra: dict[str, Any], stored: tuple[str, Any]
+    receiver: WebhookReceiver, tasks: FakeTaskRepository, extra: dict[str, Any], stored: tuple[str, Any]
 ) -> None:
     # JSON allows any integer; DynamoDB holds 38 digits. A 5xx would make Runware redeliver it forever.
+    # The fake keeps them as the DynamoDB codec does (test_dynamodb_task_repository.py checks the adapter).
     reply, _ = receiver.receive(json.dumps({"data": [result("x", **extra)]}), token_for(SECRET, UUID))
     assert reply.status == 200
-    view = store.get_task(UUID)
+    view = tasks.get_task(UUID)
     assert view is not None
     name, value = stored
     assert view.results[0][name] == value
@@ -171,10 +177,36 @@ def test_integers_beyond_dynamodb_are_kept_as_text_not_answered_5xx(
     ids=["infinite-seed", "nan-seed", "fractional-seed", "infinite-usage"],
 )
 def test_non_integer_seeds_and_counts_are_refused_4xx(
-    receiver: WebhookReceiver, store: TaskStore, extra: dict[str, Any]
+    receiver: WebhookReceiver, tasks: FakeTaskRepository, extra: dict[str, Any]
 ) -> None:
     reply, _ = receiver.receive(json.dumps({"data": [result("x", **extra)]}), token_for(SECRET, UUID))
     assert 400 <= reply.status < 500
-    view = store.get_task(UUID)
+    view = tasks.get_task(UUID)
     assert view is not None
     assert view.results == []
+
+
+def test_an_error_for_a_task_already_final_is_ignored(
+    receiver: WebhookReceiver, tasks: FakeTaskRepository
+) -> None:
+    token = token_for(SECRET, UUID)
+    failure = {"errors": [{"code": "timeoutProvider", "message": "slow", "taskUUID": UUID}]}
+    first, _ = receiver.receive(json.dumps(failure), token)
+    again, _ = receiver.receive(json.dumps(failure), token)
+    assert [first.body["outcomes"], again.body["outcomes"]] == [["failed"], ["ignored"]]
+    late, _ = receiver.receive(json.dumps(result("late")), token)  # kept; the task stays FAILED
+    assert late.body["outcomes"] == ["stored"]
+    view = tasks.get_task(UUID)
+    assert view is not None
+    assert (view.status, [r["text"] for r in view.results]) == (TaskStatus.FAILED, ["late"])
+
+
+def test_storage_trouble_propagates_so_runware_retries(
+    receiver: WebhookReceiver, tasks: FakeTaskRepository
+) -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError("table unavailable")
+
+    tasks.store_result = broken  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError, match="table unavailable"):
+        receiver.receive(json.dumps(result()), token_for(SECRET, UUID))

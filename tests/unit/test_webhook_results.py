@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runrelay.contract import InferenceResult
-from runrelay.task_store import result_id
+from runrelay.models import DEFAULT_MODEL
 from runrelay.webhook_results import InvalidResult, WebhookResult, error_document
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -38,7 +38,8 @@ def test_fields_kept_and_document_without_identity_or_nulls() -> None:
 
 def test_same_identity_as_the_polled_model() -> None:
     raw = {"taskUUID": UUID, "text": "same", "seed": 3, "finishReason": "stop"}
-    assert result_id(WebhookResult.parse(raw, UUID)) == result_id(InferenceResult.model_validate(raw))
+    pushed, polled = WebhookResult.parse(raw, UUID), InferenceResult.model_validate(raw)
+    assert DEFAULT_MODEL.result_id(pushed.as_document()) == DEFAULT_MODEL.result_id(polled.as_document())
     assert WebhookResult.parse(raw, UUID).as_document() == InferenceResult.model_validate(raw).as_document()
 
 

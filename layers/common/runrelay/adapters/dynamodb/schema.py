@@ -56,10 +56,7 @@ def is_job_item(keys: Mapping[str, Any]) -> bool:
 
 def task_record(item: Mapping[str, Any]) -> TaskRecord:
     """A task from its plain item (`codec.from_dynamo`), results oldest first."""
-    results = sorted(
-        (item.get("results") or {}).values(),
-        key=lambda entry: (entry.get("receivedAt", 0), entry.get("seed") or 0),
-    )
+    results = sorted((item.get("results") or {}).values(), key=_result_order)
     return TaskRecord(
         task_uuid=str(item.get("taskUUID") or str(item["pk"]).removeprefix(TASK_PREFIX)),
         status=TaskStatus(item["status"]),
@@ -77,6 +74,13 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
         completed_at=_number(item.get("completedAt")),
         updated_at=_number(item.get("updatedAt")),
     )
+
+
+def _result_order(entry: Mapping[str, Any]) -> tuple[Any, int]:
+    """Oldest first; results of one millisecond by seed. A seed DynamoDB could not hold is kept as text
+    (`codec.to_dynamo`) and must not be compared with a number: it sorts as no seed."""
+    seed = entry.get("seed")
+    return entry.get("receivedAt", 0), seed if isinstance(seed, int) else 0
 
 
 def job_progress(item: Mapping[str, Any]) -> JobProgress:

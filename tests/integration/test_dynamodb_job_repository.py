@@ -1,13 +1,15 @@
-"""JobStore on DynamoDB Local: real transactions under concurrency count every final task exactly once."""
+"""The DynamoDB job repository on DynamoDB Local: real transactions under concurrency count every final
+task exactly once."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from runrelay.job_store import JobStore
+from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.domain.tasks import NewTask
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import NewTask, TaskStore
 
 SOURCE = "s3://bucket/incoming/many.jsonl#etag"
 
@@ -15,8 +17,8 @@ SOURCE = "s3://bucket/incoming/many.jsonl#etag"
 def test_concurrent_duplicate_finals_are_counted_exactly_once(
     provisioned_stack: Any, aws_clients: Any
 ) -> None:
-    store = TaskStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
-    jobs = JobStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
+    store = DynamoTaskRepository(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
+    jobs = DynamoJobRepository(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
     tasks = [NewTask(str(task_uuid_for(f"{SOURCE}:{i}")), f"{SOURCE}:{i}", SOURCE, i) for i in range(1, 21)]
     for task in tasks:
         store.create_rejected(task, {"code": "bad", "message": "no"})

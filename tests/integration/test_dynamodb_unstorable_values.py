@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runrelay.adapters.dynamodb.codec import MAX_STORED_DEPTH
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import InferenceResult
+from runrelay.domain.tasks import NewTask, StoreOutcome, TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import MAX_STORED_DEPTH, NewTask, StoreOutcome, TaskStatus, TaskStore, to_dynamo
+
+
+def store_for(stack: Any, clients: Any) -> DynamoTaskRepository:
+    payloads = S3PayloadStore(stack.bucket_name, s3=clients.s3)
+    return DynamoTaskRepository(stack.table_name, payloads=payloads, dynamodb=clients.dynamodb)
 
 
 def _deep(levels: int) -> Any:
@@ -32,7 +40,7 @@ HOSTILE_FIELDS = {
 def test_a_result_with_unstorable_fields_is_stored_once_with_them_as_text(
     provisioned_stack: Any, aws_clients: Any
 ) -> None:
-    store = TaskStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb, s3=aws_clients.s3)
+    store = store_for(provisioned_stack, aws_clients)
     task_uuid = str(task_uuid_for("unstorable"))
     store.create_pending(NewTask(task_uuid, "unstorable", "src", 0))
     result = InferenceResult.model_validate({"taskUUID": task_uuid, "text": "ok\ud800", **HOSTILE_FIELDS})
@@ -57,7 +65,7 @@ def test_a_result_with_unstorable_fields_is_stored_once_with_them_as_text(
 def test_an_error_with_an_unstorable_number_still_fails_the_task(
     provisioned_stack: Any, aws_clients: Any
 ) -> None:
-    store = TaskStore(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb, s3=aws_clients.s3)
+    store = store_for(provisioned_stack, aws_clients)
     task_uuid = str(task_uuid_for("unstorable-error"))
     store.create_pending(NewTask(task_uuid, "unstorable-error", "src", 0))
     assert store.mark_failed(task_uuid, {"code": "boom", "detail": 1e200, "odd": float("nan")})
@@ -65,15 +73,3 @@ def test_an_error_with_an_unstorable_number_still_fails_the_task(
     assert view is not None
     assert view.status == TaskStatus.FAILED
     assert view.error == {"code": "boom", "detail": "1E+200", "odd": "NaN"}
-
-
-def test_ordinary_values_are_untouched() -> None:
-    plain = {"cost": 0.000123, "tokens": 42, "text": "héllo", "nested": [{"a": None, "b": True}]}
-    assert to_dynamo(plain) == {
-        "M": {
-            "cost": {"N": "0.000123"},
-            "tokens": {"N": "42"},
-            "text": {"S": "héllo"},
-            "nested": {"L": [{"M": {"a": {"NULL": True}, "b": {"BOOL": True}}}]},
-        }
-    }

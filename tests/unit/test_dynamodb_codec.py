@@ -1,5 +1,5 @@
-"""`to_dynamo` writes JSON-like data exactly as boto3 would write its JSON form, and keeps as text
-what DynamoDB cannot hold."""
+"""The DynamoDB codec: `to_dynamo` writes JSON-like data exactly as boto3 would write its JSON form, and
+keeps as text what DynamoDB cannot hold; `from_dynamo` reads plain values back."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runrelay.task_store import MAX_STORED_DEPTH, to_dynamo
+from runrelay.adapters.dynamodb.codec import MAX_STORED_DEPTH, from_dynamo, to_dynamo
 
 _SCALARS = (
     st.none()
@@ -98,3 +98,37 @@ def test_the_fast_path_for_text_writes_what_the_general_path_writes(text: str, k
     assert to_dynamo({key: text}) == {
         "M": {expected_key: {"S": text.encode("utf-8", "replace").decode("utf-8")}}
     }
+
+
+def test_ordinary_values_are_untouched() -> None:
+    plain = {"cost": 0.000123, "tokens": 42, "text": "héllo", "nested": [{"a": None, "b": True}]}
+    assert to_dynamo(plain) == {
+        "M": {
+            "cost": {"N": "0.000123"},
+            "tokens": {"N": "42"},
+            "text": {"S": "héllo"},
+            "nested": {"L": [{"M": {"a": {"NULL": True}, "b": {"BOOL": True}}}]},
+        }
+    }
+
+
+def test_items_read_back_as_plain_values() -> None:
+    item = {
+        "count": {"N": "3"},
+        "cost": {"N": "0.25"},
+        "whole": {"N": "2.0"},
+        "text": {"S": "t"},
+        "tags": {"SS": ["a"]},
+        "nested": {"M": {"l": {"L": [{"N": "1"}, {"NULL": True}]}}},
+        "empty": {},  # a stream image's empty map on DynamoDB Local: left out
+    }
+    assert from_dynamo(item) == {
+        "count": 3,
+        "cost": 0.25,
+        "whole": 2,
+        "text": "t",
+        "tags": ["a"],
+        "nested": {"l": [1, None]},
+    }
+    plain = {"cost": 0.000123, "tokens": 42, "nested": [{"a": None, "b": True}], "big": 10**40}
+    assert from_dynamo(to_dynamo(plain)["M"]) == {**plain, "big": str(10**40)}

@@ -1,19 +1,21 @@
-"""TaskStore on Amazon DynamoDB Local: real conditional writes under concurrency, real capacity numbers."""
+"""The DynamoDB task repository on Amazon DynamoDB Local: real conditional writes under concurrency, real
+capacity numbers."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import InferenceResult
+from runrelay.domain.tasks import NewTask, StoreOutcome, TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import NewTask, StoreOutcome, TaskStatus, TaskStore
 
 
-def store_for(stack: Any, clients: Any) -> TaskStore:
-    return TaskStore(
-        stack.table_name, payload_bucket=stack.bucket_name, dynamodb=clients.dynamodb, s3=clients.s3
-    )
+def store_for(stack: Any, clients: Any) -> DynamoTaskRepository:
+    payloads = S3PayloadStore(stack.bucket_name, s3=clients.s3)
+    return DynamoTaskRepository(stack.table_name, payloads=payloads, dynamodb=clients.dynamodb)
 
 
 def test_concurrent_deliveries_store_each_result_once(provisioned_stack: Any, aws_clients: Any) -> None:
@@ -35,7 +37,7 @@ def test_concurrent_deliveries_store_each_result_once(provisioned_stack: Any, aw
         view = store.get_task(task.task_uuid)
         assert view is not None
         assert view.status == TaskStatus.COMPLETED
-        assert view.item["resultCount"] == 4
+        assert view.result_count == 4
         assert len(view.results) == 4
 
 

@@ -1,22 +1,30 @@
-"""TaskStore semantics: conditional creation, monotonic lifecycle, each result stored exactly once."""
+"""The DynamoDB task repository on moto: conditional creation, monotonic lifecycle, each result stored
+exactly once, the item's own attributes (open-index keys, the sole-result marker, offloaded texts) and
+the number of calls. What every TaskRepository must do is in tests/contract/test_ports.py."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+
+from runrelay.adapters.dynamodb.codec import from_dynamo
+from runrelay.adapters.dynamodb.schema import task_key
+from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, SOLE_RESULT_DUE, DynamoTaskRepository
 from runrelay.contract import InferenceResult
+from runrelay.domain.tasks import NewTask, StoreOutcome, TaskStatus
 from runrelay.task_ids import task_uuid_for
-from runrelay.task_store import (
-    INLINE_RESULT_LIMIT,
-    SOLE_RESULT_DUE,
-    NewTask,
-    StoreOutcome,
-    TaskStatus,
-    TaskStore,
-    task_key,
-)
+from runrelay.webhook_logic import WebhookReceiver
+from runrelay.webhook_token import token_for
 
 from .conftest import BUCKET
+
+
+def item(store: DynamoTaskRepository, task_uuid: str) -> dict[str, Any]:
+    """The task's item as stored, plain values."""
+    answer = store.dynamodb.get_item(TableName=store.table_name, Key=task_key(task_uuid), ConsistentRead=True)
+    return from_dynamo(answer["Item"])
 
 
 def new_task(key: str = "k", number_results: int = 1, seq: int = 0, source: str = "src") -> NewTask:
@@ -29,7 +37,7 @@ def result(task: NewTask, text: str = "hello", seed: int = 1) -> InferenceResult
     )
 
 
-def test_create_pending_is_conditional(store: TaskStore) -> None:
+def test_create_pending_is_conditional(store: DynamoTaskRepository) -> None:
     task = new_task()
     assert store.create_pending(task) is None
     assert store.create_pending(task) is TaskStatus.PENDING
@@ -37,7 +45,7 @@ def test_create_pending_is_conditional(store: TaskStore) -> None:
     assert store.create_pending(task) is TaskStatus.SUBMITTED
 
 
-def test_single_result_completes_and_duplicate_is_ignored(store: TaskStore) -> None:
+def test_single_result_completes_and_duplicate_is_ignored(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)
     store.mark_submitted(task.task_uuid)
@@ -47,21 +55,21 @@ def test_single_result_completes_and_duplicate_is_ignored(store: TaskStore) -> N
     assert view is not None
     assert view.status == TaskStatus.COMPLETED
     assert [r["text"] for r in view.results] == ["hello"]
-    assert "openShard" not in view.item
+    assert "openShard" not in item(store, task.task_uuid)
 
 
-def test_three_results_complete_only_after_the_third(store: TaskStore) -> None:
+def test_three_results_complete_only_after_the_third(store: DynamoTaskRepository) -> None:
     task = new_task(number_results=3)
     store.create_pending(task)
     outcomes = [store.store_result(result(task, f"text {i}", seed=i)) for i in range(3)]
     assert outcomes == [StoreOutcome.STORED, StoreOutcome.STORED, StoreOutcome.COMPLETED]
     view = store.get_task(task.task_uuid)
     assert view is not None
-    assert view.item["resultCount"] == 3
+    assert view.result_count == 3
     assert len(view.results) == 3
 
 
-def test_webhook_before_submitted_is_kept_and_submit_does_not_move_back(store: TaskStore) -> None:
+def test_webhook_before_submitted_is_kept_and_submit_does_not_move_back(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)
     assert store.store_result(result(task)) is StoreOutcome.COMPLETED
@@ -72,7 +80,7 @@ def test_webhook_before_submitted_is_kept_and_submit_does_not_move_back(store: T
     assert view.status == TaskStatus.COMPLETED
 
 
-def test_failed_and_rejected_are_final(store: TaskStore) -> None:
+def test_failed_and_rejected_are_final(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)
     assert store.mark_failed(task.task_uuid, {"code": "timeoutProvider", "message": "slow"})
@@ -83,7 +91,7 @@ def test_failed_and_rejected_are_final(store: TaskStore) -> None:
     assert view.error == {"code": "timeoutProvider", "message": "slow"}
 
 
-def test_large_result_goes_to_s3_and_reads_back(store: TaskStore, aws: dict[str, Any]) -> None:
+def test_large_result_goes_to_s3_and_reads_back(store: DynamoTaskRepository, aws: dict[str, Any]) -> None:
     task = new_task()
     store.create_pending(task)
     big = "x" * (INLINE_RESULT_LIMIT + 10)
@@ -99,7 +107,7 @@ def test_large_result_goes_to_s3_and_reads_back(store: TaskStore, aws: dict[str,
     assert view.results[0]["text"] == big
 
 
-def test_result_for_unknown_task_is_kept(store: TaskStore) -> None:
+def test_result_for_unknown_task_is_kept(store: DynamoTaskRepository) -> None:
     orphan = new_task("never-created")
     assert store.store_result(result(orphan)) is StoreOutcome.COMPLETED
     view = store.get_task(orphan.task_uuid)
@@ -107,17 +115,17 @@ def test_result_for_unknown_task_is_kept(store: TaskStore) -> None:
     assert view.results[0]["text"] == "hello"
 
 
-def test_open_tasks_and_source_order(store: TaskStore) -> None:
+def test_open_tasks_and_source_order(store: DynamoTaskRepository) -> None:
     tasks = [new_task(f"k{i}", seq=i, source="s3://b/k#e") for i in (2, 0, 1)]
     for task in tasks:
         store.create_pending(task)
     store.store_result(result(tasks[0]))
     open_uuids = set(store.open_tasks_since_before(cutoff_epoch=2**31))
     assert open_uuids == {tasks[1].task_uuid, tasks[2].task_uuid}
-    assert [v.item["sourceSeq"] for v in store.tasks_of_source("s3://b/k#e")] == [0, 1, 2]
+    assert [v.source_seq for v in store.tasks_of_source("s3://b/k#e")] == [0, 1, 2]
 
 
-def test_unknown_result_fields_are_kept(store: TaskStore) -> None:
+def test_unknown_result_fields_are_kept(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)
     store.store_result(
@@ -128,7 +136,7 @@ def test_unknown_result_fields_are_kept(store: TaskStore) -> None:
     assert view.results[0]["newField"] == {"a": 1.5}
 
 
-def _calls(store: TaskStore) -> list[str]:
+def _calls(store: DynamoTaskRepository) -> list[str]:
     """The DynamoDB operations `store` makes from now on, in order."""
     seen: list[str] = []
     store.dynamodb.meta.events.register(
@@ -137,30 +145,26 @@ def _calls(store: TaskStore) -> list[str]:
     return seen
 
 
-def test_the_usual_completion_is_one_update_and_leaves_no_marker(store: TaskStore) -> None:
+def test_the_usual_completion_is_one_update_and_leaves_no_marker(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)
     store.mark_submitted(task.task_uuid)
-    view = store.get_task(task.task_uuid)
-    assert view is not None
-    assert view.item[SOLE_RESULT_DUE] is True
+    assert item(store, task.task_uuid)[SOLE_RESULT_DUE] is True
     calls = _calls(store)
     assert store.store_result(result(task)) is StoreOutcome.COMPLETED
     assert calls == ["UpdateItem"]
-    view = store.get_task(task.task_uuid)
-    assert view is not None
-    assert SOLE_RESULT_DUE not in view.item
+    assert SOLE_RESULT_DUE not in item(store, task.task_uuid)
 
 
-def test_no_marker_where_more_than_one_result_is_wanted_or_the_task_is_final(store: TaskStore) -> None:
+def test_no_marker_where_more_than_one_result_is_wanted_or_the_task_is_final(
+    store: DynamoTaskRepository,
+) -> None:
     multi, failed = new_task("multi", number_results=2), new_task("failed")
     store.create_pending(multi)
     store.create_pending(failed)
     store.mark_failed(failed.task_uuid, {"code": "boom"})
     for task in (multi, failed):
-        view = store.get_task(task.task_uuid)
-        assert view is not None
-        assert SOLE_RESULT_DUE not in view.item
+        assert SOLE_RESULT_DUE not in item(store, task.task_uuid)
     # A late result for a FAILED task is kept, and the task stays FAILED.
     assert store.store_result(result(failed)) is StoreOutcome.STORED
     view = store.get_task(failed.task_uuid)
@@ -168,7 +172,9 @@ def test_no_marker_where_more_than_one_result_is_wanted_or_the_task_is_final(sto
     assert (view.status, len(view.results)) == (TaskStatus.FAILED, 1)
 
 
-def test_a_row_without_the_marker_still_completes_once(store: TaskStore, aws: dict[str, Any]) -> None:
+def test_a_row_without_the_marker_still_completes_once(
+    store: DynamoTaskRepository, aws: dict[str, Any]
+) -> None:
     """Rows written before the marker existed: the guess is refused, the locked write completes."""
     task = new_task("legacy")
     store.create_pending(task)
@@ -182,15 +188,43 @@ def test_a_row_without_the_marker_still_completes_once(store: TaskStore, aws: di
     assert store.store_result(result(task, "another")) is StoreOutcome.STORED
     view = store.get_task(task.task_uuid)
     assert view is not None
-    assert (view.status, view.item["resultCount"]) == (TaskStatus.COMPLETED, 2)
+    assert (view.status, view.result_count) == (TaskStatus.COMPLETED, 2)
 
 
-def test_an_orphan_completes_once_and_a_second_result_does_not_complete_it_again(store: TaskStore) -> None:
+def test_an_orphan_completes_once_and_a_second_result_does_not_complete_it_again(
+    store: DynamoTaskRepository,
+) -> None:
     orphan = new_task("orphan")
     assert store.store_result(result(orphan)) is StoreOutcome.COMPLETED
     assert store.store_result(result(orphan, "second")) is StoreOutcome.STORED
     view = store.get_task(orphan.task_uuid)
     assert view is not None
-    assert (view.status, view.item["resultCount"], len(view.results)) == (TaskStatus.COMPLETED, 2, 2)
-    assert SOLE_RESULT_DUE not in view.item
-    assert "openShard" not in view.item
+    assert (view.status, view.result_count, len(view.results)) == (TaskStatus.COMPLETED, 2, 2)
+    assert SOLE_RESULT_DUE not in item(store, orphan.task_uuid)
+    assert "openShard" not in item(store, orphan.task_uuid)
+
+
+@pytest.mark.parametrize(
+    ("extra", "stored"),
+    [
+        ({"seed": 10**400}, ("seed", str(10**400))),
+        ({"usage": {"promptTokens": 10**400}}, ("usage", {"promptTokens": str(10**400)})),
+        ({"seed": 3.0}, ("seed", 3)),
+        ({"unknownField": 10**400}, ("unknownField", str(10**400))),
+    ],
+    ids=["huge-seed", "huge-usage", "whole-float-seed", "huge-unknown"],
+)
+def test_webhook_integers_beyond_dynamodb_are_kept_as_text_not_answered_5xx(
+    store: DynamoTaskRepository, extra: dict[str, Any], stored: tuple[str, Any]
+) -> None:
+    # JSON allows any integer; DynamoDB holds 38 digits. A 5xx would make Runware redeliver it forever.
+    task_uuid = str(task_uuid_for("webhook-task"))
+    store.create_pending(NewTask(task_uuid, "webhook-task", "src", 0, number_results=2))
+    receiver = WebhookReceiver(store, lambda: ["secret"])
+    body = {"taskType": "textInference", "taskUUID": task_uuid, "text": "x", "finishReason": "stop", **extra}
+    reply, _ = receiver.receive(json.dumps({"data": [body]}), token_for("secret", task_uuid))
+    assert reply.status == 200
+    view = store.get_task(task_uuid)
+    assert view is not None
+    name, value = stored
+    assert view.results[0][name] == value

@@ -1,0 +1,672 @@
+"""The ports' contract: one set of tests, run on the real adapters and on the fakes the services' unit tests
+use (tests/support/fakes.py), so that a fake cannot drift from what it stands in for.
+
+Real adapters: the DynamoDB repositories on DynamoDB Local (one table per module, made from
+template.yaml; every test uses its own taskUUIDs and sources), S3 and EventBridge on the moto server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
+from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, DynamoTaskRepository
+from runrelay.adapters.eventbridge import EventBridgePublisher
+from runrelay.adapters.s3 import S3ObjectWriter, S3PayloadStore
+from runrelay.domain.events import Event
+from runrelay.domain.jobs import TotalMismatch
+from runrelay.domain.tasks import (
+    TRANSITIONS,
+    NewTask,
+    StoreOutcome,
+    TaskStatus,
+    may_move,
+)
+from runrelay.models import DEFAULT_MODEL, ModelEntry
+from runrelay.ports import (
+    EventPublisher,
+    JobRepository,
+    ObjectWriter,
+    PayloadStore,
+    TaskRepository,
+)
+from runrelay.task_ids import task_uuid_for
+from runrelay.webhook_results import WebhookResult
+from tests.support import fakes
+from tests.support.models import ACME_TINY
+
+IMPLEMENTATIONS = ["adapter", "fake"]
+
+
+# ==== the implementations under test =================================================================
+
+
+@pytest.fixture(scope="module")
+def table(aws_clients: Any) -> Iterator[str]:
+    from local.stack.template_model import load_template, table_create_kwargs
+
+    name = f"contract-{uuid.uuid4().hex[:10]}"
+    aws_clients.dynamodb.create_table(**table_create_kwargs(load_template(), "TasksTable", name))
+    yield name
+    aws_clients.dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture(scope="module")
+def bucket(aws_clients: Any) -> str:
+    name = f"contract-{uuid.uuid4().hex[:10]}"
+    aws_clients.s3.create_bucket(Bucket=name)
+    return name
+
+
+@dataclass
+class Backend:
+    """One implementation of every storage port, sharing one table and one payload store."""
+
+    kind: str
+    payloads: PayloadStore
+    _tasks: Callable[[ModelEntry], TaskRepository]
+    jobs: JobRepository
+
+    def tasks(self, model: ModelEntry = DEFAULT_MODEL) -> TaskRepository:
+        return self._tasks(model)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "fake":
+        fake_payloads = fakes.FakePayloadStore()
+        return Backend(
+            "fake",
+            fake_payloads,
+            lambda model: fakes.FakeTaskRepository(model=model, payloads=fake_payloads),
+            fakes.FakeJobRepository(),
+        )
+    clients = request.getfixturevalue("aws_clients")
+    name = request.getfixturevalue("table")
+    s3_payloads = S3PayloadStore(request.getfixturevalue("bucket"), s3=clients.s3)
+    return Backend(
+        "adapter",
+        s3_payloads,
+        lambda model: DynamoTaskRepository(
+            name, payloads=s3_payloads, model=model, dynamodb=clients.dynamodb
+        ),
+        DynamoJobRepository(name, dynamodb=clients.dynamodb),
+    )
+
+
+@pytest.fixture
+def tasks(backend: Backend) -> TaskRepository:
+    return backend.tasks()
+
+
+@pytest.fixture
+def jobs(backend: Backend) -> JobRepository:
+    return backend.jobs
+
+
+@pytest.fixture
+def source() -> str:
+    """A source no other test writes to."""
+    return f"s3://contract/{uuid.uuid4().hex}.jsonl#etag"
+
+
+def new_task(source: str = "src", seq: int = 1, number_results: int = 1, **extra: Any) -> NewTask:
+    key = f"{source}:{seq}:{uuid.uuid4().hex}"
+    return NewTask(str(task_uuid_for(key)), key, source, seq, number_results=number_results, **extra)
+
+
+def result(task_uuid: str, text: str = "hello", **fields: Any) -> WebhookResult:
+    return WebhookResult.parse({"taskUUID": task_uuid, "text": text, **fields}, task_uuid)
+
+
+def status_of(tasks: TaskRepository, task_uuid: str) -> TaskStatus | None:
+    record = tasks.get_task(task_uuid, resolve_payloads=False)
+    return record.status if record else None
+
+
+# ==== TaskRepository: creation =======================================================================
+
+
+def test_creation_is_conditional_and_answers_the_status_there(tasks: TaskRepository) -> None:
+    task, refused = new_task(), new_task(seq=2)
+    assert tasks.create_many([(task, None)]) == [None]
+    assert tasks.create_many([(task, None)]) == [TaskStatus.PENDING]
+    assert tasks.mark_submitted_many([task.task_uuid]) == [True]
+    error = {"code": "invalidTaskSpec", "message": "line 2: no prompt"}
+    fresh = new_task(seq=3)
+    assert tasks.create_many([(task, None), (refused, error), (fresh, None)]) == [
+        TaskStatus.SUBMITTED,
+        None,
+        None,
+    ]
+    assert tasks.create_many([(refused, None)]) == [TaskStatus.REJECTED]  # never overwritten
+    record = tasks.get_task(refused.task_uuid)
+    assert record is not None
+    assert (record.status, record.error, record.completed_at) == (TaskStatus.REJECTED, error, None)
+    assert status_of(tasks, fresh.task_uuid) == TaskStatus.PENDING
+
+
+def test_a_new_task_reads_back_as_written(tasks: TaskRepository) -> None:
+    task = new_task("sqs:m1", 4, 2, caller_id="caller-1", metadata={"team": "a", "n": 2})
+    before = time.time()
+    tasks.create_many([(task, None)])
+    record = tasks.get_task(task.task_uuid)
+    assert record is not None
+    assert (record.task_uuid, record.status, record.source_id, record.source_seq) == (
+        task.task_uuid,
+        TaskStatus.PENDING,
+        "sqs:m1",
+        4,
+    )
+    assert (record.idempotency_key, record.number_results, record.result_count) == (
+        task.idempotency_key,
+        2,
+        0,
+    )
+    assert (record.caller_id, record.metadata, record.error, record.results) == (
+        "caller-1",
+        {"team": "a", "n": 2},
+        None,
+        [],
+    )
+    assert record.created_at is not None
+    assert before - 1 <= record.created_at <= time.time() + 1
+    assert (record.submitted_at, record.completed_at) == (None, None)
+    assert record.started_at == record.created_at
+    assert tasks.mark_submitted_many([task.task_uuid]) == [True]
+    submitted = tasks.get_task(task.task_uuid)
+    assert submitted is not None
+    assert submitted.submitted_at is not None
+    assert submitted.started_at == submitted.submitted_at
+    assert tasks.get_task(str(uuid.uuid4())) is None
+
+
+# ==== TaskRepository: transitions ====================================================================
+
+
+def _task_in(tasks: TaskRepository, status: TaskStatus) -> str:
+    """A task brought to `status` through the port."""
+    task = new_task()
+    error = {"code": "bad", "message": "refused"} if status == TaskStatus.REJECTED else None
+    assert tasks.create_many([(task, error)]) == [None]
+    if status == TaskStatus.SUBMITTED:
+        assert tasks.mark_submitted_many([task.task_uuid]) == [True]
+    elif status == TaskStatus.COMPLETED:
+        assert tasks.store_result(result(task.task_uuid)) == StoreOutcome.COMPLETED
+    elif status == TaskStatus.FAILED:
+        assert tasks.mark_failed(task.task_uuid, {"code": "boom", "message": "x"})
+    assert status_of(tasks, task.task_uuid) == status
+    return task.task_uuid
+
+
+def _move(tasks: TaskRepository, task_uuid: str, to: TaskStatus) -> bool:
+    if to == TaskStatus.SUBMITTED:
+        return tasks.mark_submitted_many([task_uuid])[0]
+    if to == TaskStatus.FAILED:
+        return tasks.mark_failed(task_uuid, {"code": "late", "message": "failed"})
+    if to == TaskStatus.REJECTED:
+        return tasks.mark_rejected(task_uuid, {"code": "late", "message": "rejected"})
+    return tasks.store_result(result(task_uuid, "another text")) == StoreOutcome.COMPLETED
+
+
+@pytest.mark.parametrize("to", [s for s in TaskStatus if s != TaskStatus.PENDING])
+@pytest.mark.parametrize("current", list(TRANSITIONS))
+def test_a_task_moves_along_the_domains_transitions_only(
+    tasks: TaskRepository, current: TaskStatus, to: TaskStatus
+) -> None:
+    task_uuid = _task_in(tasks, current)
+    moved = _move(tasks, task_uuid, to)
+    assert moved == may_move(current, to)
+    assert status_of(tasks, task_uuid) == (to if moved else current)
+
+
+def test_transitions_of_a_task_that_does_not_exist_refuse(tasks: TaskRepository) -> None:
+    missing = str(uuid.uuid4())
+    assert tasks.mark_submitted_many([missing]) == [False]
+    assert tasks.mark_failed(missing, {"code": "x"}) is False
+    assert tasks.mark_rejected(missing, {"code": "x"}) is False
+    assert tasks.get_task(missing) is None  # nothing created
+
+
+def test_a_failure_keeps_its_error_and_completion_time(tasks: TaskRepository) -> None:
+    task_uuid = _task_in(tasks, TaskStatus.SUBMITTED)
+    error = {"code": "timeoutProvider", "message": "slow", "taskUUID": task_uuid}
+    assert tasks.mark_failed(task_uuid, error)
+    assert tasks.mark_failed(task_uuid, {"code": "again"}) is False
+    record = tasks.get_task(task_uuid)
+    assert record is not None
+    assert (record.status, record.error) == (TaskStatus.FAILED, error)
+    assert record.completed_at is not None
+
+
+def test_mark_submitted_many_answers_per_task(tasks: TaskRepository) -> None:
+    pending, submitted, completed = (
+        _task_in(tasks, TaskStatus.PENDING),
+        _task_in(tasks, TaskStatus.SUBMITTED),
+        _task_in(tasks, TaskStatus.COMPLETED),
+    )
+    missing = str(uuid.uuid4())
+    assert tasks.mark_submitted_many([pending, submitted, completed, missing]) == [True, False, False, False]
+
+
+# ==== TaskRepository: results =========================================================================
+
+
+def test_one_result_completes_and_its_redelivery_is_a_duplicate(tasks: TaskRepository) -> None:
+    task_uuid = _task_in(tasks, TaskStatus.SUBMITTED)
+    first = result(task_uuid, "hi", seed=1, cost=0.001, usage={"promptTokens": 2}, futureField={"a": 1.5})
+    assert tasks.store_result(first) == StoreOutcome.COMPLETED
+    assert tasks.store_result(first) == StoreOutcome.DUPLICATE
+    record = tasks.get_task(task_uuid)
+    assert record is not None
+    assert (record.status, record.result_count) == (TaskStatus.COMPLETED, 1)
+    assert record.completed_at is not None
+    [stored] = record.results
+    assert {k: v for k, v in stored.items() if k != "receivedAt"} == {
+        "text": "hi",
+        "seed": 1,
+        "cost": 0.001,
+        "usage": {"promptTokens": 2},
+        "futureField": {"a": 1.5},
+    }
+    assert isinstance(stored["receivedAt"], int | float)
+
+
+def test_numbers_of_results_complete_once_all_are_in(tasks: TaskRepository) -> None:
+    task = new_task(number_results=2)
+    tasks.create_many([(task, None)])
+    tasks.mark_submitted_many([task.task_uuid])
+    one, two, three = (result(task.task_uuid, f"text {n}", seed=n) for n in (1, 2, 3))
+    assert tasks.store_result(one) == StoreOutcome.STORED
+    assert status_of(tasks, task.task_uuid) == TaskStatus.SUBMITTED
+    assert tasks.store_result(one) == StoreOutcome.DUPLICATE
+    assert tasks.store_result(two) == StoreOutcome.COMPLETED
+    assert tasks.store_result(three) == StoreOutcome.STORED  # kept, the task completed once
+    assert tasks.store_result(two) == StoreOutcome.DUPLICATE
+    record = tasks.get_task(task.task_uuid)
+    assert record is not None
+    assert (record.status, record.result_count) == (TaskStatus.COMPLETED, 3)
+    assert [r["text"] for r in record.results] == ["text 1", "text 2", "text 3"]  # oldest first
+
+
+@pytest.mark.parametrize("final", [TaskStatus.FAILED, TaskStatus.REJECTED])
+def test_a_late_result_of_a_failed_or_rejected_task_is_kept_and_never_completes_it(
+    tasks: TaskRepository, final: TaskStatus
+) -> None:
+    task_uuid = _task_in(tasks, final)
+    late = result(task_uuid, "too late")
+    assert tasks.store_result(late) == StoreOutcome.STORED
+    assert tasks.store_result(late) == StoreOutcome.DUPLICATE
+    record = tasks.get_task(task_uuid)
+    assert record is not None
+    assert (record.status, record.result_count, [r["text"] for r in record.results]) == (
+        final,
+        1,
+        ["too late"],
+    )
+
+
+def test_a_result_for_an_unknown_task_is_kept_in_an_orphan_row(tasks: TaskRepository) -> None:
+    task_uuid = str(uuid.uuid4())
+    assert tasks.store_result(result(task_uuid, "first")) == StoreOutcome.COMPLETED
+    assert tasks.store_result(result(task_uuid, "first")) == StoreOutcome.DUPLICATE
+    assert tasks.store_result(result(task_uuid, "second")) == StoreOutcome.STORED
+    record = tasks.get_task(task_uuid)
+    assert record is not None
+    assert (record.status, record.source_id, record.source_seq, record.idempotency_key) == (
+        TaskStatus.COMPLETED,
+        "orphan",
+        0,
+        f"orphan:{task_uuid}",
+    )
+    assert [r["text"] for r in record.results] == ["first", "second"]
+    assert task_uuid not in set(tasks.open_tasks_since_before(2**31, limit=100_000))
+
+
+def test_concurrent_deliveries_store_each_result_once(tasks: TaskRepository) -> None:
+    created = [new_task(seq=i, number_results=3) for i in range(4)]
+    tasks.create_many([(task, None) for task in created])
+    deliveries = [result(t.task_uuid, f"{t.task_uuid} {n}", seed=n) for t in created for n in range(3)] * 3
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(tasks.store_result, deliveries))
+    assert outcomes.count(StoreOutcome.COMPLETED) == 4
+    assert outcomes.count(StoreOutcome.STORED) == 8
+    assert outcomes.count(StoreOutcome.DUPLICATE) == 24
+    for task in created:
+        record = tasks.get_task(task.task_uuid)
+        assert record is not None
+        assert (record.status, record.result_count, len(record.results)) == (TaskStatus.COMPLETED, 3, 3)
+
+
+def test_a_large_text_goes_to_the_payload_store_and_reads_back(backend: Backend) -> None:
+    tasks = backend.tasks()
+    task_uuid = _task_in(tasks, TaskStatus.SUBMITTED)
+    big = "x" * (INLINE_RESULT_LIMIT + 10)
+    assert tasks.store_result(result(task_uuid, big, seed=3, cost=0.5)) == StoreOutcome.COMPLETED
+    resolved = tasks.get_task(task_uuid)
+    assert resolved is not None
+    assert resolved.results[0]["text"] == big
+    [unresolved] = tasks.tasks_in_order([task_uuid])
+    [pointer] = unresolved.results
+    assert "text" not in pointer
+    assert (pointer["seed"], pointer["cost"]) == (3, 0.5)
+    assert pointer["payloadRef"].startswith("s3://")
+    assert f"/completions/{task_uuid}/" in pointer["payloadRef"]
+    body = json.loads(backend.payloads.get(pointer["payloadRef"]))
+    assert body["text"] == big
+    assert pointer["payloadBytes"] == len(backend.payloads.get(pointer["payloadRef"]))
+    raw = tasks.get_task(task_uuid, resolve_payloads=False)
+    assert raw is not None
+    assert "text" not in raw.results[0]
+
+
+def test_the_fake_offloads_at_the_adapters_limit() -> None:
+    assert fakes.INLINE_RESULT_LIMIT == INLINE_RESULT_LIMIT
+
+
+# ==== TaskRepository: reads ===========================================================================
+
+
+def test_a_sources_tasks_come_in_input_order(tasks: TaskRepository, source: str) -> None:
+    created = [new_task(source, seq) for seq in (3, 1, 2)]
+    tasks.create_many([(created[0], None), (created[1], {"code": "bad", "message": "no"})])
+    tasks.create_many([(created[2], None)])
+    tasks.create_many([(new_task(f"{source}-other", 0), None)])
+    by_seq = {task.source_seq: task.task_uuid for task in created}
+    assert tasks.task_uuids_of_source(source) == [by_seq[1], by_seq[2], by_seq[3]]
+    assert tasks.task_uuids_of_source(f"{source}-none") == []
+
+
+def test_tasks_come_in_the_order_asked_without_the_missing_ones(tasks: TaskRepository) -> None:
+    created = [new_task(seq=seq) for seq in range(3)]
+    tasks.create_many([(task, None) for task in created])
+    asked = [created[2].task_uuid, str(uuid.uuid4()), created[0].task_uuid, created[1].task_uuid]
+    records = list(tasks.tasks_in_order(asked))
+    assert [r.task_uuid for r in records] == [asked[0], asked[2], asked[3]]
+    assert [r.source_seq for r in records] == [2, 0, 1]
+    assert list(tasks.tasks_in_order([])) == []
+
+
+def test_many_tasks_come_in_order_past_a_batch(tasks: TaskRepository) -> None:
+    created = [new_task(seq=seq) for seq in range(130)]
+    for start in range(0, 130, 100):
+        tasks.create_many([(task, None) for task in created[start : start + 100]])
+    asked = [task.task_uuid for task in reversed(created)]
+    assert [r.task_uuid for r in tasks.tasks_in_order(asked)] == asked
+
+
+def test_open_tasks_since_before_a_cutoff(tasks: TaskRepository) -> None:
+    pending, submitted = _task_in(tasks, TaskStatus.PENDING), _task_in(tasks, TaskStatus.SUBMITTED)
+    finals = [_task_in(tasks, s) for s in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED)]
+    mine = {pending, submitted, *finals}
+    later = int(time.time()) + 10
+    overdue = set(tasks.open_tasks_since_before(later, limit=100_000)) & mine
+    assert overdue == {pending, submitted}
+    earlier = int(time.time()) - 60
+    assert set(tasks.open_tasks_since_before(earlier, limit=100_000)) & mine == set()
+
+
+def test_open_tasks_since_before_stops_at_the_limit(tasks: TaskRepository) -> None:
+    for _ in range(3):
+        _task_in(tasks, TaskStatus.PENDING)
+    assert len(list(tasks.open_tasks_since_before(int(time.time()) + 10, limit=2))) == 2
+
+
+# ==== TaskRepository: the model entry decides a result's identity ======================================
+
+
+def test_identity_comes_from_the_model_entry(backend: Backend) -> None:
+    default, acme = backend.tasks(), backend.tasks(ACME_TINY)
+    for tasks in (default, acme):
+        task = new_task(number_results=3)
+        tasks.create_many([(task, None)])
+        first = result(task.task_uuid, "same", seed=1, choiceIndex=0)
+        reseeded = result(task.task_uuid, "same", seed=2, choiceIndex=0)  # MiniMax: another result
+        other_choice = result(task.task_uuid, "same", seed=1, choiceIndex=1)  # Acme: another result
+        outcomes = [tasks.store_result(r) for r in (first, reseeded, other_choice)]
+        if tasks is default:
+            # choiceIndex is no identity field of MiniMax's: `other_choice` is `first` again
+            assert outcomes == [StoreOutcome.STORED, StoreOutcome.STORED, StoreOutcome.DUPLICATE]
+        else:
+            assert outcomes == [StoreOutcome.STORED, StoreOutcome.DUPLICATE, StoreOutcome.STORED]
+        record = tasks.get_task(task.task_uuid)
+        assert record is not None
+        assert record.result_count == 2
+
+
+# ==== JobRepository ===================================================================================
+
+
+def test_a_total_is_recorded_once_and_another_is_refused(jobs: JobRepository, source: str) -> None:
+    assert jobs.get(source) is None
+    jobs.record_total(source, 3, bucket="in", key="batch.jsonl", etag="etag")
+    jobs.record_total(source, 3, bucket="in", key="batch.jsonl", etag="etag")  # idempotent
+    with pytest.raises(TotalMismatch):
+        jobs.record_total(source, 4, bucket="in", key="batch.jsonl", etag="etag")
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.source_id, job.expected, job.finals, job.bucket, job.key, job.etag) == (
+        source,
+        3,
+        0,
+        "in",
+        "batch.jsonl",
+        "etag",
+    )
+    assert (job.complete, job.results_location, job.results_counts, job.announced) == (
+        False,
+        None,
+        None,
+        False,
+    )
+
+
+def test_a_final_task_is_recorded_and_counted_once(jobs: JobRepository, source: str) -> None:
+    task_uuid = str(uuid.uuid4())
+    assert jobs.final_recorded(task_uuid) is False
+    assert [jobs.record_final(task_uuid, source) for _ in range(3)] == [True, False, False]
+    assert jobs.final_recorded(task_uuid) is True
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.finals, job.expected, job.complete) == (1, None, False)
+
+
+def test_a_source_without_a_job_records_finals_but_counts_nothing(jobs: JobRepository) -> None:
+    source, task_uuid = f"sqs:{uuid.uuid4()}", str(uuid.uuid4())
+    assert jobs.record_final(task_uuid, source) is True
+    assert jobs.record_final(task_uuid, source) is False
+    assert jobs.final_recorded(task_uuid) is True
+    assert jobs.get(source) is None
+
+
+@pytest.mark.parametrize("total_first", [True, False], ids=["total-first", "total-last"])
+def test_a_job_completes_when_its_finals_reach_its_total(
+    jobs: JobRepository, source: str, total_first: bool
+) -> None:
+    uuids = [str(uuid.uuid4()) for _ in range(2)]
+    if total_first:
+        jobs.record_total(source, 2, bucket="in", key="k", etag="e")
+    for task_uuid in uuids:
+        jobs.record_final(task_uuid, source)
+    if not total_first:
+        job = jobs.get(source)
+        assert job is not None
+        assert (job.finals, job.complete) == (2, False)
+        jobs.record_total(source, 2, bucket="in", key="k", etag="e")
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.expected, job.finals, job.complete) == (2, 2, True)
+
+
+def test_concurrent_duplicate_finals_are_counted_exactly_once(jobs: JobRepository, source: str) -> None:
+    uuids = [str(uuid.uuid4()) for _ in range(10)]
+    jobs.record_total(source, len(uuids), bucket="in", key="k", etag="e")
+    with ThreadPoolExecutor(12) as pool:
+        wins = list(pool.map(lambda task_uuid: jobs.record_final(task_uuid, source), uuids * 3))
+    assert wins.count(True) == len(uuids)
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.finals, job.complete) == (len(uuids), True)
+
+
+def test_the_markers_are_set_once_on_an_existing_job(jobs: JobRepository, source: str) -> None:
+    jobs.mark_results_written(source, "s3://out/nowhere", {"COMPLETED": 1})  # no job: nothing
+    jobs.mark_announced(source)
+    assert jobs.get(source) is None
+    jobs.record_total(source, 1, bucket="in", key="k", etag="e")
+    jobs.mark_results_written(source, "s3://out/results/k", {"COMPLETED": 1})
+    jobs.mark_results_written(source, "s3://out/other", {"FAILED": 1})  # set once: ignored
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.results_location, dict(job.results_counts or {}), job.announced) == (
+        "s3://out/results/k",
+        {"COMPLETED": 1},
+        False,
+    )
+    jobs.mark_announced(source)
+    jobs.mark_announced(source)
+    job = jobs.get(source)
+    assert job is not None
+    assert job.announced is True
+    assert job.results_location == "s3://out/results/k"
+
+
+# ==== PayloadStore ====================================================================================
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def payload_store(request: pytest.FixtureRequest) -> PayloadStore:
+    if request.param == "fake":
+        return fakes.FakePayloadStore()
+    clients = request.getfixturevalue("aws_clients")
+    return S3PayloadStore(request.getfixturevalue("bucket"), s3=clients.s3)
+
+
+def test_a_payload_reads_back_by_its_reference(payload_store: PayloadStore) -> None:
+    key = f"completions/{uuid.uuid4()}/r1.json"
+    body = json.dumps({"text": "héllo " * 1000}, ensure_ascii=False).encode()
+    ref = payload_store.put(key, body)
+    assert ref.startswith("s3://")
+    assert ref.endswith(key)
+    assert payload_store.get(ref) == body
+    assert payload_store.put(key, body) == ref  # rewriting is idempotent
+    other = payload_store.put(f"completions/{uuid.uuid4()}/r1.json", b"{}")
+    assert other != ref
+    assert payload_store.get(other) == b"{}"
+
+
+def test_an_unknown_payload_is_an_error(payload_store: PayloadStore, bucket: str) -> None:
+    with pytest.raises(Exception):  # noqa: B017, PT011 - each store raises its own kind
+        payload_store.get(f"s3://{bucket}/completions/{uuid.uuid4()}/none.json")
+
+
+# ==== ObjectWriter ====================================================================================
+
+
+@dataclass
+class Writer:
+    writer: ObjectWriter
+    read: Callable[[str, str], tuple[bytes, str]]  # (bucket, key) -> (body, content type)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def object_writer(request: pytest.FixtureRequest) -> Writer:
+    if request.param == "fake":
+        fake = fakes.FakeObjectWriter()
+        return Writer(fake, lambda b, k: (fake.read(b, k), fake.content_types[(b, k)]))
+    s3 = request.getfixturevalue("aws_clients").s3
+
+    def read(b: str, k: str) -> tuple[bytes, str]:
+        answer = s3.get_object(Bucket=b, Key=k)
+        return answer["Body"].read(), answer["ContentType"]
+
+    return Writer(S3ObjectWriter(s3=s3), read)
+
+
+def test_an_object_is_written_whole_from_a_stream(object_writer: Writer, bucket: str) -> None:
+    import io
+
+    key = f"results/{uuid.uuid4()}.jsonl"
+    body = b"".join(json.dumps({"line": n, "text": "t" * 100}).encode() + b"\n" for n in range(3000))
+    object_writer.writer.upload(bucket, key, io.BytesIO(body), "application/x-ndjson")
+    assert object_writer.read(bucket, key) == (body, "application/x-ndjson")
+    object_writer.writer.upload(bucket, key, io.BytesIO(b"{}\n"), "application/x-ndjson")
+    assert object_writer.read(bucket, key)[0] == b"{}\n"  # a rewrite replaces it
+
+
+# ==== EventPublisher ==================================================================================
+
+
+@dataclass
+class Publisher:
+    publisher: EventPublisher
+    delivered: Callable[[], list[tuple[str, dict[str, Any]]]]  # (detail type, detail) in order
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def publisher(request: pytest.FixtureRequest) -> Publisher:
+    if request.param == "fake":
+        fake = fakes.FakeEventPublisher()
+        return Publisher(fake, lambda: [(e.detail_type, e.detail) for e in fake.published])
+    clients = request.getfixturevalue("aws_clients")
+    name = f"contract-{uuid.uuid4().hex[:10]}"
+    clients.events.create_event_bus(Name=name)
+    queue_url = clients.sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    clients.events.put_rule(Name=name, EventBusName=name, EventPattern=json.dumps({"source": ["runrelay"]}))
+    clients.events.put_targets(Rule=name, EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
+
+    def delivered() -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        while messages := clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                event = json.loads(message["Body"])
+                assert event["source"] == "runrelay"
+                out.append((event["detail-type"], event["detail"]))
+                clients.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return out
+
+    return Publisher(EventBridgePublisher(name, events_client=clients.events), delivered)
+
+
+def test_every_event_is_delivered(publisher: Publisher) -> None:
+    events = [
+        Event("TaskCompleted", {"eventKey": f"TaskCompleted#{n}", "n": n, "text": "é"}) for n in range(12)
+    ]
+    publisher.publisher.publish(events)  # more than one PutEvents batch
+    publisher.publisher.publish([])
+    delivered = publisher.delivered()
+    assert [detail_type for detail_type, _ in delivered] == ["TaskCompleted"] * 12
+    assert sorted(detail["n"] for _, detail in delivered) == list(range(12))
+    assert delivered[0][1] == {"eventKey": "TaskCompleted#0", "n": 0, "text": "é"}
+
+
+def test_results_of_one_instant_read_back_whatever_their_seeds(
+    tasks: TaskRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two results stored in the same millisecond are ordered by seed, and a seed too large for DynamoDB
+    (kept as text) must not make the task unreadable."""
+    task = new_task(number_results=3)
+    tasks.create_many([(task, None)])
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0004)  # one instant for every write below
+    for text, seed in (("huge", 10**400), ("small", 2), ("none", None)):
+        assert tasks.store_result(result(task.task_uuid, text, seed=seed)) != StoreOutcome.DUPLICATE
+    monkeypatch.undo()
+    record = tasks.get_task(task.task_uuid)
+    assert record is not None
+    assert record.status == TaskStatus.COMPLETED
+    assert sorted(r["text"] for r in record.results) == ["huge", "none", "small"]
+    assert [r["text"] for r in record.results][-1] == "small"  # integer seeds order; others come first
+    assert [r.task_uuid for r in tasks.tasks_in_order([task.task_uuid])] == [task.task_uuid]

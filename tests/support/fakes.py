@@ -1,0 +1,540 @@
+"""In-memory implementations of the ports (`runrelay.ports`), for the services' unit tests.
+
+They keep the real adapters' semantics, and `tests/contract/test_ports.py` runs the same contract tests
+on them and on the adapters (DynamoDB Local, moto):
+- `FakeTaskRepository`: conditional creation answering the status already there, transitions only
+  along `domain.tasks.TRANSITIONS` (PENDING → SUBMITTED only from PENDING, FAILED only from an open
+  status, REJECTED only from PENDING), each result stored once under the model entry's `result_id`,
+  completion once `numberResults` are in, an orphan row for a result of an unknown task, a final task
+  never completed again; large texts offloaded to a payload store when one is given.
+- `FakeJobRepository`: the total set once (`TotalMismatch` for another), each final task recorded and
+  counted once, the results-written / announced markers set once on an existing job.
+
+Both record the table changes the stream consumer reacts to (`changes`): a task that became final, a
+job that became complete, each exactly once, as `adapters.dynamodb.stream.table_changes` reads them
+from the real table's stream. Every fake is thread-safe (the submitter writes chunks from threads).
+
+No boto3 here: the services' unit tests must not import it (tests/unit/test_service_tests_import_no_aws.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import IO, TYPE_CHECKING, Any
+
+from runrelay.adapters.eventbridge import EventsNotDelivered
+from runrelay.contract import InferenceResult, RunwareError, TextInferenceTask
+from runrelay.deadline import Deadline
+from runrelay.domain.jobs import JobBecameComplete, JobProgress, TotalMismatch, has_job
+from runrelay.domain.tasks import (
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    NewTask,
+    StorableResult,
+    StoreOutcome,
+    TaskBecameFinal,
+    TaskRecord,
+    TaskStatus,
+    may_move,
+)
+from runrelay.models import DEFAULT_MODEL, ModelEntry
+from runrelay.runware_client import PollOutcome, SubmitOutcome
+from runrelay.runware_errors import TransientRunwareError
+
+if TYPE_CHECKING:
+    from runrelay.domain.events import Event
+    from runrelay.ports import PayloadStore
+
+# As the DynamoDB adapter's INLINE_RESULT_LIMIT (the contract tests check they agree).
+INLINE_RESULT_LIMIT = 48 * 1024
+_INT_LIMIT = 10**38  # integers this large are kept as text, as the DynamoDB codec keeps them
+
+_sequence = itertools.count(1)
+_sequence_lock = threading.Lock()
+
+
+def next_sequence_number() -> str:
+    """Increasing across every fake, like the stream's sequence numbers within a shard."""
+    with _sequence_lock:
+        return f"{next(_sequence):021d}"
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy as the table reads it back: whole floats come back as ints (DynamoDB numbers), and
+    integers of more than DynamoDB's 38 digits as text (`adapters.dynamodb.codec.to_dynamo`)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- tasks ---------------------------------------------------------------------------------------------
+
+
+def _result_order(entry: Mapping[str, Any]) -> tuple[Any, int]:
+    """As `adapters.dynamodb.schema` orders a task's results: oldest first, then by (integer) seed."""
+    seed = entry.get("seed")
+    return entry.get("receivedAt", 0), seed if isinstance(seed, int) else 0
+
+
+@dataclass
+class _Row:
+    task_uuid: str
+    status: TaskStatus
+    source_id: str
+    source_seq: int
+    idempotency_key: str
+    number_results: int
+    caller_id: str | None
+    metadata: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+    open_since: int | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    submitted_at: float | None = None
+    completed_at: float | None = None
+
+    def record(self) -> TaskRecord:
+        results = sorted((copy.deepcopy(entry) for entry in self.results.values()), key=_result_order)
+        return TaskRecord(
+            task_uuid=self.task_uuid,
+            status=self.status,
+            source_id=self.source_id,
+            source_seq=self.source_seq,
+            idempotency_key=self.idempotency_key,
+            number_results=self.number_results,
+            result_count=len(self.results),
+            results=results,
+            caller_id=self.caller_id,
+            metadata=copy.deepcopy(self.metadata) or None,
+            error=copy.deepcopy(self.error) or None,
+            created_at=self.created_at,
+            submitted_at=self.submitted_at,
+            completed_at=self.completed_at,
+            updated_at=self.updated_at,
+        )
+
+
+class FakeTaskRepository:
+    """`ports.TaskRepository` in memory; see the module's docstring for the semantics kept."""
+
+    def __init__(
+        self,
+        *,
+        model: ModelEntry = DEFAULT_MODEL,
+        payloads: PayloadStore | None = None,
+        inline_limit: int = INLINE_RESULT_LIMIT,
+    ) -> None:
+        self.model = model
+        self.payloads = payloads  # None: large texts stay inline
+        self.inline_limit = inline_limit
+        self.changes: list[TaskBecameFinal] = []
+        self.writes = 0  # successful writes, to check that a refused request wrote nothing
+        self._rows: dict[str, _Row] = {}
+        self._lock = threading.RLock()
+
+    # -- creation ----------------------------------------------------------------------------------
+
+    def create_many(
+        self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]
+    ) -> list[TaskStatus | None]:
+        statuses: list[TaskStatus | None] = []
+        with self._lock:
+            for task, error in rows:
+                existing = self._rows.get(task.task_uuid)
+                if existing is not None:
+                    statuses.append(existing.status)
+                    continue
+                status = TaskStatus.PENDING if error is None else TaskStatus.REJECTED
+                row = self._new_row(task, status)
+                if error is not None:
+                    row.error = _plain(dict(error))
+                self._rows[task.task_uuid] = row
+                self.writes += 1
+                if status in FINAL_STATUSES:
+                    self._became_final(row)
+                statuses.append(None)
+        return statuses
+
+    def create_pending(self, task: NewTask) -> TaskStatus | None:
+        return self.create_many([(task, None)])[0]
+
+    def create_rejected(self, task: NewTask, error: Mapping[str, Any]) -> TaskStatus | None:
+        return self.create_many([(task, error)])[0]
+
+    def _new_row(self, task: NewTask, status: TaskStatus) -> _Row:
+        now = _now()
+        return _Row(
+            task_uuid=task.task_uuid,
+            status=status,
+            source_id=task.source_id,
+            source_seq=task.source_seq,
+            idempotency_key=task.idempotency_key,
+            number_results=task.number_results,
+            caller_id=task.caller_id,
+            metadata=_plain(dict(task.metadata)) if task.metadata else None,
+            created_at=now,
+            updated_at=now,
+            open_since=int(now) if status in OPEN_STATUSES else None,
+        )
+
+    # -- transitions -------------------------------------------------------------------------------
+
+    def mark_submitted_many(self, task_uuids: Sequence[str]) -> list[bool]:
+        return [self.mark_submitted(uuid) for uuid in task_uuids]
+
+    def mark_submitted(self, task_uuid: str) -> bool:
+        with self._lock:
+            row = self._rows.get(task_uuid)
+            if row is None or row.status != TaskStatus.PENDING:
+                return False
+            row.status = TaskStatus.SUBMITTED
+            row.submitted_at = row.updated_at = _now()  # openSince stays: the overdue clock runs on
+            self.writes += 1
+            return True
+
+    def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        return self._finalise(task_uuid, TaskStatus.REJECTED, error)
+
+    def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        return self._finalise(task_uuid, TaskStatus.FAILED, error)
+
+    def _finalise(self, task_uuid: str, status: TaskStatus, error: Mapping[str, Any]) -> bool:
+        with self._lock:
+            row = self._rows.get(task_uuid)
+            if row is None or not may_move(row.status, status):
+                return False
+            row.status = status
+            row.error = _plain(dict(error))
+            row.completed_at = row.updated_at = _now()
+            row.open_since = None
+            self.writes += 1
+            self._became_final(row)
+            return True
+
+    def _became_final(self, row: _Row) -> None:
+        self.changes.append(TaskBecameFinal(next_sequence_number(), row.record()))
+
+    # -- results -----------------------------------------------------------------------------------
+
+    def store_result(self, result: StorableResult) -> StoreOutcome:
+        task_uuid = result.taskUUID
+        rid = self.model.result_id(result.as_document())
+        entry = self._result_entry(task_uuid, rid, result)  # offloaded once, outside the lock
+        with self._lock:
+            row = self._rows.get(task_uuid)
+            if row is None:  # a result for a task we have no row for: kept rather than lost
+                orphan = NewTask(task_uuid, f"orphan:{task_uuid}", source_id="orphan", source_seq=0)
+                row = self._rows[task_uuid] = self._new_row(orphan, TaskStatus.SUBMITTED)
+                self.writes += 1
+            if rid in row.results:
+                return StoreOutcome.DUPLICATE
+            completes = len(row.results) + 1 >= row.number_results and row.status not in FINAL_STATUSES
+            row.results[rid] = entry
+            row.updated_at = entry["receivedAt"] if "receivedAt" in entry else _now()
+            self.writes += 1
+            if not completes:
+                return StoreOutcome.STORED
+            row.status = TaskStatus.COMPLETED
+            row.completed_at = row.updated_at
+            row.open_since = None
+            self._became_final(row)
+            return StoreOutcome.COMPLETED
+
+    def _result_entry(self, task_uuid: str, rid: str, result: StorableResult) -> dict[str, Any]:
+        body = result.as_document()
+        body["receivedAt"] = _now()
+        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
+        if len(encoded) <= self.inline_limit or self.payloads is None:
+            return _plain(json.loads(encoded))
+        ref = self.payloads.put(f"completions/{task_uuid}/{rid}.json", encoded)
+        summary = {k: body[k] for k in ("finishReason", "cost", "usage", "seed", "status") if k in body}
+        return _plain({**summary, "payloadRef": ref, "payloadBytes": len(encoded)})
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def get_task(self, task_uuid: str, *, resolve_payloads: bool = True) -> TaskRecord | None:
+        with self._lock:
+            row = self._rows.get(task_uuid)
+            record = row.record() if row else None
+        if record is None or not resolve_payloads or self.payloads is None:
+            return record
+        for position, entry in enumerate(record.results):
+            if entry.get("payloadRef"):
+                body = self.payloads.get(entry["payloadRef"])
+                record.results[position] = {**json.loads(body), "payloadRef": entry["payloadRef"]}
+        return record
+
+    def open_tasks_since_before(self, cutoff_epoch: int, limit: int = 1000) -> Iterator[str]:
+        with self._lock:
+            overdue = sorted(
+                (row.open_since, row.task_uuid)
+                for row in self._rows.values()
+                if row.open_since is not None and row.open_since < cutoff_epoch
+            )
+        for _, task_uuid in overdue[:limit]:
+            yield task_uuid
+
+    def task_uuids_of_source(self, source_id: str) -> list[str]:
+        with self._lock:
+            rows = sorted(
+                (row.source_seq, row.task_uuid) for row in self._rows.values() if row.source_id == source_id
+            )
+        return [task_uuid for _, task_uuid in rows]
+
+    def tasks_of_source(self, source_id: str) -> list[TaskRecord]:
+        records = [self.get_task(uuid) for uuid in self.task_uuids_of_source(source_id)]
+        return [record for record in records if record is not None]
+
+    def tasks_in_order(self, task_uuids: Sequence[str]) -> Iterator[TaskRecord]:
+        for task_uuid in task_uuids:
+            record = self.get_task(task_uuid, resolve_payloads=False)
+            if record is not None:
+                yield record
+
+    # -- test hooks: what no service does, to set up a situation -------------------------------------
+
+    def force_status(self, task_uuid: str, status: TaskStatus) -> None:
+        """Overwrite a task's status (e.g. a crash that lost the SUBMITTED write)."""
+        with self._lock:
+            row = self._rows[task_uuid]
+            row.status = status
+            if status in OPEN_STATUSES and row.open_since is None:
+                row.open_since = int(row.created_at)
+
+    def drain_changes(self) -> list[TaskBecameFinal]:
+        """The changes recorded since the last call (each a stream record of the real table)."""
+        with self._lock:
+            drained, self.changes = self.changes, []
+        return drained
+
+
+# -- jobs ----------------------------------------------------------------------------------------------
+
+
+class FakeJobRepository:
+    """`ports.JobRepository` in memory; see the module's docstring for the semantics kept."""
+
+    def __init__(self) -> None:
+        self.changes: list[JobBecameComplete] = []
+        self._jobs: dict[str, JobProgress] = {}
+        self._marks: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    def _update(self, source_id: str, **fields: Any) -> None:
+        before = self._jobs.get(source_id) or JobProgress(source_id, expected=None, finals=0)
+        after = replace(before, **fields)
+        self._jobs[source_id] = after
+        if after.complete and not before.complete:
+            self.changes.append(JobBecameComplete(next_sequence_number(), after))
+
+    def record_total(self, source_id: str, total: int, *, bucket: str, key: str, etag: str) -> None:
+        with self._lock:
+            job = self._jobs.get(source_id)
+            if job is not None and job.expected is not None and job.expected != total:
+                raise TotalMismatch(f"{source_id}: {total} tasks now, another count before")
+            self._update(source_id, expected=total, bucket=bucket, key=key, etag=etag)
+
+    def final_recorded(self, task_uuid: str) -> bool:
+        with self._lock:
+            return task_uuid in self._marks
+
+    def record_final(self, task_uuid: str, source_id: str) -> bool:
+        with self._lock:
+            if task_uuid in self._marks:
+                return False
+            self._marks[task_uuid] = source_id
+            if has_job(source_id):
+                job = self._jobs.get(source_id)
+                self._update(source_id, finals=(job.finals if job else 0) + 1)
+            return True
+
+    def get(self, source_id: str) -> JobProgress | None:
+        with self._lock:
+            return self._jobs.get(source_id)
+
+    def mark_results_written(self, source_id: str, location: str, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            job = self._jobs.get(source_id)
+            if job is not None and job.results_location is None:
+                self._update(source_id, results_location=location, results_counts=dict(counts))
+
+    def mark_announced(self, source_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(source_id)
+            if job is not None and not job.announced:
+                self._update(source_id, announced=True)
+
+    def drain_changes(self) -> list[JobBecameComplete]:
+        with self._lock:
+            drained, self.changes = self.changes, []
+        return drained
+
+
+# -- S3 ------------------------------------------------------------------------------------------------
+
+
+class FakePayloadStore:
+    def __init__(self, bucket: str = "fake-payloads") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, body: bytes) -> str:
+        ref = f"s3://{self.bucket}/{key}"
+        with self._lock:
+            self.objects[ref] = bytes(body)
+        return ref
+
+    def get(self, ref: str) -> bytes:
+        with self._lock:
+            try:
+                return self.objects[ref]
+            except KeyError:
+                raise KeyError(f"no such payload: {ref}") from None
+
+
+class FakeObjectWriter:
+    """Records every upload; `versions[(bucket, key)]` lists the bodies written there, oldest first."""
+
+    def __init__(self) -> None:
+        self.versions: dict[tuple[str, str], list[bytes]] = {}
+        self.content_types: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def upload(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None:
+        data = body.read()
+        with self._lock:
+            self.versions.setdefault((bucket, key), []).append(data)
+            self.content_types[(bucket, key)] = content_type
+
+    def read(self, bucket: str, key: str) -> bytes:
+        """The latest body written at (bucket, key)."""
+        with self._lock:
+            return self.versions[(bucket, key)][-1]
+
+
+# -- EventBridge ---------------------------------------------------------------------------------------
+
+
+class FakeEventPublisher:
+    """Records the events delivered; `fail_next(n)` makes the next n calls deliver nothing and raise."""
+
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+        self.calls = 0
+        self._failures_left = 0
+        self._lock = threading.Lock()
+
+    def fail_next(self, times: int = 1) -> None:
+        with self._lock:
+            self._failures_left = times
+
+    def publish(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            self.calls += 1
+            if self._failures_left:
+                self._failures_left -= 1
+                raise EventsNotDelivered(f"{len(events)} events refused (scripted)")
+            self.published.extend(events)
+
+    def of_type(self, detail_type: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [event.detail for event in self.published if event.detail_type == detail_type]
+
+
+# -- Runware -------------------------------------------------------------------------------------------
+
+
+class FakeRunware:
+    """`RunwareSubmitter` and `RunwarePoller` with scripted outcomes, answering as Runware does.
+
+    submit: a taskUUID seen before is a conflict (Runware's conflictTaskUUID), one in `reject` is
+    refused, `fail_next` raises TransientRunwareError before anything is taken. get_response: the
+    outcomes queued with `answer(...)` in turn (an exception is raised), then `default_poll`.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[list[dict[str, Any]]] = []
+        self.known: set[str] = set()
+        self.reject: set[str] = set()
+        self.fail_next = 0
+        self.asked: list[list[str]] = []
+        self.default_poll: PollOutcome | Exception = PollOutcome()
+        self._polls: list[PollOutcome | Exception] = []
+        self._lock = threading.Lock()
+
+    def submit(self, tasks: list[TextInferenceTask], deadline: Deadline) -> SubmitOutcome:
+        with self._lock:
+            if self.fail_next:
+                self.fail_next -= 1
+                raise TransientRunwareError(503, [], "busy")
+            self.requests.append([task.to_request() for task in tasks])
+            outcome = SubmitOutcome(http_requests=1)
+            for task in tasks:
+                uuid = str(task.taskUUID)
+                if uuid in self.reject:
+                    outcome.rejected[uuid] = RunwareError(
+                        code="invalidParameter", message="no", taskUUID=uuid
+                    )
+                elif uuid in self.known:
+                    outcome.conflicts.append(uuid)
+                else:
+                    self.known.add(uuid)
+                    outcome.taken.append(uuid)
+            return outcome
+
+    def answer(self, *outcomes: PollOutcome | Exception) -> FakeRunware:
+        with self._lock:
+            self._polls.extend(outcomes)
+        return self
+
+    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome:
+        with self._lock:
+            self.asked.append(list(task_uuids))
+            outcome = self._polls.pop(0) if self._polls else self.default_poll
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    @staticmethod
+    def result(task_uuid: str, text: str = "hi", **fields: Any) -> InferenceResult:
+        return InferenceResult.model_validate({"taskUUID": task_uuid, "text": text, **fields})
+
+
+if TYPE_CHECKING:  # mypy checks that every fake implements its port
+    from runrelay import ports
+
+    _ports: tuple[
+        ports.TaskRepository,
+        ports.JobRepository,
+        ports.PayloadStore,
+        ports.ObjectWriter,
+        ports.EventPublisher,
+        ports.RunwareSubmitter,
+        ports.RunwarePoller,
+    ] = (
+        FakeTaskRepository(),
+        FakeJobRepository(),
+        FakePayloadStore(),
+        FakeObjectWriter(),
+        FakeEventPublisher(),
+        FakeRunware(),
+        FakeRunware(),
+    )
