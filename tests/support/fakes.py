@@ -71,7 +71,7 @@ def _now() -> float:
 
 def _plain(value: Any) -> Any:
     """A deep copy as the table reads it back: whole floats come back as ints (DynamoDB numbers), and
-    integers of more than DynamoDB's 38 digits as text (`adapters.dynamodb.codec.to_dynamo`)."""
+    integers of more than DynamoDB's 38 digits as text (the DynamoDB adapter's codec)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
