@@ -35,7 +35,7 @@ def may_move(current: TaskStatus | str, to: TaskStatus | str) -> bool:
 
 
 class StoreOutcome(StrEnum):
-    STORED = "stored"  # a new result, task still waiting for more
+    STORED = "stored"  # a new result that did not complete the task (more wanted, or already final)
     COMPLETED = "completed"  # a new result that completed the task
     DUPLICATE = "duplicate"  # this result was stored before
     FAILED = "failed"  # the task is now FAILED
