@@ -18,8 +18,11 @@ from runrelay.webhook_token import token_for
 
 from .conftest import Pipeline
 
+# Derandomized: the same 70 requests every run, so the check that each kind of refusal was reached
+# cannot pass or fail by chance; the strategies still cover the shapes below.
 FUZZ_SETTINGS = settings(
     max_examples=70,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
