@@ -54,7 +54,7 @@ def child(calls: int, table: str, secret: str) -> None:
     }
 
     def rid(result: WebhookResult) -> str:
-        return store.model.result_id(result.as_document())
+        return str(result.slot)
 
     entries = [store._typed_entry(r.taskUUID, rid(r), r) for r in parsed["update"]]
     events = {layer: [api_event(uuid, secret) for uuid in uuids[layer]] for layer in ("receive", "handler")}

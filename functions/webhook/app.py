@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runrelay import wiring
 from runrelay.domain.tasks import StoreOutcome
-from runrelay.webhook_token import TOKEN_PARAMETER, WEBHOOK_PATH
+from runrelay.webhook_token import SLOT_PARAMETER, TASK_PARAMETER, TOKEN_PARAMETER, WEBHOOK_PATH
 
 logger = Logger()
 metrics = Metrics()
@@ -33,9 +33,14 @@ def _body(event: dict[str, Any]) -> str | bytes:
 
 def receive_webhook(event: dict[str, Any]) -> Response:
     request_id = (event.get("requestContext") or {}).get("requestId")
-    token = (event.get("queryStringParameters") or {}).get(TOKEN_PARAMETER)
+    query = event.get("queryStringParameters") or {}
     try:
-        reply, report = wiring.webhook_receiver().receive(_body(event), token)
+        reply, report = wiring.webhook_receiver().receive(
+            _body(event),
+            query.get(TOKEN_PARAMETER),
+            task=query.get(TASK_PARAMETER),
+            slot=query.get(SLOT_PARAMETER),
+        )
     except Exception:
         # Storage trouble: answer 5xx so Runware delivers again later.
         logger.exception("webhook could not be stored")

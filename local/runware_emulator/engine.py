@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from local.runware_emulator.counters import Counters
 from local.runware_emulator.faults import FaultInjector, task_fails
-from local.runware_emulator.generation import Completion, generate, shape_result, uuid_fraction
+from local.runware_emulator.generation import (
+    Completion,
+    generate,
+    identical_result,
+    shape_result,
+    uuid_fraction,
+)
 from local.runware_emulator.validation import PollTask, Task, TextTask, error_item
 from local.runware_emulator.webhooks import WebhookDispatcher
 
@@ -175,6 +181,9 @@ class Engine:
             self._counters.fault("task_error")
             completions: list[Completion] = []
             results: list[dict[str, Any]] = []
+        elif self._faults.config.identical_results:
+            pairs = [identical_result(payload, index) for index in range(count)]
+            completions, results = [c for c, _ in pairs], [r for _, r in pairs]
         else:
             completions = [generate(payload, index) for index in range(count)]
             results = [shape_result(payload, index, c) for index, c in enumerate(completions)]

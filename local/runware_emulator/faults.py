@@ -47,6 +47,9 @@ class FaultConfig:
     late_delay: float = 2.0
     webhook_reorder_rate: float = 0.0  # a multi-result task's results go out in shuffled order
     webhook_drop_rate: float = 0.0  # never sent, though getResponse shows the result
+    # Every result of a prompt is the same answer with no seed (a short deterministic completion): two
+    # results of one task, or two tasks of one prompt, are then indistinguishable by their content.
+    identical_results: bool = False
 
     def __post_init__(self) -> None:
         for name in _RATE_FIELDS:
@@ -57,6 +60,8 @@ class FaultConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+        if not isinstance(self.identical_results, bool):
+            raise ValueError(f"identical_results must be true or false, got {self.identical_results!r}")
         retry_after = self.retry_after
         if not isinstance(retry_after, int) or isinstance(retry_after, bool) or retry_after < 0:
             raise ValueError(f"retry_after must be a non-negative integer, got {self.retry_after!r}")

@@ -165,6 +165,18 @@ def shape_result(task: Mapping[str, Any], index: int, completion: Completion) ->
     return result
 
 
+_ANY_TASK = "00000000-0000-4000-8000-000000000000"
+
+
+def identical_result(task: Mapping[str, Any], index: int) -> tuple[Completion, dict[str, Any]]:
+    """The prompt's one answer, whatever the task, index or seed, and without a seed."""
+    anonymous = {**task, "taskUUID": _ANY_TASK, "seed": 0}
+    completion = generate(anonymous, 0)
+    result = shape_result(anonymous, 0, completion)
+    del result["seed"]
+    return completion, {**result, "taskUUID": task["taskUUID"]}
+
+
 def stream_chunks(text: str, reasoning: str, chunk_words: int = 3) -> list[tuple[str, str]]:
     """Split a completion into `(field, piece)` deltas: reasoning first, then the text.
 

@@ -34,7 +34,8 @@ def stream_events(record: TaskRecord, shape: SseShape = "bare") -> list[str]:
         {**head, "delta": {field: piece}}
         for field, piece in stream_chunks(completion.text, completion.reasoning)
     ]
-    payloads.append({**head, "delta": {}, "finishReason": result["finishReason"], "seed": result["seed"]})
+    seed = {"seed": result["seed"]} if "seed" in result else {}
+    payloads.append({**head, "delta": {}, "finishReason": result["finishReason"], **seed})
     tail: dict[str, Any] = {key: result[key] for key in ("usage", "cost") if key in result}
     if tail:
         payloads.append({**head, **tail})

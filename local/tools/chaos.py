@@ -38,7 +38,7 @@ from runrelay.adapters.dynamodb.inspection import TableInspector
 from runrelay.domain.events import JOB_COMPLETED, TASK_COMPLETED
 from runrelay.domain.tasks import TaskRecord, TaskStatus
 from runrelay.results_file import results_key
-from runrelay.task_ids import task_uuid_for
+from runrelay.task_ids import result_task_uuid, task_uuid_for
 
 STATE_DIR = Path(__file__).resolve().parents[2] / ".runrelay"
 FUNCTION_LOG = STATE_DIR / "chaos-functions.log"
@@ -201,8 +201,10 @@ def send_workload(
 
     def expect(key: str, spec: dict[str, Any]) -> None:
         task_uuid = str(task_uuid_for(key))
-        fails = task_fails(task_uuid, settings.faults)
-        expected[task_uuid] = ExpectedTask(task_uuid, int(spec["numberResults"]), fails)
+        wanted = int(spec["numberResults"])
+        # Each result is its own Runware task: the line fails if any of them does.
+        fails = any(task_fails(result_task_uuid(task_uuid, slot), settings.faults) for slot in range(wanted))
+        expected[task_uuid] = ExpectedTask(task_uuid, wanted, fails)
 
     index = 0
     for file_number, start in enumerate(range(0, s3_tasks, settings.lines_per_file)):
@@ -335,8 +337,10 @@ def verify(
         else:
             report.wrong_outcome += 1
             problem(f"{task_uuid} {status}: {row.error}")
-        if executions.get(task_uuid, 0) != 1:
-            problem(f"{task_uuid} executed {executions.get(task_uuid, 0)} times")
+        for slot in range(want.number_results):
+            runware_uuid = result_task_uuid(task_uuid, slot)
+            if executions.get(runware_uuid, 0) != 1:
+                problem(f"{task_uuid} result {slot} executed {executions.get(runware_uuid, 0)} times")
     report.rerun = sum(count > 1 for count in executions.values())
     report.unexpected_rows = len(set(rows) - set(expected))
     report.faults = dict(stats["faults"])

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -30,7 +30,6 @@ from runrelay.domain.tasks import (
     TaskStatus,
     may_move,
 )
-from runrelay.models import DEFAULT_MODEL, ModelEntry
 from runrelay.ports import (
     EventPublisher,
     JobRepository,
@@ -41,7 +40,6 @@ from runrelay.ports import (
 from runrelay.task_ids import task_uuid_for
 from runrelay.webhook_results import WebhookResult
 from tests.support import fakes
-from tests.support.models import ACME_TINY
 
 IMPLEMENTATIONS = ["adapter", "fake"]
 
@@ -72,11 +70,11 @@ class Backend:
 
     kind: str
     payloads: PayloadStore
-    _tasks: Callable[[ModelEntry], TaskRepository]
+    _tasks: Callable[[], TaskRepository]
     jobs: JobRepository
 
-    def tasks(self, model: ModelEntry = DEFAULT_MODEL) -> TaskRepository:
-        return self._tasks(model)
+    def tasks(self) -> TaskRepository:
+        return self._tasks()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -86,7 +84,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         return Backend(
             "fake",
             fake_payloads,
-            lambda model: fakes.FakeTaskRepository(model=model, payloads=fake_payloads),
+            lambda: fakes.FakeTaskRepository(payloads=fake_payloads),
             fakes.FakeJobRepository(),
         )
     clients = request.getfixturevalue("aws_clients")
@@ -95,9 +93,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(
         "adapter",
         s3_payloads,
-        lambda model: DynamoTaskRepository(
-            name, payloads=s3_payloads, model=model, dynamodb=clients.dynamodb
-        ),
+        lambda: DynamoTaskRepository(name, payloads=s3_payloads, dynamodb=clients.dynamodb),
         DynamoJobRepository(name, dynamodb=clients.dynamodb),
     )
 
@@ -123,8 +119,10 @@ def new_task(source: str = "src", seq: int = 1, number_results: int = 1, **extra
     return NewTask(str(task_uuid_for(key)), key, source, seq, number_results=number_results, **extra)
 
 
-def result(task_uuid: str, text: str = "hello", **fields: Any) -> WebhookResult:
-    return WebhookResult.parse({"taskUUID": task_uuid, "text": text, **fields}, task_uuid)
+def result(task_uuid: str, text: str = "hello", slot: int = 0, **fields: Any) -> WebhookResult:
+    """Result `slot` of a task, as the webhook receiver hands it over."""
+    parsed = WebhookResult.parse({"taskUUID": task_uuid, "text": text, **fields}, task_uuid)
+    return replace(parsed, slot=slot)
 
 
 def status_of(tasks: TaskRepository, task_uuid: str) -> TaskStatus | None:
@@ -284,7 +282,7 @@ def test_numbers_of_results_complete_once_all_are_in(tasks: TaskRepository) -> N
     task = new_task(number_results=2)
     tasks.create_many([(task, None)])
     tasks.mark_submitted_many([task.task_uuid])
-    one, two, three = (result(task.task_uuid, f"text {n}", seed=n) for n in (1, 2, 3))
+    one, two, three = (result(task.task_uuid, f"text {n}", n - 1, seed=n) for n in (1, 2, 3))
     assert tasks.store_result(one) == StoreOutcome.STORED
     assert status_of(tasks, task.task_uuid) == TaskStatus.SUBMITTED
     assert tasks.store_result(one) == StoreOutcome.DUPLICATE
@@ -294,7 +292,7 @@ def test_numbers_of_results_complete_once_all_are_in(tasks: TaskRepository) -> N
     record = tasks.get_task(task.task_uuid)
     assert record is not None
     assert (record.status, record.result_count) == (TaskStatus.COMPLETED, 3)
-    assert [r["text"] for r in record.results] == ["text 1", "text 2", "text 3"]  # oldest first
+    assert [r["text"] for r in record.results] == ["text 1", "text 2", "text 3"]  # in slot order
 
 
 @pytest.mark.parametrize("final", [TaskStatus.FAILED, TaskStatus.REJECTED])
@@ -318,7 +316,7 @@ def test_a_result_for_an_unknown_task_is_kept_in_an_orphan_row(tasks: TaskReposi
     task_uuid = str(uuid.uuid4())
     assert tasks.store_result(result(task_uuid, "first")) == StoreOutcome.COMPLETED
     assert tasks.store_result(result(task_uuid, "first")) == StoreOutcome.DUPLICATE
-    assert tasks.store_result(result(task_uuid, "second")) == StoreOutcome.STORED
+    assert tasks.store_result(result(task_uuid, "second", 1)) == StoreOutcome.STORED
     record = tasks.get_task(task_uuid)
     assert record is not None
     assert (record.status, record.source_id, record.source_seq, record.idempotency_key) == (
@@ -334,7 +332,7 @@ def test_a_result_for_an_unknown_task_is_kept_in_an_orphan_row(tasks: TaskReposi
 def test_concurrent_deliveries_store_each_result_once(tasks: TaskRepository) -> None:
     created = [new_task(seq=i, number_results=3) for i in range(4)]
     tasks.create_many([(task, None) for task in created])
-    deliveries = [result(t.task_uuid, f"{t.task_uuid} {n}", seed=n) for t in created for n in range(3)] * 3
+    deliveries = [result(t.task_uuid, f"{t.task_uuid} {n}", n, seed=n) for t in created for n in range(3)] * 3
     with ThreadPoolExecutor(12) as pool:
         outcomes = list(pool.map(tasks.store_result, deliveries))
     assert outcomes.count(StoreOutcome.COMPLETED) == 4
@@ -420,26 +418,34 @@ def test_open_tasks_since_before_stops_at_the_limit(tasks: TaskRepository) -> No
     assert len(list(tasks.open_tasks_since_before(int(time.time()) + 10, limit=2))) == 2
 
 
-# ==== TaskRepository: the model entry decides a result's identity ======================================
+# ==== TaskRepository: a result's identity is its slot =================================================
 
 
-def test_identity_comes_from_the_model_entry(backend: Backend) -> None:
-    default, acme = backend.tasks(), backend.tasks(ACME_TINY)
-    for tasks in (default, acme):
-        task = new_task(number_results=3)
-        tasks.create_many([(task, None)])
-        first = result(task.task_uuid, "same", seed=1, choiceIndex=0)
-        reseeded = result(task.task_uuid, "same", seed=2, choiceIndex=0)  # MiniMax: another result
-        other_choice = result(task.task_uuid, "same", seed=1, choiceIndex=1)  # Acme: another result
-        outcomes = [tasks.store_result(r) for r in (first, reseeded, other_choice)]
-        if tasks is default:
-            # choiceIndex is no identity field of MiniMax's: `other_choice` is `first` again
-            assert outcomes == [StoreOutcome.STORED, StoreOutcome.STORED, StoreOutcome.DUPLICATE]
-        else:
-            assert outcomes == [StoreOutcome.STORED, StoreOutcome.DUPLICATE, StoreOutcome.STORED]
-        record = tasks.get_task(task.task_uuid)
-        assert record is not None
-        assert record.result_count == 2
+def test_identical_results_in_two_slots_are_two_results(tasks: TaskRepository) -> None:
+    task = new_task(number_results=3)
+    tasks.create_many([(task, None)])
+    same = {"finishReason": "stop"}  # no seed: a short deterministic answer, twice
+    outcomes = [tasks.store_result(result(task.task_uuid, "4", slot, **same)) for slot in (2, 0, 2, 1)]
+    assert outcomes == [
+        StoreOutcome.STORED,
+        StoreOutcome.STORED,
+        StoreOutcome.DUPLICATE,
+        StoreOutcome.COMPLETED,
+    ]
+    record = tasks.get_task(task.task_uuid)
+    assert record is not None
+    assert (record.status, record.result_count) == (TaskStatus.COMPLETED, 3)
+    assert [entry["text"] for entry in record.results] == ["4", "4", "4"]
+
+
+def test_results_come_back_in_slot_order(tasks: TaskRepository) -> None:
+    task = new_task(number_results=3)
+    tasks.create_many([(task, None)])
+    for slot in (1, 2, 0):
+        tasks.store_result(result(task.task_uuid, f"answer {slot}", slot))
+    record = tasks.get_task(task.task_uuid)
+    assert record is not None
+    assert [entry["text"] for entry in record.results] == ["answer 0", "answer 1", "answer 2"]
 
 
 # ==== JobRepository ===================================================================================
@@ -656,17 +662,16 @@ def test_every_event_is_delivered(publisher: Publisher) -> None:
 def test_results_of_one_instant_read_back_whatever_their_seeds(
     tasks: TaskRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two results stored in the same millisecond are ordered by seed, and a seed too large for DynamoDB
+    """Results stored in the same millisecond come back in slot order, and a seed too large for DynamoDB
     (kept as text) must not make the task unreadable."""
     task = new_task(number_results=3)
     tasks.create_many([(task, None)])
     monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0004)  # one instant for every write below
-    for text, seed in (("huge", 10**400), ("small", 2), ("none", None)):
-        assert tasks.store_result(result(task.task_uuid, text, seed=seed)) != StoreOutcome.DUPLICATE
+    for slot, (text, seed) in enumerate((("huge", 10**400), ("small", 2), ("none", None))):
+        assert tasks.store_result(result(task.task_uuid, text, slot, seed=seed)) != StoreOutcome.DUPLICATE
     monkeypatch.undo()
     record = tasks.get_task(task.task_uuid)
     assert record is not None
     assert record.status == TaskStatus.COMPLETED
-    assert sorted(r["text"] for r in record.results) == ["huge", "none", "small"]
-    assert [r["text"] for r in record.results][-1] == "small"  # integer seeds order; others come first
+    assert [r["text"] for r in record.results] == ["huge", "small", "none"]
     assert [r.task_uuid for r in tasks.tasks_in_order([task.task_uuid])] == [task.task_uuid]

@@ -4,7 +4,7 @@ They keep the real adapters' semantics, and `tests/contract/test_ports.py` runs 
 on them and on the adapters (DynamoDB Local, moto):
 - `FakeTaskRepository`: conditional creation answering the status already there, transitions only
   along `domain.tasks.TRANSITIONS` (PENDING → SUBMITTED only from PENDING, FAILED only from an open
-  status, REJECTED only from PENDING), each result stored once under the model entry's `result_id`,
+  status, REJECTED only from PENDING), each result stored once under its slot,
   completion once `numberResults` are in, an orphan row for a result of an unknown task, a final task
   never completed again; large texts offloaded to a payload store when one is given.
 - `FakeJobRepository`: the total set once (`TotalMismatch` for another), each final task recorded and
@@ -43,7 +43,6 @@ from runrelay.domain.tasks import (
     TaskStatus,
     may_move,
 )
-from runrelay.models import DEFAULT_MODEL, ModelEntry
 from runrelay.runware_client import PollOutcome, SubmitOutcome
 from runrelay.runware_errors import TransientRunwareError
 
@@ -86,10 +85,9 @@ def _plain(value: Any) -> Any:
 # -- tasks ---------------------------------------------------------------------------------------------
 
 
-def _result_order(entry: Mapping[str, Any]) -> tuple[Any, int]:
-    """As `adapters.dynamodb.schema` orders a task's results: oldest first, then by (integer) seed."""
-    seed = entry.get("seed")
-    return entry.get("receivedAt", 0), seed if isinstance(seed, int) else 0
+def _slot_order(slot_and_entry: tuple[str, Mapping[str, Any]]) -> int:
+    """As `adapters.dynamodb.schema` orders a task's results: by slot."""
+    return int(slot_and_entry[0])
 
 
 @dataclass
@@ -111,7 +109,7 @@ class _Row:
     completed_at: float | None = None
 
     def record(self) -> TaskRecord:
-        results = sorted((copy.deepcopy(entry) for entry in self.results.values()), key=_result_order)
+        results = [copy.deepcopy(entry) for _, entry in sorted(self.results.items(), key=_slot_order)]
         return TaskRecord(
             task_uuid=self.task_uuid,
             status=self.status,
@@ -137,11 +135,9 @@ class FakeTaskRepository:
     def __init__(
         self,
         *,
-        model: ModelEntry = DEFAULT_MODEL,
         payloads: PayloadStore | None = None,
         inline_limit: int = INLINE_RESULT_LIMIT,
     ) -> None:
-        self.model = model
         self.payloads = payloads  # None: large texts stay inline
         self.inline_limit = inline_limit
         self.changes: list[TaskBecameFinal] = []
@@ -235,7 +231,7 @@ class FakeTaskRepository:
 
     def store_result(self, result: StorableResult) -> StoreOutcome:
         task_uuid = result.taskUUID
-        rid = self.model.result_id(result.as_document())
+        rid = str(result.slot)
         entry = self._result_entry(task_uuid, rid, result)  # offloaded once, outside the lock
         with self._lock:
             row = self._rows.get(task_uuid)

@@ -1,7 +1,7 @@
 """A made-up second model for the (taskType, model) seam's tests: nothing registers it outside them.
 
-Its results differ from MiniMax's: a result is identified by its text and `choiceIndex` (not its seed),
-and the results file keeps `choiceIndex` and `logprob` (not usage, cost or seed).
+Its results differ from MiniMax's: the results file keeps `choiceIndex` and `logprob` (not usage, cost or
+seed).
 """
 
 from __future__ import annotations
@@ -11,6 +11,5 @@ from runrelay.models import TEXT_INFERENCE, ModelEntry
 ACME_TINY = ModelEntry(
     task_type=TEXT_INFERENCE,
     model="acme:tiny@1",
-    identity_fields=("text", "choiceIndex"),
     result_fields=("text", "choiceIndex", "logprob", "payloadRef", "payloadBytes"),
 )

@@ -13,7 +13,7 @@ from runrelay.adapters.dynamodb.codec import from_dynamo
 from runrelay.adapters.dynamodb.schema import task_key
 from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, SOLE_RESULT_DUE, DynamoTaskRepository
 from runrelay.contract import InferenceResult
-from runrelay.domain.tasks import NewTask, StoreOutcome, TaskStatus
+from runrelay.domain.tasks import NewTask, SlotResult, StorableResult, StoreOutcome, TaskStatus
 from runrelay.task_ids import task_uuid_for
 from runrelay.webhook_logic import WebhookReceiver
 from runrelay.webhook_token import token_for
@@ -31,10 +31,11 @@ def new_task(key: str = "k", number_results: int = 1, seq: int = 0, source: str 
     return NewTask(str(task_uuid_for(key)), key, source, seq, number_results, caller_id=f"caller-{key}")
 
 
-def result(task: NewTask, text: str = "hello", seed: int = 1) -> InferenceResult:
-    return InferenceResult(
+def result(task: NewTask, text: str = "hello", seed: int = 1, slot: int = 0) -> StorableResult:
+    polled = InferenceResult(
         taskUUID=task.task_uuid, taskType="textInference", text=text, seed=seed, cost=0.001
     )
+    return SlotResult(task.task_uuid, slot, polled.as_document()) if slot else polled
 
 
 def test_create_pending_is_conditional(store: DynamoTaskRepository) -> None:
@@ -61,7 +62,7 @@ def test_single_result_completes_and_duplicate_is_ignored(store: DynamoTaskRepos
 def test_three_results_complete_only_after_the_third(store: DynamoTaskRepository) -> None:
     task = new_task(number_results=3)
     store.create_pending(task)
-    outcomes = [store.store_result(result(task, f"text {i}", seed=i)) for i in range(3)]
+    outcomes = [store.store_result(result(task, f"text {i}", seed=i, slot=i)) for i in range(3)]
     assert outcomes == [StoreOutcome.STORED, StoreOutcome.STORED, StoreOutcome.COMPLETED]
     view = store.get_task(task.task_uuid)
     assert view is not None
@@ -185,7 +186,7 @@ def test_a_row_without_the_marker_still_completes_once(
     assert store.store_result(result(task)) is StoreOutcome.COMPLETED
     assert calls == ["UpdateItem", "UpdateItem"]  # the refused guess returned the item: no read
     assert store.store_result(result(task)) is StoreOutcome.DUPLICATE
-    assert store.store_result(result(task, "another")) is StoreOutcome.STORED
+    assert store.store_result(result(task, "another", slot=1)) is StoreOutcome.STORED
     view = store.get_task(task.task_uuid)
     assert view is not None
     assert (view.status, view.result_count) == (TaskStatus.COMPLETED, 2)
@@ -196,7 +197,7 @@ def test_an_orphan_completes_once_and_a_second_result_does_not_complete_it_again
 ) -> None:
     orphan = new_task("orphan")
     assert store.store_result(result(orphan)) is StoreOutcome.COMPLETED
-    assert store.store_result(result(orphan, "second")) is StoreOutcome.STORED
+    assert store.store_result(result(orphan, "second", slot=1)) is StoreOutcome.STORED
     view = store.get_task(orphan.task_uuid)
     assert view is not None
     assert (view.status, view.result_count, len(view.results)) == (TaskStatus.COMPLETED, 2, 2)

@@ -1,6 +1,6 @@
 """The (taskType, model) seam: a second model entry (tests/support/models.py) works end to end on the
-fakes, from the webhook through storage to the results file. Its DynamoDB side is in
-tests/contract/test_ports.py (test_identity_comes_from_the_model_entry)."""
+fakes, from the webhook through storage to the results file. A result's identity is its slot, whatever
+the model (tests/contract/test_ports.py, test_identical_results_in_two_slots_are_two_results)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import json
 import pytest
 
 from runrelay import models
-from runrelay.domain.tasks import NewTask, StoreOutcome, TaskRecord, TaskStatus
+from runrelay.domain.tasks import NewTask, TaskRecord, TaskStatus
 from runrelay.models import DEFAULT_MODEL, MINIMAX_M2_7, TEXT_INFERENCE, model_entry, register
 from runrelay.results_file import ResultsWriter, result_line
-from runrelay.task_ids import task_uuid_for
+from runrelay.task_ids import result_task_uuid, task_uuid_for
 from runrelay.webhook_logic import WebhookReceiver
-from runrelay.webhook_results import WebhookResult
 from runrelay.webhook_token import token_for
 from tests.support.fakes import FakeObjectWriter, FakeTaskRepository
 from tests.support.models import ACME_TINY
@@ -26,11 +25,6 @@ SOURCE = "s3://in/acme.jsonl#e"
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry as shipped, restored after the test."""
     monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
-
-
-def acme_result(task_uuid: str, text: str, choice: int, **extra: object) -> WebhookResult:
-    raw = {"taskUUID": task_uuid, "text": text, "choiceIndex": choice, "logprob": -0.5, **extra}
-    return WebhookResult.parse(raw, task_uuid)
 
 
 def test_the_shipped_model_is_registered_and_the_default() -> None:
@@ -49,23 +43,6 @@ def test_an_entry_is_found_once_registered_and_not_before() -> None:
         model_entry("imageInference", "acme:tiny@1")  # the task type is part of the key
 
 
-def test_identity_fields_decide_what_a_redelivery_is() -> None:
-    base = {"text": "same", "choiceIndex": 0, "seed": 1, "finishReason": "stop"}
-    assert ACME_TINY.result_id(base) == ACME_TINY.result_id({**base, "seed": 2, "logprob": -1})
-    assert ACME_TINY.result_id(base) != ACME_TINY.result_id({**base, "choiceIndex": 1})
-    assert MINIMAX_M2_7.result_id(base) != MINIMAX_M2_7.result_id({**base, "seed": 2})
-    assert MINIMAX_M2_7.result_id(base) == MINIMAX_M2_7.result_id({**base, "choiceIndex": 1})
-
-
-def test_the_fake_repository_dedupes_by_the_entrys_identity() -> None:
-    tasks = FakeTaskRepository(model=ACME_TINY)
-    task_uuid = str(task_uuid_for("acme"))
-    tasks.create_many([(NewTask(task_uuid, "acme", SOURCE, 1, number_results=2), None)])
-    assert tasks.store_result(acme_result(task_uuid, "a", 0, seed=1)) == StoreOutcome.STORED
-    assert tasks.store_result(acme_result(task_uuid, "a", 0, seed=2)) == StoreOutcome.DUPLICATE
-    assert tasks.store_result(acme_result(task_uuid, "a", 1, seed=1)) == StoreOutcome.COMPLETED
-
-
 def test_a_result_line_keeps_the_entrys_fields() -> None:
     task = TaskRecord(
         task_uuid="u",
@@ -82,16 +59,20 @@ def test_a_result_line_keeps_the_entrys_fields() -> None:
 
 
 def test_a_second_model_end_to_end_on_the_fakes() -> None:
-    tasks = FakeTaskRepository(model=ACME_TINY)
+    tasks = FakeTaskRepository()
     task_uuid = str(task_uuid_for(f"{SOURCE}:1"))
     tasks.create_many([(NewTask(task_uuid, f"{SOURCE}:1", SOURCE, 1, number_results=2), None)])
     tasks.mark_submitted_many([task_uuid])
-    receiver = WebhookReceiver(tasks, lambda: ["secret"])
-    token = token_for("secret", task_uuid)
+    receiver = WebhookReceiver(tasks, lambda: ["secret"], model=ACME_TINY)
     outcomes = []
-    for choice, seed in ((0, 1), (0, 2), (1, 3)):  # the second is the first redelivered with a new seed
-        body = {"taskType": "textInference", "taskUUID": task_uuid, "text": "a", "choiceIndex": choice}
-        reply, _ = receiver.receive(json.dumps({"data": [{**body, "seed": seed, "logprob": -0.5}]}), token)
+    # Result 0, result 0 redelivered with a new seed, then result 1 (its own Runware task).
+    for slot, choice, seed in ((0, 0, 1), (0, 0, 2), (1, 1, 3)):
+        runware_uuid = result_task_uuid(task_uuid, slot)
+        body = {"taskType": "textInference", "taskUUID": runware_uuid, "text": "a", "choiceIndex": choice}
+        address = {"task": task_uuid, "slot": str(slot)} if slot else {}
+        token = token_for("secret", runware_uuid)
+        payload = json.dumps({"data": [{**body, "seed": seed, "logprob": -0.5}]})
+        reply, _ = receiver.receive(payload, token, **address)
         outcomes += reply.body["outcomes"]
     assert outcomes == ["stored", "duplicate", "completed"]
 

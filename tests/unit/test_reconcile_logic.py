@@ -11,7 +11,7 @@ from runrelay.domain.tasks import NewTask, TaskStatus
 from runrelay.reconcile_logic import ReconcileConfig, ReconcileService
 from runrelay.runware_client import PollOutcome
 from runrelay.runware_errors import TransientRunwareError
-from runrelay.task_ids import task_uuid_for
+from runrelay.task_ids import result_task_uuid, task_uuid_for
 from tests.support.fakes import FakeRunware, FakeTaskRepository
 
 
@@ -35,22 +35,37 @@ def test_results_from_polling_complete_tasks_once(tasks: FakeTaskRepository) -> 
         open_task(tasks, "failing"),
         open_task(tasks, "waiting"),
     )
+    done_second = result_task_uuid(done, 1)  # the done task's result 1 is a Runware task of its own
     outcome = PollOutcome(
         results=[
-            InferenceResult(taskUUID=done, text="a", seed=1),
-            InferenceResult(taskUUID=done, text="b", seed=2),
+            InferenceResult(taskUUID=done, text="same"),  # identical results without seeds: both count
+            InferenceResult(taskUUID=done_second, text="same"),
+            InferenceResult(taskUUID=str(task_uuid_for("never asked")), text="stray"),
         ],
         processing=[waiting],
         errors={failing: RunwareError(code="timeoutProvider", message="slow", taskUUID=failing)},
     )
-    service = ReconcileService(tasks, poller(outcome), ReconcileConfig(overdue_after_seconds=0))
+    runware = poller(outcome)
+    service = ReconcileService(tasks, runware, ReconcileConfig(overdue_after_seconds=0))
     report = service.run(Deadline.after(30), now=time.time() + 10)
+    assert sorted(runware.asked[0]) == sorted([done, done_second, failing, waiting])
     assert (report.checked, report.results_stored, report.completed, report.failed) == (3, 2, 1, 1)
     assert report.still_processing == 1
     statuses = {u: tasks.get_task(u).status for u in (done, failing, waiting)}  # type: ignore[union-attr]
     assert statuses == {done: TaskStatus.COMPLETED, failing: TaskStatus.FAILED, waiting: TaskStatus.SUBMITTED}
+    assert [r["text"] for r in tasks.get_task(done).results] == ["same", "same"]  # type: ignore[union-attr]
+    assert tasks.get_task(str(task_uuid_for("never asked"))) is None
     again = service.run(Deadline.after(30), now=time.time() + 10)
     assert again.checked == 1  # only the one still waiting is open
+
+
+def test_a_task_missing_one_of_its_results_is_still_processing(tasks: FakeTaskRepository) -> None:
+    task = open_task(tasks, "half", 2)
+    outcome = PollOutcome(results=[InferenceResult(taskUUID=task, text="a")])  # result 1: no answer yet
+    report = ReconcileService(tasks, poller(outcome), ReconcileConfig(overdue_after_seconds=0)).run(
+        Deadline.after(30), now=time.time() + 10
+    )
+    assert (report.results_stored, report.completed, report.still_processing) == (1, 0, 1)
 
 
 def test_tasks_past_their_maximum_age_expire(tasks: FakeTaskRepository) -> None:

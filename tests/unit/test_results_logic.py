@@ -17,7 +17,7 @@ import pytest
 from runrelay.contract import InferenceResult
 from runrelay.deadline import Deadline
 from runrelay.domain.jobs import JobBecameComplete, TotalMismatch
-from runrelay.domain.tasks import NewTask, TaskBecameFinal, TaskRecord, TaskStatus
+from runrelay.domain.tasks import NewTask, SlotResult, TaskBecameFinal, TaskRecord, TaskStatus
 from runrelay.results_file import ResultsWriter, result_line, results_key
 from runrelay.results_logic import ResultsService
 from runrelay.submit_logic import SubmitConfig, SubmitService
@@ -73,8 +73,9 @@ def _task(seq: int, number_results: int = 1, caller_id: str | None = None) -> Ne
     return NewTask(uuid, f"{SOURCE}:{seq}", SOURCE, seq, number_results=number_results, caller_id=caller_id)
 
 
-def _result(task: NewTask, n: int) -> InferenceResult:
-    return InferenceResult.model_validate(
+def _result(task: NewTask, n: int) -> SlotResult:
+    """Result `n` (from 1) of the task."""
+    polled = InferenceResult.model_validate(
         {
             "taskType": "textInference",
             "taskUUID": task.task_uuid,
@@ -85,6 +86,7 @@ def _result(task: NewTask, n: int) -> InferenceResult:
             "usage": {"promptTokens": 3, "completionTokens": 5, "totalTokens": 8},
         }
     )
+    return SlotResult(task.task_uuid, n - 1, polled.as_document())
 
 
 def _final_changes(harness: Harness) -> tuple[list[NewTask], list[Change]]:

@@ -7,18 +7,20 @@ import io
 import itertools
 import json
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema
 import pytest
 
 from local.runware_emulator.openapi_contract import request_item_schema
+from runrelay.contract import MAX_SEED
 from runrelay.deadline import Deadline
 from runrelay.domain.tasks import TaskStatus
 from runrelay.inputs import S3ObjectRef
 from runrelay.ports import TaskRepository
 from runrelay.runware_errors import TransientRunwareError
 from runrelay.submit_logic import SubmitConfig, SubmitService
-from runrelay.task_ids import task_uuid_for
+from runrelay.task_ids import result_task_uuid, task_uuid_for
 from runrelay.webhook_token import token_is_valid
 from tests.support.fakes import FakeJobRepository, FakeRunware, FakeTaskRepository
 
@@ -69,15 +71,48 @@ def test_message_tasks_are_sent_async_with_valid_requests(
     validator = jsonschema.Draft202012Validator(
         request_item_schema(), format_checker=jsonschema.FormatChecker()
     )
-    for task in sent:
+    # One Runware task per wanted result, each under its own taskUUID with its own webhook address.
+    single, triple = report.task_uuids
+    wanted = [(single, 0), (triple, 0), (triple, 1), (triple, 2)]
+    assert [task["taskUUID"] for task in sent] == [result_task_uuid(uuid, slot) for uuid, slot in wanted]
+    for task, (task_uuid, slot) in zip(sent, wanted, strict=True):
         validator.validate(task)
+        assert "numberResults" not in task
         assert task["deliveryMethod"] == "async"
         assert task["includeUsage"] is True
         assert task["includeCost"] is True
-        url = task["webhookURL"]
-        assert url.startswith("https://hooks.example/webhooks/runware?token=")
-        assert token_is_valid(url.split("token=")[1], task["taskUUID"], ["s"])
+        url = urlsplit(task["webhookURL"])
+        assert (url.scheme, url.netloc, url.path) == ("https", "hooks.example", "/webhooks/runware")
+        query = dict(parse_qsl(url.query))
+        assert token_is_valid(query.pop("token"), task["taskUUID"], ["s"])
+        assert query == ({"task": task_uuid, "result": str(slot)} if slot else {})
     assert statuses(tasks, report.task_uuids) == ["SUBMITTED", "SUBMITTED"]
+
+
+def test_a_seeded_task_gives_each_result_the_next_seed(
+    tasks: FakeTaskRepository, runware: FakeRunware
+) -> None:
+    body = json.dumps(
+        [{"prompt": "a", "numberResults": 3, "seed": MAX_SEED - 1}, {"prompt": "b", "numberResults": 2}]
+    )
+    service(tasks, runware).process_record("m1", body, Deadline.after(60))
+    [sent] = runware.requests
+    assert [task.get("seed") for task in sent] == [MAX_SEED - 1, MAX_SEED, 0, None, None]
+
+
+def test_one_refused_result_rejects_its_task_once(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
+    task_uuid = str(task_uuid_for("sqs:m1:0"))
+    runware.reject = {result_task_uuid(task_uuid, 1), result_task_uuid(task_uuid, 2)}
+    report = service(tasks, runware).process_record(
+        "m1", json.dumps({"prompt": "hi", "numberResults": 3}), Deadline.after(60)
+    )
+    assert (report.submitted, report.rejected) == (0, 1)
+    record = tasks.get_task(task_uuid)
+    assert record is not None
+    assert (record.status, record.error) == (
+        TaskStatus.REJECTED,
+        {"code": "invalidParameter", "message": "no", "taskUUID": result_task_uuid(task_uuid, 1)},
+    )
 
 
 def test_redelivery_sends_nothing_twice(tasks: FakeTaskRepository, runware: FakeRunware) -> None:

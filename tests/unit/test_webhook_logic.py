@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from runrelay.domain.tasks import NewTask, TaskStatus
-from runrelay.task_ids import task_uuid_for
+from runrelay.task_ids import result_task_uuid, task_uuid_for
 from runrelay.webhook_logic import WebhookReceiver
 from runrelay.webhook_token import token_for
 from tests.support.fakes import FakeTaskRepository
@@ -71,15 +71,67 @@ def test_duplicates_and_completion(receiver: WebhookReceiver, tasks: FakeTaskRep
     token = token_for(SECRET, UUID)
     first, _ = receiver.receive(json.dumps({"data": [result("a", seed=1)]}), token)
     again, _ = receiver.receive(json.dumps(result("a", seed=1)), token)
-    second, _ = receiver.receive(json.dumps({"data": [result("b", seed=2)]}), token)
+    second, report = receiver.receive(*second_result("b", seed=2), task=UUID, slot="1")
     assert [first.body["outcomes"], again.body["outcomes"], second.body["outcomes"]] == [
         ["stored"],
         ["duplicate"],
         ["completed"],
     ]
+    assert report.task_uuid == second.body["taskUUID"] == UUID
     view = tasks.get_task(UUID)
     assert view is not None
     assert view.status == TaskStatus.COMPLETED
+
+
+def second_result(text: str, **extra: Any) -> tuple[str, str]:
+    """The task's result 1, sent by Runware under its own taskUUID, and that task's token."""
+    runware_uuid = result_task_uuid(UUID, 1)
+    return json.dumps({"data": [{**result(text, **extra), "taskUUID": runware_uuid}]}), token_for(
+        SECRET, runware_uuid
+    )
+
+
+def test_two_identical_results_without_seeds_both_count(
+    receiver: WebhookReceiver, tasks: FakeTaskRepository
+) -> None:
+    """A short deterministic answer, twice: told apart by their Runware tasks, not by their content."""
+    replies = [
+        receiver.receive(json.dumps(result("4")), token_for(SECRET, UUID))[0],
+        receiver.receive(*second_result("4"), task=UUID, slot="1")[0],
+        receiver.receive(*second_result("4"), task=UUID, slot="1")[0],
+    ]
+    assert [reply.body["outcomes"] for reply in replies] == [["stored"], ["completed"], ["duplicate"]]
+    view = tasks.get_task(UUID)
+    assert view is not None
+    assert (view.status, [r["text"] for r in view.results]) == (TaskStatus.COMPLETED, ["4", "4"])
+
+
+@pytest.mark.parametrize(
+    ("task", "slot", "status"),
+    [
+        (UUID, None, 400),  # half an address
+        (None, "1", 400),
+        (UUID, "x", 400),
+        (UUID, "0", 400),  # result 0 is the task's own UUID: it needs no address
+        (UUID, "-1", 400),
+        (UUID, "²", 400),
+        (UUID, "1000", 400),
+        ("not-a-uuid", "1", 400),
+        (UUID, "2", 403),  # a valid token, but for result 1's task, not result 2's
+        (OTHER_UUID, "1", 403),  # or another task's
+    ],
+)
+def test_a_wrong_result_address_is_refused_and_writes_nothing(
+    receiver: WebhookReceiver, tasks: FakeTaskRepository, task: str | None, slot: str | None, status: int
+) -> None:
+    before = tasks.writes
+    reply, report = receiver.receive(*second_result("b"), task=task, slot=slot)
+    assert (reply.status, reply.body["error"], report.rejected_reason) == (
+        status,
+        "invalidAddress",
+        "invalidAddress",
+    )
+    assert tasks.writes == before
 
 
 def test_previous_secret_is_accepted_during_rotation(receiver: WebhookReceiver) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from runrelay.contract import InferenceResult
-from runrelay.models import DEFAULT_MODEL
 from runrelay.webhook_results import InvalidResult, WebhookResult, error_document
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -36,11 +35,19 @@ def test_fields_kept_and_document_without_identity_or_nulls() -> None:
     }
 
 
-def test_same_identity_as_the_polled_model() -> None:
+def test_stored_as_the_polled_model_stores_it() -> None:
     raw = {"taskUUID": UUID, "text": "same", "seed": 3, "finishReason": "stop"}
     pushed, polled = WebhookResult.parse(raw, UUID), InferenceResult.model_validate(raw)
-    assert DEFAULT_MODEL.result_id(pushed.as_document()) == DEFAULT_MODEL.result_id(polled.as_document())
-    assert WebhookResult.parse(raw, UUID).as_document() == InferenceResult.model_validate(raw).as_document()
+    assert (pushed.taskUUID, pushed.slot, pushed.as_document()) == (
+        polled.taskUUID,
+        polled.slot,
+        polled.as_document(),
+    )
+
+
+def test_a_field_named_slot_from_runware_is_not_taken_for_ours() -> None:
+    raw = {"taskUUID": UUID, "text": "x", "slot": 3}
+    assert WebhookResult.parse(raw, UUID).slot == InferenceResult.model_validate(raw).slot == 0
 
 
 @pytest.mark.parametrize(

@@ -206,8 +206,13 @@ class InferenceResult(LenientModel):
     def is_error(self) -> bool:
         return self.status == "error" or self.error is not None
 
+    @property
+    def slot(self) -> int:
+        """Which result of its task this is: a Runware task carries one (`task_ids.result_task_uuid`)."""
+        return 0
+
     def as_document(self) -> dict[str, Any]:
-        """What is stored: every field but the task's identity, nulls left out (see TaskStore)."""
+        """What is stored: every field but the task's identity, nulls left out."""
         return self.model_dump(mode="json", exclude_none=True, exclude={"taskUUID", "taskType"})
 
     @property

@@ -1,18 +1,16 @@
 """The (taskType, model) seam: everything runrelay knows of one Runware model, in one entry.
 
-An entry names the request builder (a task spec → the request item, with the model's own settings
-model: `model_requests.py`), the result fields the webhook checks for type (the result parser's rules),
-the fields that make a result's identity (a redelivered result is the same result; two different ones
-differ) and the fields of a stored result the results file keeps. A second Runware text model is one
-more entry. Kept free of pydantic: the webhook imports it on its cold path; the builder is imported
+An entry names the request builder (a task spec → the request item for one result, with the model's own
+settings model: `model_requests.py`), the result fields the webhook checks for type (the result parser's
+rules) and the fields of a stored result the results file keeps. A result's identity is not the model's
+business: each result is its own Runware task (`task_ids.result_task_uuid`). A second Runware text model
+is one more entry. Kept free of pydantic: the webhook imports it on its cold path; the builder is imported
 only by the submitter, when it first builds a request.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -25,24 +23,17 @@ TEXT_INFERENCE = "textInference"
 class ModelEntry:
     task_type: str
     model: str
-    identity_fields: tuple[str, ...]
     result_fields: tuple[str, ...]
-    # "module:function" of `(task_uuid, spec, webhook_url) -> request item` (None: cannot be submitted).
+    # "module:function" of `(task_uuid, spec, webhook_url, slot) -> request item` for result `slot` of
+    # the task (None: cannot be submitted).
     request_builder: str | None = None
     # Result fields that must be strings when present (others are kept as sent).
     string_fields: tuple[str, ...] = ("taskType", "text", "finishReason", "status", "reasoningContent")
 
-    def build_request(self, task_uuid: str, spec: Any, webhook_url: str) -> Any:
+    def build_request(self, task_uuid: str, spec: Any, webhook_url: str, slot: int = 0) -> Any:
         if self.request_builder is None:
             raise LookupError(f"no request builder for {self.task_type} {self.model}")
-        return _load(self.request_builder)(task_uuid, spec, webhook_url)
-
-    def result_id(self, document: Mapping[str, Any]) -> str:
-        """Identity of a result: its content. A redelivery is byte-identical; distinct results differ."""
-        identity = [document.get(name) for name in self.identity_fields]
-        # surrogatepass: a lone surrogate (legal as a JSON escape) must not make hashing fail.
-        encoded = json.dumps(identity, ensure_ascii=False).encode("utf-8", "surrogatepass")
-        return hashlib.sha256(encoded).hexdigest()[:20]
+        return _load(self.request_builder)(task_uuid, spec, webhook_url, slot)
 
     def result_line(self, stored: Mapping[str, Any]) -> dict[str, Any]:
         """What the results file keeps of one stored result."""
@@ -59,7 +50,6 @@ def _load(path: str) -> Callable[..., Any]:
 MINIMAX_M2_7 = ModelEntry(
     task_type=TEXT_INFERENCE,
     model="minimax:m2.7@0",
-    identity_fields=("text", "seed", "reasoningContent", "finishReason"),
     result_fields=("text", "payloadRef", "payloadBytes", "finishReason", "usage", "cost", "seed"),
     request_builder="runrelay.model_requests:minimax_m2_7",
 )

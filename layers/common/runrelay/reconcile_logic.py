@@ -1,6 +1,7 @@
 """Reconcile: heal lost webhooks by polling Runware (getResponse) for tasks open too long.
 
-Overdue tasks come from the sparse OpenTasks index (never a Scan). Results go through the same
+Overdue tasks come from the sparse OpenTasks index (never a Scan); each is read (one BatchGetItem per
+batch) to poll the Runware task of every result it wants. Results go through the same
 idempotent `TaskRepository.store_result` as webhooks, so a late webhook and a poll never double-store.
 """
 
@@ -11,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .deadline import Deadline
-from .domain.tasks import OPEN_STATUSES, StoreOutcome, TaskRecord
+from .domain.tasks import OPEN_STATUSES, SlotResult, StoreOutcome, TaskRecord
 from .ports import RunwarePoller, TaskRepository
 from .runware_errors import TransientRunwareError
+from .task_ids import result_task_uuid
 
 if TYPE_CHECKING:
     from .runware_client import PollOutcome
@@ -56,42 +58,65 @@ class ReconcileService:
             if deadline.remaining() < self.config.reserve_seconds:
                 break
             batch = overdue[start : start + self.config.poll_batch_size]
+            # Read first: a task's results are polled under their own Runware tasks, one per slot.
+            tasks = [task for task in self.store.tasks_in_order(batch) if task.status in OPEN_STATUSES]
+            slots = {
+                result_task_uuid(task.task_uuid, slot): (task, slot)
+                for task in tasks
+                for slot in range(task.number_results)
+            }
+            if not slots:
+                continue
             try:
-                outcome = self.runware.get_response(batch, deadline)
+                outcome = self.runware.get_response(list(slots), deadline)
             except TransientRunwareError:
                 break  # Runware is struggling; the next scheduled run tries again
             report.polls += 1
-            self._apply(batch, outcome, now, report)
+            self._apply(tasks, slots, outcome, now, report)
         return report
 
-    def _apply(self, batch: list[str], outcome: PollOutcome, now: float, report: ReconcileReport) -> None:
-        answered: set[str] = set()
+    def _apply(
+        self,
+        tasks: list[TaskRecord],
+        slots: dict[str, tuple[TaskRecord, int]],
+        outcome: PollOutcome,
+        now: float,
+        report: ReconcileReport,
+    ) -> None:
+        answered: set[str] = set()  # Runware tasks whose outcome this poll settled
         for result in outcome.results:
+            if result.taskUUID not in slots:
+                continue  # not asked for
+            task, slot = slots[result.taskUUID]
             answered.add(result.taskUUID)
-            stored = self.store.store_result(result)
+            stored = self.store.store_result(SlotResult(task.task_uuid, slot, result.as_document()))
             report.outcomes[stored.value] = report.outcomes.get(stored.value, 0) + 1
             if stored in (StoreOutcome.STORED, StoreOutcome.COMPLETED):
                 report.results_stored += 1
             report.completed += stored == StoreOutcome.COMPLETED
-        for task_uuid, error in outcome.errors.items():
-            answered.add(task_uuid)
-            view = self.store.get_task(task_uuid, resolve_payloads=False)
-            if view is None:
+        for runware_uuid, error in outcome.errors.items():
+            if runware_uuid not in slots:
                 continue
+            task, _ = slots[runware_uuid]
+            answered.add(runware_uuid)
             # Runware may not know a task we never managed to submit: only give up once it is old.
-            if "notfound" in error.code.lower() and not self._too_old(view, now):
+            if "notfound" in error.code.lower() and not self._too_old(task, now):
                 continue
-            if self.store.mark_failed(task_uuid, error.model_dump(exclude_none=True)):
+            if self.store.mark_failed(task.task_uuid, error.model_dump(exclude_none=True)):
                 report.failed += 1
-        for task_uuid in batch:
-            if task_uuid in answered and task_uuid not in outcome.processing:
+        unsettled = {
+            task.task_uuid for runware_uuid, (task, _) in slots.items() if runware_uuid not in answered
+        }
+        unsettled |= {slots[uuid][0].task_uuid for uuid in outcome.processing if uuid in slots}
+        for task in tasks:
+            if task.task_uuid not in unsettled:
                 continue
-            view = self.store.get_task(task_uuid, resolve_payloads=False)
+            view = self.store.get_task(task.task_uuid, resolve_payloads=False)
             if view is None or view.status not in OPEN_STATUSES:
                 continue
             if self._too_old(view, now):
                 expired = {"code": "taskExpired", "message": "no result within MAX_TASK_AGE_SECONDS"}
-                if self.store.mark_failed(task_uuid, expired):
+                if self.store.mark_failed(task.task_uuid, expired):
                     report.expired += 1
             else:
                 report.still_processing += 1

@@ -2,7 +2,9 @@
 
 Order matters for exactly-once: the row is written (conditionally) before the POST, and the taskUUID is
 derived from the idempotency key. A crash anywhere heals on redelivery: rows still PENDING are sent again
-with the same taskUUID, and Runware's conflictTaskUUID answer counts as accepted.
+with the same taskUUID, and Runware's conflictTaskUUID answer counts as accepted. A task that wants N
+results goes to Runware as N tasks of one result (`task_ids.result_task_uuid`), and becomes SUBMITTED
+once Runware has all N.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .inputs import (
 )
 from .models import DEFAULT_MODEL, ModelEntry
 from .ports import JobRepository, RunwareSubmitter, TaskRepository
-from .task_ids import task_uuid_for
+from .task_ids import result_task_uuid, task_uuid_for
 from .webhook_token import webhook_url_for
 
 
@@ -85,8 +87,12 @@ class SubmitConfig:
 class _Planned:
     item: SourceItem
     task: NewTask
-    request: TextInferenceTask | None = None
+    requests: list[TextInferenceTask] = field(default_factory=list)  # one per result wanted
     rejection: Rejection | None = None
+
+    @property
+    def runware_uuids(self) -> list[str]:
+        return [str(request.taskUUID) for request in self.requests]
 
 
 class SubmitService:
@@ -226,10 +232,10 @@ class SubmitService:
             return _Planned(item, self._new_task(item, task_uuid, None), rejection=spec)
         task = self._new_task(item, task_uuid, spec)
         try:
-            request = self._request_for(task_uuid, spec)
+            requests = [self._request_for(task_uuid, spec, slot) for slot in range(spec.numberResults)]
         except ValueError as error:  # e.g. a spec valid alone but not as a Runware task
             return _Planned(item, task, rejection=Rejection("invalidTaskSpec", str(error)))
-        return _Planned(item, task, request=request)
+        return _Planned(item, task, requests=requests)
 
     @staticmethod
     def _new_task(item: SourceItem, task_uuid: str, spec: TaskSpec | None) -> NewTask:
@@ -243,37 +249,43 @@ class SubmitService:
             metadata=spec.metadata if spec else None,
         )
 
-    def _request_for(self, task_uuid: str, spec: TaskSpec) -> TextInferenceTask:
-        webhook_url = webhook_url_for(self.config.webhook_base_url, self.config.webhook_secret, task_uuid)
-        request: TextInferenceTask = self.config.model.build_request(task_uuid, spec, webhook_url)
+    def _request_for(self, task_uuid: str, spec: TaskSpec, slot: int) -> TextInferenceTask:
+        """Result `slot` of the task, as a Runware task of its own."""
+        config = self.config
+        webhook_url = webhook_url_for(config.webhook_base_url, config.webhook_secret, task_uuid, slot)
+        runware_uuid = result_task_uuid(task_uuid, slot)
+        request: TextInferenceTask = config.model.build_request(runware_uuid, spec, webhook_url, slot)
         return request
 
     def _submit_chunk(self, planned: list[_Planned], deadline: Deadline) -> SubmitReport:
         report = SubmitReport(task_uuids=[p.task.task_uuid for p in planned])
         statuses = self.store.create_many([(plan.task, self._rejection_error(plan)) for plan in planned])
-        to_send: list[TextInferenceTask] = []
+        sent: list[_Planned] = []
         for plan, existing in zip(planned, statuses, strict=True):
             if plan.rejection is not None:
                 report.rejected += existing is None
                 report.already_known += existing is not None
             elif existing is None or existing == TaskStatus.PENDING:  # == : equal across module copies
                 # New, or left PENDING by an earlier run that crashed or timed out: (re)send.
-                assert plan.request is not None
-                to_send.append(plan.request)
+                sent.append(plan)
             else:
                 report.already_known += 1
-        if not to_send:
+        if not sent:
             return report
-        outcome = self.runware.submit(to_send, deadline)
+        outcome = self.runware.submit([request for plan in sent for request in plan.requests], deadline)
         report.http_requests += outcome.http_requests
         report.retries += outcome.retries
-        accepted = outcome.accepted
-        self.store.mark_submitted_many(accepted)
-        report.submitted += len(accepted)
-        rejections = [(uuid, error.model_dump(exclude_none=True)) for uuid, error in outcome.rejected.items()]
-        for uuid, error in rejections:  # rare: our models already match Runware's schema
-            self.store.mark_rejected(uuid, error)
-        report.rejected += len(rejections)
+        accepted = set(outcome.accepted)
+        # A task is SUBMITTED once Runware has every one of its results' tasks; one that is short of some
+        # stays PENDING, to be sent again (the others then answer conflictTaskUUID).
+        complete = [plan.task.task_uuid for plan in sent if accepted.issuperset(plan.runware_uuids)]
+        self.store.mark_submitted_many(complete)
+        report.submitted += len(complete)
+        for plan in sent:  # rare: our models already match Runware's schema
+            refused = [outcome.rejected[uuid] for uuid in plan.runware_uuids if uuid in outcome.rejected]
+            if refused:
+                self.store.mark_rejected(plan.task.task_uuid, refused[0].model_dump(exclude_none=True))
+                report.rejected += 1
         return report
 
     @staticmethod

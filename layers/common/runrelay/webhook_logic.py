@@ -1,8 +1,8 @@
 """Receive Runware webhook callbacks: authenticate, normalise every documented shape, store once.
 
-Answers: 200 stored/duplicate; 401 no token; 403 token not valid for the body's taskUUID; 400 bad JSON or
-shape; 413 body too large. Nothing is written for any rejected request. 5xx only when storage fails,
-so Runware retries later.
+Answers: 200 stored/duplicate; 401 no token; 403 token not valid for the body's taskUUID, or a URL whose
+task and result do not name that taskUUID; 400 bad JSON or shape; 413 body too large. Nothing is written
+for any rejected request. 5xx only when storage fails, so Runware retries later.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .domain.tasks import StoreOutcome
 from .models import DEFAULT_MODEL, ModelEntry
+from .task_ids import result_task_uuid
 from .webhook_results import InvalidResult, WebhookResult, error_document
 from .webhook_token import token_is_valid
 
@@ -65,10 +66,20 @@ class WebhookReceiver:
         self._secrets = secrets
         self.max_body_bytes = max_body_bytes
 
-    def receive(self, body: str | bytes | None, token: str | None) -> tuple[WebhookReply, WebhookReport]:
+    def receive(
+        self,
+        body: str | bytes | None,
+        token: str | None,
+        *,
+        task: str | None = None,
+        slot: str | None = None,
+    ) -> tuple[WebhookReply, WebhookReport]:
+        """`token`, `task` and `slot` are the webhook URL's query parameters (`webhook_token`)."""
         report = WebhookReport()
         try:
             items = self._authenticated_items(body, token, report)
+            if task is not None or slot is not None:
+                items = _addressed(items, report, task, slot)
         except BadWebhook as bad:
             report.rejected_reason = bad.code
             return WebhookReply(bad.status, {"error": bad.code, "message": str(bad)}), report
@@ -99,6 +110,27 @@ class WebhookReceiver:
             raise BadWebhook(403, "invalidToken", "the token is not valid for this taskUUID")
         report.task_uuid = task_uuid
         return items
+
+
+def _addressed(
+    items: list[WebhookResult | _Failure], report: WebhookReport, task: str | None, slot: str | None
+) -> list[WebhookResult | _Failure]:
+    """Results of slot > 0 of a task, whose Runware task (named in the body) is derived from both."""
+    if task is None or slot is None or not (slot.isascii() and slot.isdigit()) or not 0 < int(slot) < 1000:
+        raise BadWebhook(400, "invalidAddress", "the URL must name both a task and a result number")
+    try:
+        task_uuid = str(uuid.UUID(task))
+    except ValueError:
+        raise BadWebhook(400, "invalidAddress", "the URL's task is not a UUID") from None
+    if result_task_uuid(task_uuid, int(slot)) != report.task_uuid:
+        raise BadWebhook(403, "invalidAddress", "the URL's task and result do not name this taskUUID")
+    report.task_uuid = task_uuid
+    return [
+        _Failure(task_uuid, item.error)
+        if isinstance(item, _Failure)
+        else replace(item, document={**item.document, "taskUUID": task_uuid}, slot=int(slot))
+        for item in items
+    ]
 
 
 def _parse_json(raw: bytes) -> Any:

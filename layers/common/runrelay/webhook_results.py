@@ -4,7 +4,7 @@ The webhook is the latency-critical function: importing pydantic and building th
 is a large share of its cold start (bench/README.md, cold_start). A result is a small, open-ended object, so a
 plain check of the documented fields' types does the same job here: unknown fields are kept, known
 ones must have their documented types. `contract.InferenceResult` stays the model for everything the
-client reads; both expose the attributes `TaskStore.store_result` needs.
+client reads; both expose what `TaskRepository.store_result` needs (`domain.tasks.StorableResult`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ def _is_integer(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class WebhookResult:
-    """One result: its fields as sent (unknown ones kept), the taskUUID canonical."""
+    """One result: its fields as sent (unknown ones kept), the taskUUID canonical. A webhook is result 0
+    of its task unless its URL says otherwise (`webhook_logic`)."""
 
     document: dict[str, Any]
+    slot: int = 0
 
     @classmethod
     def parse(

@@ -2,6 +2,9 @@
 
 token = HMAC-SHA256(secret, taskUUID); the receiver recomputes it from the body's taskUUID and compares
 in constant time. During a secret rotation both the current and the previous secret are accepted.
+
+Result `slot` > 0 of a task is its own Runware task (`task_ids.result_task_uuid`); its URL also names the
+task and the slot, which the receiver checks against the body's taskUUID (the token covers that UUID).
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ import hmac
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
+from .task_ids import result_task_uuid
+
 TOKEN_PARAMETER = "token"  # noqa: S105 - the query parameter name, not a secret
+TASK_PARAMETER = "task"
+SLOT_PARAMETER = "result"
 WEBHOOK_PATH = "/webhooks/runware"
 
 
@@ -32,7 +39,11 @@ def token_is_valid(token: str, task_uuid: str, secrets: Iterable[str]) -> bool:
     return valid
 
 
-def webhook_url_for(base_url: str, secret: str, task_uuid: str) -> str:
-    """The webhookURL sent with a task: <API base>/webhooks/runware?token=<HMAC>."""
-    query = urlencode({TOKEN_PARAMETER: token_for(secret, task_uuid)})
-    return f"{base_url.rstrip('/')}{WEBHOOK_PATH}?{query}"
+def webhook_url_for(base_url: str, secret: str, task_uuid: str, slot: int = 0) -> str:
+    """The webhookURL sent with result `slot` of a task: <API base>/webhooks/runware?token=<HMAC>, plus
+    `task=<taskUUID>&result=<slot>` for a slot other than 0."""
+    runware_uuid = result_task_uuid(task_uuid, slot)
+    parameters: dict[str, str | int] = {TOKEN_PARAMETER: token_for(secret, runware_uuid)}
+    if slot:
+        parameters |= {TASK_PARAMETER: task_uuid, SLOT_PARAMETER: slot}
+    return f"{base_url.rstrip('/')}{WEBHOOK_PATH}?{urlencode(parameters)}"

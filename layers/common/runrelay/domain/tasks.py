@@ -85,12 +85,28 @@ class TaskRecord:
 
 
 class StorableResult(Protocol):
-    """What storing needs of a result: a polled one (`contract.InferenceResult`) or a pushed one
-    (`webhook_results.WebhookResult`). Its identity comes from the model registry."""
+    """What storing needs of a result: the task it belongs to, which of its `numberResults` it is (its
+    identity: each slot is its own Runware task, `task_ids.result_task_uuid`) and its fields. A polled
+    result (`contract.InferenceResult`) and a pushed one (`webhook_results.WebhookResult`) are slot 0 of
+    their own task; `SlotResult` addresses any other."""
 
     @property
     def taskUUID(self) -> str: ...
+    @property
+    def slot(self) -> int: ...
     def as_document(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    """A result's fields addressed to a slot of a task."""
+
+    taskUUID: str
+    slot: int
+    document: Mapping[str, Any]
+
+    def as_document(self) -> dict[str, Any]:
+        return dict(self.document)
 
 
 @dataclass(frozen=True)

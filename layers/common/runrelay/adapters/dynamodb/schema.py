@@ -55,8 +55,8 @@ def is_job_item(keys: Mapping[str, Any]) -> bool:
 
 
 def task_record(item: Mapping[str, Any]) -> TaskRecord:
-    """A task from its plain item (`codec.from_dynamo`), results oldest first."""
-    results = sorted((item.get("results") or {}).values(), key=_result_order)
+    """A task from its plain item (`codec.from_dynamo`), results in slot order."""
+    results = [entry for _, entry in sorted((item.get("results") or {}).items(), key=_result_order)]
     return TaskRecord(
         task_uuid=str(item.get("taskUUID") or str(item["pk"]).removeprefix(TASK_PREFIX)),
         status=TaskStatus(item["status"]),
@@ -76,11 +76,12 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
     )
 
 
-def _result_order(entry: Mapping[str, Any]) -> tuple[Any, int]:
-    """Oldest first; results of one millisecond by seed. A seed DynamoDB could not hold is kept as text
-    (`codec.to_dynamo`) and must not be compared with a number: it sorts as no seed."""
-    seed = entry.get("seed")
-    return entry.get("receivedAt", 0), seed if isinstance(seed, int) else 0
+def _result_order(slot_and_entry: tuple[str, Mapping[str, Any]]) -> tuple[int, Any]:
+    """By slot; results keyed by content (rows from before slots) after them, oldest first."""
+    slot, entry = slot_and_entry
+    if slot.isascii() and slot.isdigit():
+        return int(slot), 0
+    return 1 << 30, entry.get("receivedAt", 0)
 
 
 def job_progress(item: Mapping[str, Any]) -> JobProgress:

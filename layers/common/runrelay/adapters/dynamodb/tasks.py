@@ -1,10 +1,12 @@
 """The task repository on DynamoDB: one item per task, its results inside it, every transition a
 conditional write.
 
-Results live in the `results` map under their identity (the model entry's `result_id`), so a repeated
-webhook can never store a result twice, and `resultCount` doubles as an optimistic-lock version: two
-results of one task arriving at once cannot overwrite each other. Open tasks carry `openShard`/`openSince`
-(the sparse `OpenTasks` index the reconciler reads); final tasks drop them. `soleResultDue` marks the
+Results live in the `results` map under their slot (which of the task's `numberResults` each is: every
+slot is its own Runware task, `task_ids.result_task_uuid`), so a repeated webhook can never store a
+result twice and two results with the same text are still two; `resultCount` doubles as an
+optimistic-lock version: two results of one task arriving at once cannot overwrite each other. Open
+tasks carry `openShard`/`openSince` (the sparse `OpenTasks` index the reconciler reads); final tasks
+drop them. `soleResultDue` marks the
 common state a webhook expects (open, one result wanted, none stored yet), so the usual completion is
 conditioned on one attribute; any stored result or final status removes it. Texts too large for
 DynamoDB's 400 KB item limit go to the payload store with a pointer in the item.
@@ -29,7 +31,6 @@ from ...domain.tasks import (
     TaskRecord,
     TaskStatus,
 )
-from ...models import DEFAULT_MODEL, ModelEntry
 from .codec import from_dynamo, to_dynamo
 from .schema import (
     BY_CALLER_INDEX,
@@ -64,14 +65,12 @@ class DynamoTaskRepository:
         table_name: str,
         *,
         payloads: PayloadStore | None = None,
-        model: ModelEntry = DEFAULT_MODEL,
         open_shards: int = 4,
         retention_days: int = 30,
         dynamodb: Any = None,
     ) -> None:
         self.table_name = table_name
         self.payloads = payloads  # None: large texts stay inline (up to the item limit)
-        self.model = model
         self.open_shards = open_shards
         self.retention_seconds = retention_days * 86_400
         self.dynamodb = dynamodb if dynamodb is not None else client("dynamodb")
@@ -275,7 +274,7 @@ class DynamoTaskRepository:
         (ALL_OLD), which is exactly what the read would have returned.
         """
         task_uuid = result.taskUUID
-        rid = self.model.result_id(result.as_document())
+        rid = str(result.slot)
         # Built once: a large result is offloaded to S3 once, whatever the number of attempts.
         entry = self._typed_entry(task_uuid, rid, result)
         written, current = self._write_result(task_uuid, rid, entry, prior=None, completes=True)
