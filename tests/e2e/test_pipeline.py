@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from local.runware_emulator import FaultConfig
@@ -66,6 +67,35 @@ def test_duplicate_webhooks_are_stored_once(pipeline_factory: Callable[..., Pipe
     stats = pipeline.emulator.stats()
     assert stats["max_executions"] == 1
     assert stats["faults"].get("webhook_duplicate", 0) >= 12
+
+
+@pytest.mark.parametrize("delivery", ["webhooks, each sent twice", "getResponse, webhooks lost"])
+def test_identical_results_without_seeds_are_all_stored(
+    pipeline_factory: Callable[..., Pipeline], delivery: str
+) -> None:
+    """Short deterministic answers: every result of a prompt is the same text with no seed. Each is its
+    own Runware task, so N identical results complete the task and a redelivery is still a duplicate."""
+    faults = (
+        FaultConfig(identical_results=True, webhook_duplicate_rate=1.0)
+        if delivery.startswith("webhooks")
+        else FaultConfig(identical_results=True, webhook_drop_rate=1.0)
+    )
+    pipeline = pipeline_factory(emulator={"faults": faults})
+    wanted = [4, 2, 1]
+    source = pipeline.send([{"prompt": "What is 2 + 2?", "numberResults": n} for n in wanted])
+    found = pipeline.wait_settled({source: 3}, timeout=60)
+    assert pipeline.emulator.wait_for_deliveries(20)
+    answers = set()
+    for view, n in zip(found[source], wanted, strict=True):
+        fresh = pipeline.store.get_task(view.task_uuid)
+        assert fresh is not None
+        assert (fresh.status, fresh.result_count, len(fresh.results)) == (TaskStatus.COMPLETED, n, n)
+        assert all("seed" not in r for r in fresh.results)
+        answers |= {r["text"] for r in fresh.results}
+    assert len(answers) == 1  # the same text everywhere
+    stats = pipeline.emulator.stats()
+    assert stats["max_executions"] == 1
+    assert len(stats["executions"]) == sum(wanted)  # one Runware task per result, each run once
 
 
 def test_failed_tasks_become_failed_with_the_error(pipeline_factory: Callable[..., Pipeline]) -> None:

@@ -93,6 +93,7 @@ CALLS = [
     ("WebhookFunction", _call("s3", "PutObject", Bucket=BUCKET, Key="completions/t/r.json")),
     ("WebhookFunction", _call("secretsmanager", "GetSecretValue", SecretId=WEBHOOK_SECRET_ARN)),
     ("ReconcileFunction", _call("dynamodb", "Query", TableName="tasks", IndexName="OpenTasks")),
+    ("ReconcileFunction", _call("dynamodb", "BatchGetItem", Tables=["tasks"])),
     ("ReconcileFunction", _call("dynamodb", "UpdateItem", TableName="tasks")),
     ("ReconcileFunction", _call("dynamodb", "GetItem", TableName="tasks")),
     ("ReconcileFunction", _call("dynamodb", "PutItem", TableName="tasks")),

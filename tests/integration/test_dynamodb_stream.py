@@ -3,6 +3,7 @@ for the same writes (tests/support/fakes.py stands in for the stream in the resu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
@@ -31,7 +32,8 @@ def _writes(tasks: TaskRepository, jobs: JobRepository) -> None:
     tasks.mark_submitted_many([one.task_uuid, two.task_uuid, four.task_uuid])
     for task_uuid, text in ((one.task_uuid, "a"), (one.task_uuid, "a"), (two.task_uuid, "b1")):
         tasks.store_result(WebhookResult.parse({"taskUUID": task_uuid, "text": text, "usage": {}}, task_uuid))
-    tasks.store_result(WebhookResult.parse({"taskUUID": two.task_uuid, "text": "b2"}, two.task_uuid))
+    second = WebhookResult.parse({"taskUUID": two.task_uuid, "text": "b2"}, two.task_uuid)
+    tasks.store_result(replace(second, slot=1))
     tasks.mark_failed(four.task_uuid, {"code": "boom", "message": "x"})
     tasks.store_result(WebhookResult.parse({"taskUUID": four.task_uuid, "text": "late"}, four.task_uuid))
     for task in (one, two, three, four):

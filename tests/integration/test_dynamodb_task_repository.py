@@ -9,7 +9,7 @@ from typing import Any
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import InferenceResult
-from runrelay.domain.tasks import NewTask, StoreOutcome, TaskStatus
+from runrelay.domain.tasks import NewTask, SlotResult, StoreOutcome, TaskStatus
 from runrelay.task_ids import task_uuid_for
 
 
@@ -25,7 +25,7 @@ def test_concurrent_deliveries_store_each_result_once(provisioned_stack: Any, aw
         store.create_pending(task)
         store.mark_submitted(task.task_uuid)
     deliveries = [
-        InferenceResult(taskUUID=task.task_uuid, text=f"{task.task_uuid} result {n}", seed=n)
+        SlotResult(task.task_uuid, n, {"text": f"{task.task_uuid} result {n}", "seed": n})
         for task in tasks
         for n in range(4)
     ] * 3  # every result delivered three times, all at once
