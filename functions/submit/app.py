@@ -23,15 +23,18 @@ def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> Non
     )
     metrics.add_metric(name="TasksSubmitted", unit=MetricUnit.Count, value=report.submitted)
     metrics.add_metric(name="TasksRejected", unit=MetricUnit.Count, value=report.rejected)
+    metrics.add_metric(name="TasksCancelled", unit=MetricUnit.Count, value=report.cancelled)
     metrics.add_metric(name="SubmitRetries", unit=MetricUnit.Count, value=report.retries)
     logger.info(
         "record processed",
         submitted=report.submitted,
         rejected=report.rejected,
+        cancelled=report.cancelled,
         already_known=report.already_known,
         continued=report.continued,
         fanned_out=report.fanned_out,
         ignored=report.ignored,
+        control=report.control,
         http_requests=report.http_requests,
     )
 

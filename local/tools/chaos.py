@@ -1,7 +1,7 @@
 """`make chaos`: many tasks through the local stack while Runware and AWS misbehave, then the proof.
 
 Tasks (numberResults 1-4) go in as S3 .jsonl files and SQS messages. The emulator throttles submits
-(429/503), duplicates, delays, reorders and drops webhooks and fails a share of tasks chosen by taskUUID
+(429/503), duplicates, delays and drops webhooks and fails a share of tasks chosen by taskUUID
 hash; the reconciler runs every second with a small OverdueAfterSeconds. On AWS's side the functions' own
 calls meet throttling, 5xx, resets, lost responses, transaction conflicts, refused PutEvents entries and
 broken S3 bodies (`local/stack/aws_faults.py`, loaded into every worker process), and one service goes down
@@ -44,8 +44,10 @@ STATE_DIR = Path(__file__).resolve().parents[2] / ".runrelay"
 FUNCTION_LOG = STATE_DIR / "chaos-functions.log"
 AWS_FAULTS_PRELOAD = Path(__file__).resolve().parents[1] / "stack" / "aws_faults.py"
 
-# The issue's mix: 5% 429/503 at submit, 10% duplicate, 10% late and 10% reordered webhooks, 2% dropped,
-# 3% of tasks failing at Runware. Late webhooks arrive after OverdueAfterSeconds, so they race the reconciler.
+# The issue's mix: 5% 429/503 at submit, 10% duplicate and 10% late webhooks, 2% dropped, 3% of tasks
+# failing at Runware. Late webhooks arrive after OverdueAfterSeconds, so they race the reconciler. The
+# emulator's reordering applies to the results of one Runware task; runrelay sends one result per task,
+# so a line's results arrive in any order anyway (late and duplicate deliveries shuffle them).
 CHAOS_FAULTS = FaultConfig(
     rate_429=0.025,
     rate_503=0.025,
@@ -54,7 +56,6 @@ CHAOS_FAULTS = FaultConfig(
     webhook_duplicate_rate=0.10,
     webhook_late_rate=0.10,
     late_delay=150.0,  # x time_scale 0.02 = 3 s, past the 2 s overdue threshold
-    webhook_reorder_rate=0.10,
     webhook_drop_rate=0.02,
 )
 

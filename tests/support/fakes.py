@@ -8,7 +8,8 @@ on them and on the adapters (DynamoDB Local, moto):
   completion once `numberResults` are in, an orphan row for a result of an unknown task, a final task
   never completed again; large texts offloaded to a payload store when one is given.
 - `FakeJobRepository`: the total set once (`TotalMismatch` for another), each final task recorded and
-  counted once, the results-written / announced markers set once on an existing job.
+  counted once, the results-written / announced markers set once on an existing job, a source's first
+  cancellation kept.
 
 Both record the table changes the stream consumer reacts to (`changes`): a task that became final, a
 job that became complete, each exactly once, as `adapters.dynamodb.stream.table_changes` reads them
@@ -31,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 from runrelay.adapters.eventbridge import EventsNotDelivered
 from runrelay.contract import InferenceResult, RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
+from runrelay.domain.cancellations import Cancellation
 from runrelay.domain.jobs import JobBecameComplete, JobProgress, TotalMismatch, has_job
 from runrelay.domain.tasks import (
     FINAL_STATUSES,
@@ -148,7 +150,10 @@ class FakeTaskRepository:
     # -- creation ----------------------------------------------------------------------------------
 
     def create_many(
-        self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]
+        self,
+        rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]],
+        *,
+        cancelled: Mapping[str, Any] | None = None,
     ) -> list[TaskStatus | None]:
         statuses: list[TaskStatus | None] = []
         with self._lock:
@@ -157,10 +162,16 @@ class FakeTaskRepository:
                 if existing is not None:
                     statuses.append(existing.status)
                     continue
-                status = TaskStatus.PENDING if error is None else TaskStatus.REJECTED
-                row = self._new_row(task, status)
                 if error is not None:
+                    row = self._new_row(task, TaskStatus.REJECTED)
                     row.error = _plain(dict(error))
+                elif cancelled is not None:
+                    row = self._new_row(task, TaskStatus.CANCELLED)
+                    row.error = _plain(dict(cancelled))
+                    row.completed_at = row.created_at
+                else:
+                    row = self._new_row(task, TaskStatus.PENDING)
+                status = row.status
                 self._rows[task.task_uuid] = row
                 self.writes += 1
                 if status in FINAL_STATUSES:
@@ -210,6 +221,9 @@ class FakeTaskRepository:
 
     def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         return self._finalise(task_uuid, TaskStatus.FAILED, error)
+
+    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        return self._finalise(task_uuid, TaskStatus.CANCELLED, error)
 
     def _finalise(self, task_uuid: str, status: TaskStatus, error: Mapping[str, Any]) -> bool:
         with self._lock:
@@ -331,6 +345,7 @@ class FakeJobRepository:
         self.changes: list[JobBecameComplete] = []
         self._jobs: dict[str, JobProgress] = {}
         self._marks: dict[str, str] = {}
+        self._cancellations: dict[str, Cancellation] = {}
         self._lock = threading.RLock()
 
     def _update(self, source_id: str, **fields: Any) -> None:
@@ -364,6 +379,16 @@ class FakeJobRepository:
     def get(self, source_id: str) -> JobProgress | None:
         with self._lock:
             return self._jobs.get(source_id)
+
+    def cancel_source(self, source_id: str, requested_by: str, requested_at: float) -> Cancellation:
+        with self._lock:
+            return self._cancellations.setdefault(
+                source_id, Cancellation(source_id, requested_by, requested_at)
+            )
+
+    def cancellation(self, source_id: str) -> Cancellation | None:
+        with self._lock:
+            return self._cancellations.get(source_id)
 
     def mark_results_written(self, source_id: str, location: str, counts: Mapping[str, int]) -> None:
         with self._lock:

@@ -1,7 +1,8 @@
 """What arrives on the ingest queue, turned into task specs with stable idempotency keys.
 
 An SQS body is one of: a task spec or an array of them (docs/architecture.md, "Inputs"), an S3 event
-notification, S3's `s3:TestEvent`, or our own continuation of a large S3 object. S3 objects are
+notification, S3's `s3:TestEvent`, our own continuation of a large S3 object, or a control message
+(`{"runrelayControl": {"action": "cancel", "sourceId": ..., "requestedBy": ...}}`). S3 objects are
 streamed: `.jsonl` line by line (never whole in memory), `.json` as a spec or an array, anything else
 as one prompt.
 Bad input never raises: it becomes a `Rejection` carrying a clear reason, and the rest goes on.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
@@ -24,6 +25,7 @@ MAX_CALLER_ID_LENGTH = 512
 MAX_JSON_OBJECT_BYTES = 8 * 1024 * 1024  # a .json input is parsed whole; .jsonl has no limit
 MAX_PROMPT_OBJECT_BYTES = 1024 * 1024  # a plain-text prompt file
 CONTINUATION_KEY = "runrelayContinuation"
+CONTROL_KEY = "runrelayControl"
 _READ_CHUNK = 256 * 1024
 
 
@@ -107,7 +109,22 @@ class IgnoredMessage:
     reason: str
 
 
-SqsBody = SqsTaskMessage | list[S3ObjectRef] | IgnoredMessage | Rejection
+class ControlMessage(BaseModel):
+    """An operator's request about a whole source (the `runrelay` CLI sends them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["cancel"]
+    sourceId: StrictStr = Field(min_length=1, max_length=2048)
+    requestedBy: StrictStr = Field(default="unknown", min_length=1, max_length=256)
+
+
+def control_message(action: str, source_id: str, requested_by: str) -> str:
+    """The ingest-queue body asking for `action` on a source."""
+    return json.dumps({CONTROL_KEY: {"action": action, "sourceId": source_id, "requestedBy": requested_by}})
+
+
+SqsBody = SqsTaskMessage | list[S3ObjectRef] | IgnoredMessage | Rejection | ControlMessage
 
 
 def parse_spec(raw: Any) -> TaskSpec | Rejection:
@@ -116,10 +133,11 @@ def parse_spec(raw: Any) -> TaskSpec | Rejection:
     try:
         return TaskSpec.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(spec)'}: {e['msg']}" for e in error.errors()
-        )
-        return Rejection("invalidTaskSpec", problems)
+        return Rejection("invalidTaskSpec", _problems(error))
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(spec)'}: {e['msg']}" for e in error.errors())
 
 
 def caller_id_of(raw: Any) -> str | None:
@@ -157,6 +175,11 @@ def classify_sqs_body(message_id: str, body: str) -> SqsBody:
                 return [_continuation_ref(payload[CONTINUATION_KEY])]
             except (KeyError, TypeError, ValueError) as error:
                 return Rejection("malformedContinuation", f"continuation message is incomplete: {error!r}")
+        if CONTROL_KEY in payload:
+            try:
+                return ControlMessage.model_validate(payload[CONTROL_KEY])
+            except ValidationError as error:
+                return Rejection("malformedControl", f"control message refused: {_problems(error)}")
     return SqsTaskMessage(message_id, payload)
 
 

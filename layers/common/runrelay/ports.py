@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from .domain.cancellations import Cancellation
 from .domain.jobs import JobProgress
 from .domain.tasks import NewTask, StorableResult, StoreOutcome, TaskRecord, TaskStatus
 
@@ -22,9 +23,13 @@ if TYPE_CHECKING:  # the webhook's cold start must not import the client's model
 
 class TaskRepository(Protocol):
     def create_many(
-        self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]
+        self,
+        rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]],
+        *,
+        cancelled: Mapping[str, Any] | None = None,
     ) -> list[TaskStatus | None]:
-        """Write PENDING rows (error None) or REJECTED ones; per row None if new, else the status there."""
+        """Write PENDING rows (error None) or REJECTED ones, or with `cancelled` CANCELLED ones instead of
+        PENDING (with that error); per row None if new, else the status there."""
         ...
 
     def mark_submitted_many(self, task_uuids: Sequence[str]) -> list[bool]:
@@ -33,6 +38,10 @@ class TaskRepository(Protocol):
 
     def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         """PENDING → REJECTED."""
+        ...
+
+    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        """PENDING → CANCELLED."""
         ...
 
     def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
@@ -74,6 +83,12 @@ class JobRepository(Protocol):
     def mark_results_written(self, source_id: str, location: str, counts: Mapping[str, int]) -> None: ...
 
     def mark_announced(self, source_id: str) -> None: ...
+
+    def cancel_source(self, source_id: str, requested_by: str, requested_at: float) -> Cancellation:
+        """Record a source's cancellation once (a later request keeps the first); the one kept."""
+        ...
+
+    def cancellation(self, source_id: str) -> Cancellation | None: ...
 
 
 class PayloadStore(Protocol):

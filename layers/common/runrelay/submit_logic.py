@@ -4,12 +4,14 @@ Order matters for exactly-once: the row is written (conditionally) before the PO
 derived from the idempotency key. A crash anywhere heals on redelivery: rows still PENDING are sent again
 with the same taskUUID, and Runware's conflictTaskUUID answer counts as accepted. A task that wants N
 results goes to Runware as N tasks of one result (`task_ids.result_task_uuid`), and becomes SUBMITTED
-once Runware has all N.
+once Runware has all N. Before each chunk the source's cancellation is read (`domain.cancellations`): a
+cancelled source's lines are written CANCELLED and nothing more is sent.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,9 +21,11 @@ from typing import Any
 
 from .contract import TextInferenceTask
 from .deadline import Deadline
+from .domain.cancellations import Cancellation
 from .domain.jobs import has_job
 from .domain.tasks import NewTask, TaskStatus
 from .inputs import (
+    ControlMessage,
     IgnoredMessage,
     ObjectRange,
     Rejection,
@@ -49,17 +53,20 @@ class SubmitReport:
     submitted: int = 0
     already_known: int = 0
     rejected: int = 0
+    cancelled: int = 0
     retries: int = 0
     http_requests: int = 0
     continued: bool = False
     fanned_out: int = 0  # ranges of a big object queued as messages of their own
     ignored: str | None = None
+    control: str | None = None  # what a control message asked for
     task_uuids: list[str] = field(default_factory=list)
 
     def add(self, other: SubmitReport) -> None:
         self.submitted += other.submitted
         self.already_known += other.already_known
         self.rejected += other.rejected
+        self.cancelled += other.cancelled
         self.retries += other.retries
         self.http_requests += other.http_requests
         self.continued = self.continued or other.continued
@@ -112,6 +119,7 @@ class SubmitService:
         self.config = config
         self._open_object = open_object
         self._enqueue = enqueue
+        self._cancelled: dict[str, Cancellation] = {}
 
     def process_record(self, message_id: str, body: str, deadline: Deadline) -> SubmitReport:
         """Handle one ingest-queue record. Raises on transient trouble so SQS redelivers the record."""
@@ -122,10 +130,31 @@ class SubmitService:
             return self._submit_items([refused_message(message_id, kind)], deadline)
         if isinstance(kind, SqsTaskMessage):
             return self._submit_items(items_of_message(kind), deadline)
+        if isinstance(kind, ControlMessage):
+            return self._cancel(kind)
         report = SubmitReport()
         for ref in kind:
             report.add(self._submit_object(ref, deadline))
         return report
+
+    def _cancel(self, control: ControlMessage) -> SubmitReport:
+        """Record the cancellation; the source's lines see it at their next chunk (rows left PENDING by
+        a failed attempt are cancelled when their record comes again)."""
+        if self.jobs is None:
+            raise RuntimeError("cancelling needs the job repository")
+        self.jobs.cancel_source(control.sourceId, control.requestedBy, time.time())
+        return SubmitReport(control=f"{control.action} {control.sourceId} by {control.requestedBy}")
+
+    def _cancellation_of(self, source_id: str) -> Cancellation | None:
+        """Read before each chunk; once found it is kept (a cancellation is never lifted)."""
+        if self.jobs is None:
+            return None
+        if source_id not in self._cancelled:
+            found = self.jobs.cancellation(source_id)
+            if found is None:
+                return None
+            self._cancelled[source_id] = found
+        return self._cancelled[source_id]
 
     def _submit_object(self, ref: S3ObjectRef, deadline: Deadline) -> SubmitReport:
         if self._worth_fanning_out(ref):
@@ -259,12 +288,21 @@ class SubmitService:
 
     def _submit_chunk(self, planned: list[_Planned], deadline: Deadline) -> SubmitReport:
         report = SubmitReport(task_uuids=[p.task.task_uuid for p in planned])
-        statuses = self.store.create_many([(plan.task, self._rejection_error(plan)) for plan in planned])
+        cancellation = self._cancellation_of(planned[0].task.source_id)  # a chunk has one source
+        cancelled = cancellation.error() if cancellation else None
+        statuses = self.store.create_many(
+            [(plan.task, self._rejection_error(plan)) for plan in planned], cancelled=cancelled
+        )
         sent: list[_Planned] = []
         for plan, existing in zip(planned, statuses, strict=True):
             if plan.rejection is not None:
                 report.rejected += existing is None
                 report.already_known += existing is not None
+            elif cancelled is not None and existing is None:
+                report.cancelled += 1
+            elif cancelled is not None and existing == TaskStatus.PENDING:
+                # Left PENDING by an earlier attempt: maybe sent, maybe not; it is not sent again.
+                report.cancelled += self.store.mark_cancelled(plan.task.task_uuid, cancelled)
             elif existing is None or existing == TaskStatus.PENDING:  # == : equal across module copies
                 # New, or left PENDING by an earlier run that crashed or timed out: (re)send.
                 sent.append(plan)

@@ -14,19 +14,29 @@ class TaskStatus(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"  # never sent: its source was cancelled first
 
 
-FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED})
+FINAL_STATUSES = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED}
+)
 OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.SUBMITTED})
 # The transitions a repository may make, and no other: a final task never changes status again.
 TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset(
-        {TaskStatus.SUBMITTED, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED}
+        {
+            TaskStatus.SUBMITTED,
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.REJECTED,
+            TaskStatus.CANCELLED,
+        }
     ),
     TaskStatus.SUBMITTED: frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED}),
     TaskStatus.COMPLETED: frozenset(),
     TaskStatus.FAILED: frozenset(),
     TaskStatus.REJECTED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
 }
 
 

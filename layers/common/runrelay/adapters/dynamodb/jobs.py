@@ -11,6 +11,9 @@ Item: pk=`JOB#<sourceId>`, sk=`JOB` in the tasks table. Two writers, neither eve
 `finals` only grows and `expected` is set once, so exactly one write moves the item from "incomplete"
 to "complete" (`finals >= expected`): its stream record is what triggers the results file and the
 JobCompleted event. `resultsWrittenAt` / `announcedAt` record that those side effects are done.
+
+A cancelled source (a file or an SQS message) has an item pk=`CANCEL#<sourceId>`, sk=`CANCEL`, written
+once (the first request wins) and read by the submitter before each chunk.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ...aws_clients import client
+from ...domain.cancellations import Cancellation
 from ...domain.jobs import JobProgress, TotalMismatch, has_job
 from .codec import from_dynamo, to_dynamo
-from .schema import final_mark_key, job_key, job_progress
+from .schema import cancellation_key, final_mark_key, job_key, job_progress
 from .writes import is_condition_failure, transact, write_one
 
 
@@ -138,3 +142,35 @@ class DynamoJobRepository:
         except ClientError as error:
             if not is_condition_failure(error):
                 raise
+
+    def cancel_source(self, source_id: str, requested_by: str, requested_at: float) -> Cancellation:
+        """Record the source's cancellation; a second request leaves the first in place. The one kept."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table_name,
+                Item={
+                    **cancellation_key(source_id),
+                    "sourceId": {"S": source_id},
+                    "requestedBy": {"S": requested_by},
+                    "requestedAt": {"N": str(round(requested_at, 3))},
+                    "expiresAt": {"N": str(int(requested_at + self.retention_seconds))},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+        found = self.cancellation(source_id, consistent=True)
+        assert found is not None  # written just now, or before
+        return found
+
+    def cancellation(self, source_id: str, *, consistent: bool = False) -> Cancellation | None:
+        """The source's cancellation, if any. Eventually consistent by default: the submitter reads it
+        before every chunk, and a chunk more or less sent during a cancel is within what cancel promises."""
+        item = self.dynamodb.get_item(
+            TableName=self.table_name, Key=cancellation_key(source_id), ConsistentRead=consistent
+        ).get("Item")
+        if item is None:
+            return None
+        plain = from_dynamo(item)
+        return Cancellation(source_id, str(plain["requestedBy"]), float(plain["requestedAt"]))

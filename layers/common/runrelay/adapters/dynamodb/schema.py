@@ -1,10 +1,11 @@
 """The tasks table's layout: keys, prefixes, indexes, and items turned into domain records.
 
-One table holds three kinds of item:
+One table holds four kinds of item:
 - a task: pk=`TASK#<taskUUID>`, sk=`TASK`, its results inside it (see `tasks.py`);
 - a job, one per S3 input file: pk=`JOB#<sourceId>`, sk=`JOB` (see `jobs.py`);
 - a final mark, one per final task: pk=`FINAL#<taskUUID>`, sk=`FINAL`, written once its TaskCompleted
-  event went out and it was counted in its job.
+  event went out and it was counted in its job;
+- a cancellation, one per cancelled source: pk=`CANCEL#<sourceId>`, sk=`CANCEL` (see `jobs.py`).
 Indexes: `OpenTasks` (sparse: open tasks only, by shard and age), `BySource` (a source's tasks in input
 order), `ByCaller` (tasks by the caller's `id`).
 """
@@ -23,6 +24,8 @@ JOB_PREFIX = "JOB#"
 JOB_SK = "JOB"
 FINAL_PREFIX = "FINAL#"
 FINAL_SK = "FINAL"
+CANCEL_PREFIX = "CANCEL#"
+CANCEL_SK = "CANCEL"
 OPEN_TASKS_INDEX = "OpenTasks"
 BY_SOURCE_INDEX = "BySource"
 BY_CALLER_INDEX = "ByCaller"
@@ -35,6 +38,10 @@ def task_key(task_uuid: str) -> dict[str, Any]:
 
 def job_key(source_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"{JOB_PREFIX}{source_id}"}, "sk": {"S": JOB_SK}}
+
+
+def cancellation_key(source_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{CANCEL_PREFIX}{source_id}"}, "sk": {"S": CANCEL_SK}}
 
 
 def final_mark_key(task_uuid: str) -> dict[str, Any]:

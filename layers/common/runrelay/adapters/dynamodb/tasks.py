@@ -123,20 +123,28 @@ class DynamoTaskRepository:
         }
 
     def create_many(
-        self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]
+        self,
+        rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]],
+        *,
+        cancelled: Mapping[str, Any] | None = None,
     ) -> list[TaskStatus | None]:
-        """`create_pending` (error None) or `create_rejected` for a whole chunk, 100 rows per round trip.
+        """`create_pending` (error None) or `create_rejected` for a whole chunk, 100 rows per round trip;
+        with `cancelled` (the cancellation's error), rows that would be PENDING are CANCELLED instead.
 
         Same conditions as the single writes; per row: None if written, else the status already there.
         """
         now = time.time()
         actions = []
         for task, error in rows:
-            if error is None:
+            if error is None and cancelled is None:
                 item = self._new_item(task, TaskStatus.PENDING, now)
-            else:
+            elif error is not None:
                 item = self._new_item(task, TaskStatus.REJECTED, now)
                 item["error"] = to_dynamo(dict(error))
+            else:
+                item = self._new_item(task, TaskStatus.CANCELLED, now)
+                item["error"] = to_dynamo(dict(cancelled or {}))
+                item["completedAt"] = {"N": str(round(now, 3))}
             actions.append(self._put_action(item))
         refused = self._write_conditionally(actions)
         statuses: list[TaskStatus | None] = []
@@ -207,6 +215,10 @@ class DynamoTaskRepository:
     def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         """PENDING → REJECTED (a permanent error at submit)."""
         return self._finalise(task_uuid, TaskStatus.REJECTED, error, from_statuses=(TaskStatus.PENDING,))
+
+    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
+        """PENDING → CANCELLED (its source was cancelled before it was sent)."""
+        return self._finalise(task_uuid, TaskStatus.CANCELLED, error, from_statuses=(TaskStatus.PENDING,))
 
     def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         """PENDING/SUBMITTED → FAILED (Runware reported an error, or the task outlived its maximum age)."""
