@@ -194,7 +194,8 @@ def _task_in(tasks: TaskRepository, status: TaskStatus) -> str:
     """A task brought to `status` through the port."""
     task = new_task()
     error = {"code": "bad", "message": "refused"} if status == TaskStatus.REJECTED else None
-    assert tasks.create_many([(task, error)]) == [None]
+    cancelled = {"code": "cancelled", "message": "by test"} if status == TaskStatus.CANCELLED else None
+    assert tasks.create_many([(task, error)], cancelled=cancelled) == [None]
     if status == TaskStatus.SUBMITTED:
         assert tasks.mark_submitted_many([task.task_uuid]) == [True]
     elif status == TaskStatus.COMPLETED:
@@ -212,6 +213,8 @@ def _move(tasks: TaskRepository, task_uuid: str, to: TaskStatus) -> bool:
         return tasks.mark_failed(task_uuid, {"code": "late", "message": "failed"})
     if to == TaskStatus.REJECTED:
         return tasks.mark_rejected(task_uuid, {"code": "late", "message": "rejected"})
+    if to == TaskStatus.CANCELLED:
+        return tasks.mark_cancelled(task_uuid, {"code": "cancelled", "message": "cancelled"})
     return tasks.store_result(result(task_uuid, "another text")) == StoreOutcome.COMPLETED
 
 
@@ -224,6 +227,28 @@ def test_a_task_moves_along_the_domains_transitions_only(
     moved = _move(tasks, task_uuid, to)
     assert moved == may_move(current, to)
     assert status_of(tasks, task_uuid) == (to if moved else current)
+
+
+def test_cancelled_rows_keep_who_and_when_and_rejections_stay_rejections(tasks: TaskRepository) -> None:
+    cancelled = {"code": "cancelled", "message": "src was cancelled by alice", "requestedBy": "alice"}
+    fine, bad = new_task(seq=1), new_task(seq=2)
+    refused = {"code": "bad", "message": "no"}
+    assert tasks.create_many([(fine, None), (bad, refused)], cancelled=cancelled) == [None, None]
+    row, rejected = tasks.get_task(fine.task_uuid), tasks.get_task(bad.task_uuid)
+    assert row is not None
+    assert rejected is not None
+    assert (row.status, row.error) == (TaskStatus.CANCELLED, cancelled)
+    assert row.completed_at is not None
+    assert (rejected.status, rejected.error) == (TaskStatus.REJECTED, refused)
+    assert fine.task_uuid not in set(tasks.open_tasks_since_before(2**31, limit=100_000))
+
+
+def test_a_sources_first_cancellation_is_kept(jobs: JobRepository, source: str) -> None:
+    assert jobs.cancellation(source) is None
+    first = jobs.cancel_source(source, "alice", 1_700_000_000.5)
+    assert jobs.cancel_source(source, "bob", 1_700_000_100.0) == first
+    assert jobs.cancellation(source) == first
+    assert (first.source_id, first.requested_by, first.requested_at) == (source, "alice", 1_700_000_000.5)
 
 
 def test_transitions_of_a_task_that_does_not_exist_refuse(tasks: TaskRepository) -> None:

@@ -3,15 +3,17 @@ sent, every line still gets its row, and tasks Runware already has keep going.""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 from typing import Any
+
+import pytest
 
 from runrelay.deadline import Deadline
 from runrelay.domain.cancellations import Cancellation
 from runrelay.domain.tasks import TaskStatus
 from runrelay.inputs import control_message
+from runrelay.runware_errors import TransientRunwareError
 from runrelay.submit_logic import SubmitConfig, SubmitService
 from tests.support.fakes import FakeJobRepository, FakeRunware, FakeTaskRepository
 
@@ -98,7 +100,7 @@ def test_rows_left_pending_are_cancelled_when_their_record_comes_again(
     svc = service(tasks, runware, jobs)
     runware.fail_next = 1  # the POST fails: the row stays PENDING and the record will come again
     body = json.dumps({"prompt": "hi"})
-    with contextlib.suppress(Exception):
+    with pytest.raises(TransientRunwareError):  # SQS delivers the record again
         svc.process_record("m1", body, Deadline.after(60))
     [pending] = tasks.tasks_of_source("sqs:m1")
     assert pending.status == TaskStatus.PENDING

@@ -21,8 +21,13 @@ from .test_submit_logic import service
 class StatusAsPlainText(FakeTaskRepository):
     """Reports existing rows' statuses as equal-but-not-identical values, as another enum copy would."""
 
-    def create_many(self, rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]]) -> list[Any]:
-        return [None if s is None else str(s.value) for s in super().create_many(rows)]
+    def create_many(
+        self,
+        rows: Sequence[tuple[NewTask, Mapping[str, Any] | None]],
+        *,
+        cancelled: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
+        return [None if s is None else str(s.value) for s in super().create_many(rows, cancelled=cancelled)]
 
 
 def test_a_redelivered_record_resends_the_rows_its_failed_post_left_pending(runware: FakeRunware) -> None:
