@@ -29,6 +29,7 @@ STATUS_STYLES = {
     TaskStatus.FAILED: "red",
     TaskStatus.SUBMITTED: "cyan",
     TaskStatus.PENDING: "dim",
+    TaskStatus.CANCELLED: "magenta",
 }
 RESULT_FIELDS = ("text", "finishReason", "usage", "cost", "seed", "reasoningContent", "payloadRef")
 
@@ -167,7 +168,7 @@ def wait_progress(out: Console) -> Progress:
 
 def tally_detail(tally: Tally) -> str:
     counts = tally.counts
-    parts = [f"{counts[s]} {s.lower()}" for s in ("FAILED", "REJECTED") if counts.get(s)]
+    parts = [f"{counts[s]} {s.lower()}" for s in ("FAILED", "REJECTED", "CANCELLED") if counts.get(s)]
     return ", ".join(parts)
 
 

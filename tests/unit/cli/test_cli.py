@@ -505,3 +505,10 @@ def test_status_and_tail_print_cost_alike() -> None:
     console.print(render.task_table(task))
     shown = console.export_text()
     assert shown.count("$0.001200") == 2
+
+
+def test_every_status_has_a_style_in_the_tables() -> None:
+    from runrelay.domain.tasks import TaskStatus
+    from runrelay_cli.render import STATUS_STYLES
+
+    assert set(STATUS_STYLES) == set(TaskStatus)
