@@ -1,4 +1,4 @@
-"""`runrelay`: submit prompts, watch them complete, read results, tail completions, ask Runware directly.
+"""`runrelay`: submit prompts, watch them complete, cancel, read results, tail completions, ask Runware.
 
 Every command works against the local stack (`make up` in another terminal) or, with `--stack NAME` /
 `--config-env ENV`, against a deployed stack. Exit status: 0 success, 1 some task FAILED, 2 an error
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import getpass
 import hashlib
 import importlib.metadata
 import inspect
@@ -31,13 +32,13 @@ from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import TextInferenceTask
 from runrelay.deadline import Deadline
 from runrelay.domain.tasks import TaskRecord
-from runrelay.inputs import Rejection, TaskSpec, caller_id_of, parse_spec
+from runrelay.inputs import Rejection, TaskSpec, caller_id_of, control_message, parse_spec
 from runrelay.runware_client import RunwareClient
 from runrelay.runware_errors import RunwareApiError
 from runrelay_cli import render
 from runrelay_cli.errors import CliError, explain_aws_error
 from runrelay_cli.help_format import FlagCommand, FlagGroup
-from runrelay_cli.ids import Ref, TaskRef, caller_task_uuid, expected_tasks, resolve
+from runrelay_cli.ids import Ref, SourceRef, TaskRef, caller_task_uuid, expected_tasks, resolve
 from runrelay_cli.progress import StatusReader, Tally, wait_settled
 from runrelay_cli.specs import (
     check_file,
@@ -89,7 +90,7 @@ def main(
         typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
     ] = None,
 ) -> None:
-    """Submit prompts, watch them complete, read results, tail completions, ask Runware directly."""
+    """Submit prompts, watch them complete, cancel, read results, tail completions, ask Runware."""
 
 
 class Via(enum.StrEnum):
@@ -646,6 +647,73 @@ def results(
         render.console().print(f"wrote {len(views)} line(s) to {output} ({shown})", highlight=False)
 
 
+# -- cancel ---------------------------------------------------------------------------------------
+
+
+@command(cls=FlagCommand)
+@_targeted
+def cancel(
+    ids: Annotated[
+        list[str],
+        typer.Argument(
+            help="Source: a file name or S3 key, s3://bucket/key#etag, or sqs:<messageId>.",
+            show_default=False,
+        ),
+    ],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who asks, recorded on every cancelled line (default: you).")
+    ] = None,
+    where: TargetChoice = _DEFAULT_TARGET,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a source: lines not yet sent to Runware end CANCELLED and are never sent.
+
+    Tasks Runware already has cannot be stopped (Runware has no cancel): their results are still stored.
+    The job still closes, and its results file lists every line. Sent as a control message on the ingest
+    queue; the first cancellation of a source is the one kept."""
+    requested_by = by or _user_name()
+    with _user_errors():
+        session = _Session(where.resolve())
+        sources = [source for text in ids for source in _sources_named(session, text)]
+        sqs = session.target.client("sqs")
+        for source in sources:
+            sqs.send_message(
+                QueueUrl=session.target.ingest_queue_url,
+                MessageBody=control_message("cancel", source.source_id, requested_by),
+            )
+    if as_json:
+        render.emit_json({"cancelRequested": [s.source_id for s in sources], "requestedBy": requested_by})
+        return
+    for source in sources:
+        render.console().print(
+            f"cancel requested for {source.label} (by {requested_by}): lines not yet sent will end "
+            f"CANCELLED; see `runrelay status {source.label}`",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _sources_named(session: _Session, text: str) -> list[SourceRef]:
+    """`text` as sources; an SQS message id is taken as given (it may not have been taken yet)."""
+    if text.strip().startswith("sqs:") and len(text.strip()) > len("sqs:"):
+        return [SourceRef(text.strip())]
+    refs = session.resolve([text])
+    tasks = [ref for ref in refs if isinstance(ref, TaskRef)]
+    if tasks:
+        raise CliError(
+            f"{text!r} names a task, not a source: cancel takes a file name, s3://bucket/key#etag or "
+            "sqs:<messageId> (a single task already sent cannot be cancelled)"
+        )
+    return [ref for ref in refs if isinstance(ref, SourceRef)]
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "unknown"
+
+
 # -- tail -----------------------------------------------------------------------------------------
 
 
@@ -659,7 +727,7 @@ def tail(
     where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
-    """Latest completions (tasks reaching COMPLETED/FAILED/REJECTED), from the table's stream."""
+    """Latest completions (tasks reaching a final status), from the table's stream."""
     out = render.console()
 
     def show(item: TaskRecord) -> None:

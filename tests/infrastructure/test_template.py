@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from local.stack.template_model import function_config, properties, redrive_target
+from runrelay.domain.tasks import FINAL_STATUSES
 from runrelay.settings import RuntimeSettings
 from tests.support.iam_policy import statements_of
 
@@ -290,6 +291,14 @@ def test_function_policies(template: dict[str, Any]) -> None:
     }
     for logical_id, expected in expected_secrets.items():
         assert _granted(template, logical_id, "secretsmanager:GetSecretValue") == expected, logical_id
+
+
+def test_the_results_stream_filter_lets_every_final_status_through(template: dict[str, Any]) -> None:
+    # A final status the filter left out would never be counted, and its job would never complete.
+    event = template["Resources"]["ResultsFunction"]["Properties"]["Events"]["TaskChanges"]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in event["FilterCriteria"]["Filters"]]
+    statuses = [p["dynamodb"]["NewImage"]["status"]["S"] for p in patterns if "NewImage" in p["dynamodb"]]
+    assert [sorted(s) for s in statuses] == [sorted(FINAL_STATUSES)]
 
 
 def test_tasks_table(template: dict[str, Any]) -> None:

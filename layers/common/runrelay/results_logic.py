@@ -3,7 +3,7 @@
 Runs off the webhook's hot path (a DynamoDB Streams consumer). Each trigger is a transition that
 happens in exactly one stream record, so duplicate webhooks and reconcile/webhook races (which never
 make a second transition) produce nothing twice:
-- a task item whose status becomes final (INSERT as REJECTED, or a MODIFY from an open status):
+- a task item whose status becomes final (INSERT as REJECTED or CANCELLED, or a MODIFY from an open one):
   publish `TaskCompleted`, then mark it handled and count it in its job (`JobStore.record_final`,
   conditional, so a redelivered record is skipped);
 - a JOB item that becomes complete (`finals` reaches `expected`): write the results file, then

@@ -18,9 +18,12 @@ from runrelay.adapters.dynamodb.schema import task_key
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.contract import InferenceResult
 from runrelay.domain.tasks import NewTask, TaskRecord, TaskStatus
-from runrelay_cli import app
+from runrelay.inputs import ControlMessage, classify_sqs_body
+from runrelay_cli import app, render
+from runrelay_cli import ids as app_ids
 from runrelay_cli.errors import CliError, explain_aws_error
 from runrelay_cli.progress import Tally, wait_settled
+from runrelay_cli.render import STATUS_STYLES
 from runrelay_cli.specs import MAX_SPECS_PER_MESSAGE, check_file, message_bodies
 from runrelay_cli.tail import completion_of
 from runrelay_cli.targets import (
@@ -496,8 +499,6 @@ def test_resending_known_ids_over_sqs_says_nothing_new_runs(
 
 
 def test_status_and_tail_print_cost_alike() -> None:
-    from runrelay_cli import render
-
     result = {"text": "x", "cost": 0.0012, "usage": {"totalTokens": 5}}
     task = TaskRecord("t", TaskStatus.COMPLETED, "sqs:m1", 0, result_count=1, results=[result])
     console = Console(width=200, record=True)
@@ -508,7 +509,34 @@ def test_status_and_tail_print_cost_alike() -> None:
 
 
 def test_every_status_has_a_style_in_the_tables() -> None:
-    from runrelay.domain.tasks import TaskStatus
-    from runrelay_cli.render import STATUS_STYLES
-
     assert set(STATUS_STYLES) == set(TaskStatus)
+
+
+def test_cancel_sends_one_control_message_per_source(deployed: DynamoTaskRepository) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    etag = s3.put_object(Bucket=BUCKET, Key="incoming/batch.jsonl", Body=b'{"prompt": "a"}\n')["ETag"]
+    answer = invoke("cancel", "batch.jsonl", "sqs:not-taken-yet", "--by", "alice", "--stack", "rr", "--json")
+    assert answer.exit_code == 0, answer.output
+    file_source = f"s3://{BUCKET}/incoming/batch.jsonl#{etag.strip(chr(34))}"
+    assert json.loads(answer.output) == {
+        "cancelRequested": [file_source, "sqs:not-taken-yet"],
+        "requestedBy": "alice",
+    }
+    bodies = _queued(deployed)
+    asked = sorted(b["runrelayControl"]["sourceId"] for b in bodies)
+    assert asked == sorted([file_source, "sqs:not-taken-yet"])
+    for body in bodies:  # what the submitter accepts, not only what this test expects
+        assert classify_sqs_body("m", json.dumps(body)) == ControlMessage(
+            action="cancel", sourceId=body["runrelayControl"]["sourceId"], requestedBy="alice"
+        )
+
+
+def test_cancel_refuses_a_task_and_an_unknown_name(deployed: DynamoTaskRepository) -> None:
+    _completed_task(deployed, "c1", app_ids.caller_task_uuid("c1"), "sqs:m1", 0)
+    answer = invoke("cancel", "c1", "--stack", "rr")
+    assert answer.exit_code == 2
+    assert "names a task, not a source" in answer.output
+    answer = invoke("cancel", "no-such-file.jsonl", "--stack", "rr")
+    assert answer.exit_code == 2
+    assert "unknown id" in answer.output
+    assert _queued(deployed) == []  # nothing sent
