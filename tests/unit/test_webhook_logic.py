@@ -115,7 +115,9 @@ def test_two_identical_results_without_seeds_both_count(
         (UUID, "0", 400),  # result 0 is the task's own UUID: it needs no address
         (UUID, "-1", 400),
         (UUID, "²", 400),
-        (UUID, "1000", 400),
+        (UUID, "4", 400),  # past the most results a task can want
+        (UUID, "01", 400),
+        (UUID, "9" * 5000, 400),  # too long for int(): still a 400, not a crash
         ("not-a-uuid", "1", 400),
         (UUID, "2", 403),  # a valid token, but for result 1's task, not result 2's
         (OTHER_UUID, "1", 403),  # or another task's

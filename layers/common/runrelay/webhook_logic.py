@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .contract import MAX_NUMBER_RESULTS
 from .domain.tasks import StoreOutcome
 from .models import DEFAULT_MODEL, ModelEntry
 from .task_ids import result_task_uuid
@@ -112,23 +113,27 @@ class WebhookReceiver:
         return items
 
 
+# Slot 0 is the task's own Runware task and carries no address; the others are named by their number.
+_ADDRESSED_SLOTS = {str(slot): slot for slot in range(1, MAX_NUMBER_RESULTS)}
+
+
 def _addressed(
     items: list[WebhookResult | _Failure], report: WebhookReport, task: str | None, slot: str | None
 ) -> list[WebhookResult | _Failure]:
     """Results of slot > 0 of a task, whose Runware task (named in the body) is derived from both."""
-    if task is None or slot is None or not (slot.isascii() and slot.isdigit()) or not 0 < int(slot) < 1000:
+    if task is None or slot is None or slot not in _ADDRESSED_SLOTS:
         raise BadWebhook(400, "invalidAddress", "the URL must name both a task and a result number")
     try:
         task_uuid = str(uuid.UUID(task))
     except ValueError:
         raise BadWebhook(400, "invalidAddress", "the URL's task is not a UUID") from None
-    if result_task_uuid(task_uuid, int(slot)) != report.task_uuid:
+    if result_task_uuid(task_uuid, _ADDRESSED_SLOTS[slot]) != report.task_uuid:
         raise BadWebhook(403, "invalidAddress", "the URL's task and result do not name this taskUUID")
     report.task_uuid = task_uuid
     return [
         _Failure(task_uuid, item.error)
         if isinstance(item, _Failure)
-        else replace(item, document={**item.document, "taskUUID": task_uuid}, slot=int(slot))
+        else replace(item, document={**item.document, "taskUUID": task_uuid}, slot=_ADDRESSED_SLOTS[slot])
         for item in items
     ]
 
