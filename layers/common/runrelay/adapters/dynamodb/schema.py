@@ -83,12 +83,12 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
     )
 
 
-def _result_order(slot_and_entry: tuple[str, Mapping[str, Any]]) -> tuple[int, Any]:
+def _result_order(slot_and_entry: tuple[str, Mapping[str, Any]]) -> tuple[bool, int, Any]:
     """By slot; results keyed by content (rows from before slots) after them, oldest first."""
     slot, entry = slot_and_entry
     if slot.isascii() and slot.isdigit():
-        return int(slot), 0
-    return 1 << 30, entry.get("receivedAt", 0)
+        return False, int(slot), 0
+    return True, 0, entry.get("receivedAt", 0)
 
 
 def job_progress(item: Mapping[str, Any]) -> JobProgress:

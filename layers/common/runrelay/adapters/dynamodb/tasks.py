@@ -6,10 +6,10 @@ slot is its own Runware task, `task_ids.result_task_uuid`), so a repeated webhoo
 result twice and two results with the same text are still two; `resultCount` doubles as an
 optimistic-lock version: two results of one task arriving at once cannot overwrite each other. Open
 tasks carry `openShard`/`openSince` (the sparse `OpenTasks` index the reconciler reads); final tasks
-drop them. `soleResultDue` marks the
-common state a webhook expects (open, one result wanted, none stored yet), so the usual completion is
-conditioned on one attribute; any stored result or final status removes it. Texts too large for
-DynamoDB's 400 KB item limit go to the payload store with a pointer in the item.
+drop them. `soleResultDue` marks the common state a webhook expects (open, one result wanted, none
+stored yet), so the usual completion is conditioned on one attribute; any stored result or final
+status removes it. Texts too large for DynamoDB's 400 KB item limit go to the payload store with a
+pointer in the item.
 """
 
 from __future__ import annotations
