@@ -156,13 +156,13 @@ class DynamoJobRepository:
                     "expiresAt": {"N": str(int(requested_at + self.retention_seconds))},
                 },
                 ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if not is_condition_failure(error):
                 raise
-        found = self.cancellation(source_id, consistent=True)
-        assert found is not None  # written just now, or before
-        return found
+            return _cancellation(source_id, error.response["Item"])
+        return Cancellation(source_id, requested_by, round(requested_at, 3))
 
     def cancellation(self, source_id: str, *, consistent: bool = False) -> Cancellation | None:
         """The source's cancellation, if any. Eventually consistent by default: the submitter reads it
@@ -170,7 +170,9 @@ class DynamoJobRepository:
         item = self.dynamodb.get_item(
             TableName=self.table_name, Key=cancellation_key(source_id), ConsistentRead=consistent
         ).get("Item")
-        if item is None:
-            return None
-        plain = from_dynamo(item)
-        return Cancellation(source_id, str(plain["requestedBy"]), float(plain["requestedAt"]))
+        return None if item is None else _cancellation(source_id, item)
+
+
+def _cancellation(source_id: str, item: Mapping[str, Any]) -> Cancellation:
+    plain = from_dynamo(item)
+    return Cancellation(source_id, str(plain["requestedBy"]), float(plain["requestedAt"]))
