@@ -25,12 +25,13 @@ from pydantic import (
     field_serializer,
 )
 
+from .task_ids import MAX_NUMBER_RESULTS
+
 MODEL_ID: Final = "minimax:m2.7@0"
 TEXT_INFERENCE: Final = "textInference"
 MAX_SEED = 4_294_967_295
 MAX_TOKENS_LIMIT = 196_608
 MAX_SYSTEM_PROMPT_CHARS = 200_000
-MAX_NUMBER_RESULTS = 4
 
 DeliveryMethod = Literal["sync", "async", "stream"]
 

@@ -16,6 +16,9 @@ import uuid
 
 # Namespacing keeps our UUIDs apart from other applications hashing the same keys.
 _NAMESPACE = b"runrelay/taskUUID/v1\x00"
+# Runware's numberResults maximum: a task has this many result slots at most, each its own Runware task.
+# Here, not in `contract`, so the webhook can check a slot without importing pydantic.
+MAX_NUMBER_RESULTS = 4
 
 
 def task_uuid_for(idempotency_key: str) -> uuid.UUID:

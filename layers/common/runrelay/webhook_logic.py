@@ -13,10 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .contract import MAX_NUMBER_RESULTS
 from .domain.tasks import StoreOutcome
 from .models import DEFAULT_MODEL, ModelEntry
-from .task_ids import result_task_uuid
+from .task_ids import MAX_NUMBER_RESULTS, result_task_uuid
 from .webhook_results import InvalidResult, WebhookResult, error_document
 from .webhook_token import token_is_valid
 

@@ -1,0 +1,35 @@
+"""The webhook's cold start stays light: its handler imports neither pydantic nor requests.
+
+Both weigh on every cold start of the latency-critical function (bench/README.md, cold_import); the
+request models and the Runware client belong to the submit and reconcile functions only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("pydantic", "requests", "runrelay.contract", "runrelay.runware_client")
+
+
+def test_the_webhook_handler_imports_no_pydantic_and_no_requests() -> None:
+    probe = (
+        "import importlib, json, sys\n"
+        f"sys.path[:0] = [{str(ROOT / 'layers' / 'common')!r}, {str(ROOT)!r}]\n"
+        "importlib.import_module('functions.webhook.app')\n"
+        f"print(json.dumps(sorted(n for n in {HEAVY!r} if n in sys.modules)))\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout.strip().splitlines()[-1]) == []
