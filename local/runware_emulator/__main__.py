@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--latency", type=float, default=defaults.latency)
     faults.add_argument("--late-delay", type=float, default=defaults.late_delay)
     faults.add_argument("--retry-after", type=int, default=defaults.retry_after)
+    faults.add_argument(
+        "--rate-limit", type=float, default=defaults.rate_limit, help="POSTs per second; past it, 429"
+    )
     faults.add_argument("--fail-task-uuid", action="append", default=[], dest="fail_task_uuids")
     faults.add_argument(
         "--identical-results", action="store_true", help="one answer per prompt, every time, without a seed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 from local.runware_emulator.counters import Counters
 from local.runware_emulator.engine import Engine
-from local.runware_emulator.faults import FaultConfig, FaultInjector
+from local.runware_emulator.faults import FaultConfig, FaultInjector, RateLimiter
 from local.runware_emulator.sse import SseShape, stream_events
 from local.runware_emulator.validation import (
     AUTHENTICATION,
@@ -58,6 +59,7 @@ class EmulatorApp:
         self.engine = engine
         self.faults = faults
         self.counters = counters
+        self.rate_limiter = RateLimiter()
         self.dispatcher = dispatcher
         self.sse_shape = sse_shape
 
@@ -66,7 +68,7 @@ class EmulatorApp:
         try:
             check_header(authorization, self.api_key)
             tasks, auth_task = authenticate(authorization, parse_body(raw), self.api_key)
-            injected = self._injected_status()
+            injected = self._rate_limited() or self._injected_status()
             if injected is not None:
                 return injected
             if not tasks and auth_task is not None:
@@ -91,6 +93,15 @@ class EmulatorApp:
             start = outcome.stream.started_at + delay
             return Reply(200, events=events, event_gap=gap, respond_at=start, drop=drop)
         return Reply(200, outcome.body(), respond_at=respond_at, drop=drop)
+
+    def _rate_limited(self) -> Reply | None:
+        wait = self.rate_limiter.admit(self.faults.config.rate_limit)
+        if wait is None:
+            return None
+        self.counters.fault("rate_limited")
+        code, message = _STATUS_FAULTS[429]
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        return Reply(429, {"errors": [{"code": code, "message": message}]}, headers=headers)
 
     def _injected_status(self) -> Reply | None:
         status = self.faults.submit_status_fault()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ _RATE_FIELDS = (
     "webhook_reorder_rate",
     "webhook_drop_rate",
 )
-_SECONDS_FIELDS = ("latency", "late_delay")
+_SECONDS_FIELDS = ("latency", "late_delay", "rate_limit")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class FaultConfig:
     rate_500: float = 0.0
     rate_503: float = 0.0
     retry_after: int = 1  # the 429 answer's Retry-After header, in whole seconds (never scaled)
+    # POSTs per second the account may make (0: no limit), in real seconds, never scaled: past it a request
+    # is answered 429 with a Retry-After of the whole seconds until it would be let in.
+    rate_limit: float = 0.0
     latency: float = 0.0  # added before every submit answer
     drop_response_rate: float = 0.0  # run the tasks, then close the connection without answering
     task_error_rate: float = 0.0  # share of tasks that fail, chosen by taskUUID hash
@@ -149,3 +153,30 @@ class FaultInjector:
             if draw < threshold:
                 return status
         return None
+
+
+class RateLimiter:
+    """A token bucket of `rate_limit` POSTs per second holding one second's worth (at least one)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tokens = 0.0
+        self._filled_at: float | None = None
+        self._lock = threading.Lock()
+
+    def admit(self, rate: float) -> float | None:
+        """None if a request may go now (it takes a token), else the seconds until one would."""
+        if rate <= 0:
+            return None
+        capacity = max(1.0, rate)
+        with self._lock:
+            now = self._clock()
+            if self._filled_at is None:
+                self._tokens = capacity
+            else:
+                self._tokens = min(capacity, self._tokens + (now - self._filled_at) * rate)
+            self._filled_at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return None
+            return (1.0 - self._tokens) / rate

@@ -19,6 +19,7 @@ import pytest
 
 from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, DynamoTaskRepository
+from runrelay.adapters.dynamodb.throttle import DynamoThrottleStore
 from runrelay.adapters.eventbridge import EventBridgePublisher
 from runrelay.adapters.s3 import S3ObjectWriter, S3PayloadStore
 from runrelay.domain.events import Event
@@ -30,12 +31,14 @@ from runrelay.domain.tasks import (
     TaskStatus,
     may_move,
 )
+from runrelay.domain.throttle import Throttle
 from runrelay.ports import (
     EventPublisher,
     JobRepository,
     ObjectWriter,
     PayloadStore,
     TaskRepository,
+    ThrottleStore,
 )
 from runrelay.task_ids import task_uuid_for
 from runrelay.webhook_results import WebhookResult
@@ -597,6 +600,57 @@ def test_a_payload_reads_back_by_its_reference(payload_store: PayloadStore) -> N
 def test_an_unknown_payload_is_an_error(payload_store: PayloadStore, bucket: str) -> None:
     with pytest.raises(Exception):  # noqa: B017, PT011 - each store raises its own kind
         payload_store.get(f"s3://{bucket}/completions/{uuid.uuid4()}/none.json")
+
+
+# ==== ThrottleStore ===================================================================================
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def throttles(request: pytest.FixtureRequest) -> ThrottleStore:
+    if request.param == "fake":
+        return fakes.FakeThrottleStore()
+    clients = request.getfixturevalue("aws_clients")
+    # A service name of its own: the table is shared by the module's tests.
+    return DynamoThrottleStore(
+        request.getfixturevalue("table"), service=f"contract-{uuid.uuid4().hex}", dynamodb=clients.dynamodb
+    )
+
+
+NOW = 1_800_000_000.0
+
+
+def test_a_throttle_is_recorded_once_per_round(throttles: ThrottleStore) -> None:
+    assert throttles.current() is None
+    first = Throttle(until=NOW + 2.5, interval=0.25, throttled_at=NOW)
+    throttles.record(first, replacing=None)
+    assert throttles.current() == first
+    # A second submitter that also saw no record: its cool-down counts, its spacing does not.
+    throttles.record(Throttle(until=NOW + 4.0, interval=0.25, throttled_at=NOW + 0.1), replacing=None)
+    assert throttles.current() == replace(first, until=NOW + 4.0)
+    seen = throttles.current()
+    later = Throttle(until=NOW + 9.0, interval=0.5, throttled_at=NOW + 5.0)
+    throttles.record(later, replacing=seen)
+    assert throttles.current() == later
+    throttles.record(Throttle(until=NOW + 7.0, interval=1.0, throttled_at=NOW + 6.0), replacing=seen)
+    assert throttles.current() == later  # read before `later`: changes nothing, shortens nothing
+
+
+def test_a_cooldown_only_ever_moves_later(throttles: ThrottleStore) -> None:
+    throttles.extend_until(NOW + 50)  # no record: nothing to extend
+    assert throttles.current() is None
+    throttles.record(Throttle(until=NOW + 10.25, interval=0.25, throttled_at=NOW), replacing=None)
+    throttles.extend_until(NOW + 5)
+    assert throttles.current() == Throttle(until=NOW + 10.25, interval=0.25, throttled_at=NOW)
+    throttles.extend_until(NOW + 20)
+    assert throttles.current() == Throttle(until=NOW + 20, interval=0.25, throttled_at=NOW)
+
+
+def test_a_throttle_store_that_cannot_answer_reads_as_no_throttle(aws_clients: Any) -> None:
+    # Pacing must never stop a submission: a missing table (or any AWS error) is no throttle.
+    store = DynamoThrottleStore("no-such-table", dynamodb=aws_clients.dynamodb)
+    store.record(Throttle(until=NOW, interval=1, throttled_at=NOW), replacing=None)
+    store.extend_until(NOW)
+    assert store.current() is None
 
 
 # ==== ObjectWriter ====================================================================================

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from local.runware_emulator import EmulatorServer, FaultConfig
+from runrelay.back_pressure import AdaptiveWindow, SharedBackPressure
 from runrelay.contract import Message, TextInferenceTask
 from runrelay.deadline import Deadline
 from runrelay.runware_client import RetryPolicy, RunwareClient
@@ -17,6 +19,7 @@ from runrelay.runware_errors import (
     TransientRunwareError,
 )
 from runrelay.task_ids import task_uuid_for
+from tests.support.fakes import FakeThrottleStore
 from tests.support.webhook_sink import WebhookSink
 
 FAST = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, read_timeout=5.0, min_attempt_seconds=0.05)
@@ -201,3 +204,64 @@ def test_connection_refused_is_transient() -> None:
 
 def test_repr_never_shows_the_key() -> None:
     assert "secret-key" not in repr(RunwareClient("http://127.0.0.1:9/v1", "secret-key"))
+
+
+# -- shared back-pressure under Runware's rate limit ------------------------------------------------
+
+
+def _concurrent_submitters(
+    emulator: EmulatorServer, store: FakeThrottleStore | None, *, submitters: int, posts: int
+) -> float:
+    """`submitters` environments (each its own client and window) POSTing `posts` async tasks each;
+    the seconds until all are accepted."""
+
+    def one(n: int) -> None:
+        pacing = None if store is None else SharedBackPressure(store, AdaptiveWindow(4))
+        client = client_for(emulator, pacing=pacing, retry=RetryPolicy(base_seconds=0.05, cap_seconds=1.0))
+        for i in range(posts):
+            hook = {"deliveryMethod": "async", "webhookURL": "https://example.com/hook"}
+            outcome = client.submit([task(f"{id(store)}-{n}-{i}", **hook)], Deadline.after(120))
+            assert len(outcome.accepted) == 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(submitters) as pool:
+        list(pool.map(one, range(submitters)))
+    return time.monotonic() - started
+
+
+def test_shared_back_pressure_makes_every_submitter_slow_down_under_a_rate_limit(
+    emulator_factory: Callable[..., EmulatorServer],
+) -> None:
+    # The same work twice on an emulator allowing 8 POSTs a second: each environment backing off alone
+    # (today's behaviour without the shared record), then all of them reading one throttle record.
+    rate_limited = {"faults": FaultConfig(rate_limit=8), "webhook_shape": "bare"}
+    alone = emulator_factory(**rate_limited)
+    _concurrent_submitters(alone, None, submitters=4, posts=12)
+    shared = emulator_factory(**rate_limited)
+    store = FakeThrottleStore()
+    _concurrent_submitters(shared, store, submitters=4, posts=12)
+
+    refused_alone = alone.stats()["faults"].get("rate_limited", 0)
+    refused_shared = shared.stats()["faults"].get("rate_limited", 0)
+    assert refused_alone > 0
+    assert refused_shared * 2 <= refused_alone, (refused_shared, refused_alone)
+    assert store.writes >= 1  # a throttle was recorded and read by every submitter
+    assert alone.stats()["max_executions"] == shared.stats()["max_executions"] == 1
+
+
+def test_an_attempt_gives_its_place_back_however_it_ends(
+    emulator_factory: Callable[..., EmulatorServer],
+) -> None:
+    window = AdaptiveWindow(2)
+    wrong_key = emulator_factory(api_key="right")
+    client = client_for(wrong_key, api_key="wrong", pacing=SharedBackPressure(FakeThrottleStore(), window))
+    with pytest.raises(AuthenticationError):
+        client.submit([task("denied")], Deadline.after(5))
+    assert window.in_flight == 0
+    refused = RunwareClient(
+        "http://127.0.0.1:9", "key", retry=FAST, pacing=SharedBackPressure(FakeThrottleStore(), window)
+    )
+    with pytest.raises(TransientRunwareError):
+        refused.submit([task("nobody")], Deadline.after(0.5))
+    assert window.in_flight == 0
+    assert window.limit == 2.0  # connection errors are not Runware asking to slow down

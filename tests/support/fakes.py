@@ -45,6 +45,7 @@ from runrelay.domain.tasks import (
     TaskStatus,
     may_move,
 )
+from runrelay.domain.throttle import Throttle
 from runrelay.runware_client import PollOutcome, SubmitOutcome
 from runrelay.runware_errors import TransientRunwareError
 
@@ -408,6 +409,39 @@ class FakeJobRepository:
         return drained
 
 
+# -- the shared throttle ---------------------------------------------------------------------------------
+
+
+class FakeThrottleStore:
+    """One throttle record for every pacer built on it, as the table's item is for every environment."""
+
+    def __init__(self) -> None:
+        self.throttle: Throttle | None = None
+        self.reads = 0
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def current(self) -> Throttle | None:
+        with self._lock:
+            self.reads += 1
+            return self.throttle
+
+    def record(self, throttle: Throttle, *, replacing: Throttle | None) -> None:
+        with self._lock:
+            seen = None if self.throttle is None else self.throttle.throttled_at
+            if seen == (None if replacing is None else replacing.throttled_at):
+                self.throttle = throttle
+                self.writes += 1
+                return
+        self.extend_until(throttle.until)
+
+    def extend_until(self, until: float) -> None:
+        with self._lock:
+            if self.throttle is not None and self.throttle.until < until:
+                self.throttle = replace(self.throttle, until=until)
+                self.writes += 1
+
+
 # -- S3 ------------------------------------------------------------------------------------------------
 
 
@@ -550,6 +584,7 @@ if TYPE_CHECKING:  # mypy checks that every fake implements its port
         ports.EventPublisher,
         ports.RunwareSubmitter,
         ports.RunwarePoller,
+        ports.ThrottleStore,
     ] = (
         FakeTaskRepository(),
         FakeJobRepository(),
@@ -558,4 +593,5 @@ if TYPE_CHECKING:  # mypy checks that every fake implements its port
         FakeEventPublisher(),
         FakeRunware(),
         FakeRunware(),
+        FakeThrottleStore(),
     )

@@ -50,4 +50,4 @@ def test_bad_values_are_refused_with_the_variable_named(environ: dict[str, str],
 
 def test_every_field_has_its_environment_name() -> None:
     assert "TABLE_NAME" in RuntimeSettings.environment_names()
-    assert len(RuntimeSettings.environment_names()) == 14
+    assert len(RuntimeSettings.environment_names()) == 15

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from .domain.cancellations import Cancellation
 from .domain.jobs import JobProgress
 from .domain.tasks import NewTask, StorableResult, StoreOutcome, TaskRecord, TaskStatus
+from .domain.throttle import Throttle
 
 if TYPE_CHECKING:  # the webhook's cold start must not import the client's models
     from .contract import TextInferenceTask
@@ -64,6 +65,22 @@ class TaskRepository(Protocol):
 
     def tasks_in_order(self, task_uuids: Sequence[str]) -> Iterator[TaskRecord]:
         """The tasks named, in that order, payloads not resolved."""
+        ...
+
+
+class ThrottleStore(Protocol):
+    """The one throttle record every submitter reads before a POST. Best effort throughout: pacing must
+    never stop a submission, so a store that cannot answer reads as no throttle and writes nothing."""
+
+    def current(self) -> Throttle | None: ...
+
+    def record(self, throttle: Throttle, *, replacing: Throttle | None) -> None:
+        """Write `throttle` if the record is still `replacing` (None: there is none); if another
+        submitter changed it meanwhile, only make its cool-down last until `throttle.until`."""
+        ...
+
+    def extend_until(self, until: float) -> None:
+        """Make the recorded cool-down last until `until`, if it ends earlier."""
         ...
 
 

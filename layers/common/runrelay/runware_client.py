@@ -18,6 +18,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from .back_pressure import THROTTLE_STATUSES, CooldownTooLong, SharedBackPressure
 from .contract import (
     AuthenticationTask,
     GetResponseTask,
@@ -87,6 +88,14 @@ class RetryPolicy:
     min_attempt_seconds: float = 0.5
 
 
+@dataclass
+class _Attempt:
+    response: requests.Response | None = None
+    failure: RunwareApiError | None = None
+    retry_after: float | None = None
+    throttled: bool = False
+
+
 class RunwareClient:
     def __init__(
         self,
@@ -98,6 +107,7 @@ class RunwareClient:
         key_in_body: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        pacing: SharedBackPressure | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("a Runware API key is required")
@@ -108,6 +118,7 @@ class RunwareClient:
         self._sleep = sleep
         self._jitter = jitter
         self._session = session or _pooled_session()
+        self._pacing = pacing  # None: each caller backs off alone
         self.retries = 0
 
     def __repr__(self) -> str:  # never show the key
@@ -219,35 +230,62 @@ class RunwareClient:
             remaining = deadline.remaining()
             if remaining < self._retry.min_attempt_seconds:
                 raise TransientRunwareError(None, [], "deadline reached before Runware accepted the request")
-            timeout = (
-                min(self._retry.connect_timeout, remaining),
-                min(self._retry.read_timeout, remaining),
-            )
-            retry_after: float | None = None
+            self._wait_turn(deadline, stream)
+            answer: _Attempt | None = None
             try:
-                response = self._session.post(
-                    self.api_url, data=data, headers=headers, timeout=timeout, stream=stream
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                failure: RunwareApiError = TransientRunwareError(None, [], f"{type(exc).__name__}: {exc}")
-            else:
-                if response.status_code < 400:
-                    return response, attempt
-                errors = _errors_of(_json_body(response))
-                if response.status_code in TRANSIENT_STATUSES or response.status_code >= 500:
-                    failure = TransientRunwareError(response.status_code, errors, response.reason or "")
-                    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                    response.close()
-                else:
-                    response.close()
-                    permanent = PERMANENT_BY_STATUS.get(response.status_code, PermanentRunwareError)
-                    raise permanent(response.status_code, errors, response.reason or "")
-            delay = self._backoff(attempt, retry_after)
+                answer = self._attempt(data, headers, deadline, stream)
+            finally:  # the place in the window is given back however the attempt ended
+                if answer is None or not answer.throttled:
+                    self._attempt_done(stream)
+            if answer.response is not None:
+                return answer.response, attempt
+            delay = self._backoff(attempt, answer.retry_after)
+            if answer.throttled:
+                self._attempt_done(stream, throttled=True, pause=delay)
             if delay + self._retry.min_attempt_seconds > deadline.remaining():
-                raise failure
+                assert answer.failure is not None  # no response: a transient failure
+                raise answer.failure
             attempt += 1
             self.retries += 1
             self._sleep(delay)
+
+    def _attempt(self, data: bytes, headers: dict[str, str], deadline: Deadline, stream: bool) -> _Attempt:
+        """One POST: the response, or the transient failure to retry; raises on a permanent one."""
+        timeout = (
+            min(self._retry.connect_timeout, deadline.remaining()),
+            min(self._retry.read_timeout, deadline.remaining()),
+        )
+        try:
+            response = self._session.post(
+                self.api_url, data=data, headers=headers, timeout=timeout, stream=stream
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            return _Attempt(failure=TransientRunwareError(None, [], f"{type(exc).__name__}: {exc}"))
+        if response.status_code < 400:
+            return _Attempt(response=response)
+        with response:
+            errors = _errors_of(_json_body(response))
+        if response.status_code not in TRANSIENT_STATUSES and response.status_code < 500:
+            permanent = PERMANENT_BY_STATUS.get(response.status_code, PermanentRunwareError)
+            raise permanent(response.status_code, errors, response.reason or "")
+        return _Attempt(
+            failure=TransientRunwareError(response.status_code, errors, response.reason or ""),
+            retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
+            throttled=response.status_code in THROTTLE_STATUSES,
+        )
+
+    def _wait_turn(self, deadline: Deadline, stream: bool) -> None:
+        """Shared pacing (not for a stream, which one user watches): the cool-down, then the window."""
+        if self._pacing is None or stream:
+            return
+        try:
+            self._pacing.before_attempt(deadline, self._retry.min_attempt_seconds)
+        except CooldownTooLong as error:
+            raise TransientRunwareError(429, [], str(error)) from None
+
+    def _attempt_done(self, stream: bool, *, throttled: bool = False, pause: float = 0.0) -> None:
+        if self._pacing is not None and not stream:
+            self._pacing.after_attempt(throttled=throttled, pause_seconds=pause)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; Runware's Retry-After is a floor, not a suggestion."""

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 DEFAULT_RUNWARE_API_URL = "https://api.runware.ai/v1"
+BACK_PRESSURE_MODES = ("shared", "local")
 
 
 def _env(name: str, default: Any = None, **bounds: int) -> Any:
@@ -39,6 +40,17 @@ class RuntimeSettings:
     overdue_after_seconds: int = _env("OVERDUE_AFTER_SECONDS", 900, ge=1)
     max_task_age_seconds: int = _env("MAX_TASK_AGE_SECONDS", 86_400, ge=1)
     task_retention_days: int = _env("TASK_RETENTION_DAYS", 30, ge=1)
+    # shared: after a 429/503 every environment waits out one cool-down kept in the table (back_pressure.py);
+    # local: each environment backs off alone.
+    runware_back_pressure: str = _env("RUNWARE_BACK_PRESSURE", "shared")
+
+    def __post_init__(self) -> None:
+        if self.runware_back_pressure not in BACK_PRESSURE_MODES:
+            modes = ", ".join(BACK_PRESSURE_MODES)
+            raise ValueError(
+                f"environment variable RUNWARE_BACK_PRESSURE must be one of {modes}, "
+                f"got {self.runware_back_pressure!r}"
+            )
 
     @classmethod
     def environment_names(cls) -> frozenset[str]:

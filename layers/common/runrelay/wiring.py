@@ -16,6 +16,7 @@ from .webhook_logic import WebhookReceiver
 # pay for requests, the request models, the input parsers or the submit and reconcile services.
 if TYPE_CHECKING:
     from .adapters.dynamodb.jobs import DynamoJobRepository
+    from .back_pressure import SharedBackPressure
     from .contract import TextInferenceTask
     from .deadline import Deadline
     from .inputs import S3ObjectRef
@@ -59,7 +60,18 @@ def runware_client() -> RunwareClient:
 
     config = settings()
     secret_id = _required(config.runware_api_key_secret_id, "RUNWARE_API_KEY_SECRET_ID")
-    return RunwareClient(config.runware_api_url, runware_api_key(secret_id))
+    return RunwareClient(config.runware_api_url, runware_api_key(secret_id), pacing=_shared_pacing())
+
+
+def _shared_pacing() -> SharedBackPressure | None:
+    from .adapters.dynamodb.throttle import DynamoThrottleStore
+    from .back_pressure import DEFAULT_POSTS_IN_FLIGHT, AdaptiveWindow, SharedBackPressure
+
+    config = settings()
+    if config.runware_back_pressure != "shared":
+        return None
+    store = DynamoThrottleStore(config.table_name, dynamodb=client("dynamodb"))
+    return SharedBackPressure(store, AdaptiveWindow(DEFAULT_POSTS_IN_FLIGHT))
 
 
 class _RunwareOnDemand:

@@ -1,11 +1,12 @@
 """The tasks table's layout: keys, prefixes, indexes, and items turned into domain records.
 
-One table holds four kinds of item:
+One table holds five kinds of item:
 - a task: pk=`TASK#<taskUUID>`, sk=`TASK`, its results inside it (see `tasks.py`);
 - a job, one per S3 input file: pk=`JOB#<sourceId>`, sk=`JOB` (see `jobs.py`);
 - a final mark, one per final task: pk=`FINAL#<taskUUID>`, sk=`FINAL`, written once its TaskCompleted
   event went out and it was counted in its job;
-- a cancellation, one per cancelled source: pk=`CANCEL#<sourceId>`, sk=`CANCEL` (see `jobs.py`).
+- a cancellation, one per cancelled source: pk=`CANCEL#<sourceId>`, sk=`CANCEL` (see `jobs.py`);
+- the shared throttle after Runware's 429/503: pk=`THROTTLE#runware`, sk=`THROTTLE` (see `throttle.py`).
 Indexes: `OpenTasks` (sparse: open tasks only, by shard and age), `BySource` (a source's tasks in input
 order), `ByCaller` (tasks by the caller's `id`).
 """
@@ -26,6 +27,8 @@ FINAL_PREFIX = "FINAL#"
 FINAL_SK = "FINAL"
 CANCEL_PREFIX = "CANCEL#"
 CANCEL_SK = "CANCEL"
+THROTTLE_PREFIX = "THROTTLE#"
+THROTTLE_SK = "THROTTLE"
 OPEN_TASKS_INDEX = "OpenTasks"
 BY_SOURCE_INDEX = "BySource"
 BY_CALLER_INDEX = "ByCaller"
@@ -42,6 +45,10 @@ def job_key(source_id: str) -> dict[str, Any]:
 
 def cancellation_key(source_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"{CANCEL_PREFIX}{source_id}"}, "sk": {"S": CANCEL_SK}}
+
+
+def throttle_key(service: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{THROTTLE_PREFIX}{service}"}, "sk": {"S": THROTTLE_SK}}
 
 
 def final_mark_key(task_uuid: str) -> dict[str, Any]:
