@@ -695,8 +695,9 @@ def cancel(
 
 def _sources_named(session: _Session, text: str) -> list[SourceRef]:
     """`text` as sources; an SQS message id is taken as given (it may not have been taken yet)."""
-    if text.strip().startswith("sqs:") and len(text.strip()) > len("sqs:"):
-        return [SourceRef(text.strip())]
+    name = text.strip()
+    if name.startswith("sqs:") and len(name) > len("sqs:"):
+        return [SourceRef(name)]
     refs = session.resolve([text])
     tasks = [ref for ref in refs if isinstance(ref, TaskRef)]
     if tasks:

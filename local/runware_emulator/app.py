@@ -43,6 +43,13 @@ class Reply:
     drop: bool = False  # close the connection instead of answering (the work is done regardless)
 
 
+def _refusal(status: int, *, retry_after: int | None) -> Reply:
+    """A whole request refused with Runware's error body for `status` (and a Retry-After, if given)."""
+    code, message = _STATUS_FAULTS[status]
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    return Reply(status, {"errors": [{"code": code, "message": message}]}, headers=headers)
+
+
 class EmulatorApp:
     """Ties validation, faults, the engine and the counters into submit and admin handlers."""
 
@@ -99,18 +106,14 @@ class EmulatorApp:
         if wait is None:
             return None
         self.counters.fault("rate_limited")
-        code, message = _STATUS_FAULTS[429]
-        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
-        return Reply(429, {"errors": [{"code": code, "message": message}]}, headers=headers)
+        return _refusal(429, retry_after=max(1, math.ceil(wait)))
 
     def _injected_status(self) -> Reply | None:
         status = self.faults.submit_status_fault()
         if status is None:
             return None
         self.counters.fault(f"http_{status}")
-        code, message = _STATUS_FAULTS[status]
-        headers = {"Retry-After": str(self.faults.config.retry_after)} if status == 429 else {}
-        return Reply(status, {"errors": [{"code": code, "message": message}]}, headers=headers)
+        return _refusal(status, retry_after=self.faults.config.retry_after if status == 429 else None)
 
     @staticmethod
     def _authenticated(auth_task: dict[str, Any]) -> dict[str, Any]:

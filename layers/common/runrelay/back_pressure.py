@@ -85,29 +85,25 @@ class SharedBackPressure:
         self._sleep = sleep
         self._next_post_at = 0.0  # this process's next POST under the shared spacing
         self._spacing = threading.Lock()
-        self.waited_seconds = 0.0  # time spent waiting here, for the logs and the benchmark
+        self.waited_seconds = 0.0  # time spent waiting for the cool-down and the spacing
 
     def before_attempt(self, deadline: Deadline, min_attempt_seconds: float) -> None:
         """Wait out the cool-down and this process's turn under the spacing, then take a place in the
         window. Raises `CooldownTooLong` (nothing sent, no place taken) if that leaves too little time."""
         now = self._clock()
         throttle = self.store.current()
-        start = now
-        if throttle is not None:
-            start = max(start, throttle.until)
-            interval = throttle.interval_at(now)
+        interval = throttle.interval_at(now) if throttle is not None else 0.0
+        with self._spacing:
+            start = max(now, throttle.until if throttle is not None else now)
             if interval > 0:
-                with self._spacing:
-                    start = max(start, self._next_post_at)
-                    if start - now + min_attempt_seconds > deadline.remaining():
-                        raise CooldownTooLong(start - now)
-                    self._next_post_at = start + interval
-        wait = start - now
-        if wait > 0:
-            if wait + min_attempt_seconds > deadline.remaining():
-                raise CooldownTooLong(wait)
-            self._sleep(wait)
-            self.waited_seconds += wait
+                start = max(start, self._next_post_at)
+            if start - now + min_attempt_seconds > deadline.remaining():
+                raise CooldownTooLong(start - now)
+            if interval > 0:
+                self._next_post_at = start + interval
+        if start > now:
+            self._sleep(start - now)
+            self.waited_seconds += start - now
         self.window.take(deadline.remaining() - min_attempt_seconds)
 
     def after_attempt(self, *, throttled: bool, pause_seconds: float) -> None:

@@ -40,7 +40,7 @@ class RuntimeSettings:
     overdue_after_seconds: int = _env("OVERDUE_AFTER_SECONDS", 900, ge=1)
     max_task_age_seconds: int = _env("MAX_TASK_AGE_SECONDS", 86_400, ge=1)
     task_retention_days: int = _env("TASK_RETENTION_DAYS", 30, ge=1)
-    # shared: after a 429/503 every environment waits out one cool-down kept in the table (back_pressure.py);
+    # shared: after a 429/503 every environment obeys one throttle record in the table (back_pressure.py);
     # local: each environment backs off alone.
     runware_back_pressure: str = _env("RUNWARE_BACK_PRESSURE", "shared")
 

@@ -64,12 +64,12 @@ def runware_client() -> RunwareClient:
 
 
 def _shared_pacing() -> SharedBackPressure | None:
-    from .adapters.dynamodb.throttle import DynamoThrottleStore
-    from .back_pressure import DEFAULT_POSTS_IN_FLIGHT, AdaptiveWindow, SharedBackPressure
-
     config = settings()
     if config.runware_back_pressure != "shared":
         return None
+    from .adapters.dynamodb.throttle import DynamoThrottleStore
+    from .back_pressure import DEFAULT_POSTS_IN_FLIGHT, AdaptiveWindow, SharedBackPressure
+
     store = DynamoThrottleStore(config.table_name, dynamodb=client("dynamodb"))
     return SharedBackPressure(store, AdaptiveWindow(DEFAULT_POSTS_IN_FLIGHT))
 
