@@ -49,6 +49,9 @@ def test_persistent_throttling_parks_records_in_the_dlq_and_a_redrive_completes_
         schedule_period=3600,  # the reconciler runs only when the test fires it
         function_timeouts={"SubmitFunction": 7},
         batching_window_cap_seconds=0.1,
+        # Each receive must reach Runware for the refusals counted below: with the shared throttle a
+        # receive may give up on the cool-down before its POST (tests/e2e/test_back_pressure.py).
+        extra_environment={"RUNWARE_BACK_PRESSURE": "local"},
     )
     endpoints = pipeline.stack.endpoints
     with_ids = json.dumps(
