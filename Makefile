@@ -12,6 +12,9 @@ export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 VENV := .venv
+# The suite runs on two workers (pytest-xdist), a test file per worker at a time: each worker starts its own
+# DynamoDB Local and moto servers, and the e2e files spend much of their time waiting on the local stack.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 8787
 
@@ -60,7 +63,7 @@ test: install tools ## the whole suite: lint, types, template checks, unit, cont
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 lint: install ## ruff check and ruff format --check
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -62,7 +62,7 @@ def child(calls: int, table: str, secret: str) -> None:
 
     def update(i: int) -> None:
         result = parsed["update"][i]
-        written, _ = store._write_result(result.taskUUID, rid(result), entries[i], None, True)
+        written, _ = store._write_result(result.taskUUID, rid(result), entries[i], 0, None, True)
         assert written
 
     def receive(i: int) -> None:

@@ -27,14 +27,18 @@ from typing import Annotated, Any
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import TextInferenceTask
 from runrelay.deadline import Deadline
+from runrelay.domain.jobs import has_job
+from runrelay.domain.retries import RetryRequest, refusal_for_job
 from runrelay.domain.tasks import TaskRecord
 from runrelay.inputs import Rejection, TaskSpec, caller_id_of, control_message, parse_spec
 from runrelay.runware_client import RunwareClient
 from runrelay.runware_errors import RunwareApiError
+from runrelay.task_ids import MAX_ATTEMPTS
 from runrelay_cli import render
 from runrelay_cli.errors import CliError, explain_aws_error
 from runrelay_cli.help_format import FlagCommand, FlagGroup
@@ -691,6 +695,97 @@ def cancel(
             highlight=False,
             soft_wrap=True,
         )
+
+
+# -- retry ----------------------------------------------------------------------------------------
+
+
+@command(cls=FlagCommand)
+@_targeted
+def retry(
+    ids: Annotated[
+        list[str],
+        typer.Argument(
+            help="A file name or S3 key, s3://bucket/key#etag, or a caller id / taskUUID of a line.",
+            show_default=False,
+        ),
+    ],
+    error_codes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--error-code", help="Only lines failed with this code (repeatable), e.g. timeoutProvider."
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-attempts", help="At most this many attempts per line in all.", min=2, max=MAX_ATTEMPTS
+        ),
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who asks (default: you).")] = None,
+    where: TargetChoice = _DEFAULT_TARGET,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a file's FAILED lines again, each as a new attempt; COMPLETED lines never run again.
+
+    Each retried line gets taskUUIDs of its own (so the attempt is itself exactly-once) and keeps its earlier
+    attempts. Once every retried line is final, the results file is rewritten (latest attempt per line)
+    and JobCompleted is published again with the round. Sent as a control message on the ingest queue."""
+    requested_by = by or _user_name()
+    request_options = {"errorCodes": error_codes or None, "maxAttempts": max_attempts}
+    planned: list[dict[str, Any]] = []
+    with _user_errors():
+        session = _Session(where.resolve())
+        jobs = DynamoJobRepository(session.target.table_name, dynamodb=session.dynamodb)
+        for source_id in _files_named(session, ids):
+            request = RetryRequest(
+                source_id,
+                requested_by,
+                frozenset(error_codes) if error_codes else None,
+                max_attempts or MAX_ATTEMPTS,
+            )
+            job = jobs.get(source_id)
+            if job is None:
+                raise CliError(f"{source_id} has no job: nothing of it has been submitted yet")
+            refusal = refusal_for_job(job.expected, job.finals, job.held, job.announced)
+            if refusal is not None:
+                raise CliError(f"{source_id}: {refusal}")
+            tasks = list(session.store.tasks_in_order(session.store.task_uuids_of_source(source_id)))
+            lines = [task.source_seq for task in tasks if request.wants(task)]
+            planned.append({"sourceId": source_id, "lines": lines, "round": job.retry_round + 1})
+        sqs = session.target.client("sqs")
+        for plan in planned:
+            if plan["lines"]:
+                body = control_message("retry", plan["sourceId"], requested_by, **request_options)
+                sqs.send_message(QueueUrl=session.target.ingest_queue_url, MessageBody=body)
+    if as_json:
+        render.emit_json({"retryRequested": planned, "requestedBy": requested_by})
+        return
+    for plan in planned:
+        if not plan["lines"]:
+            text = f"nothing to retry in {plan['sourceId']}: no FAILED line matches"
+        else:
+            shown = ", ".join(map(str, plan["lines"][:10])) + (" …" if len(plan["lines"]) > 10 else "")
+            text = (
+                f"retry requested for {plan['sourceId']} (round {plan['round']}, by {requested_by}): "
+                f"{len(plan['lines'])} failed line(s) will run again: {shown}; see `runrelay status`"
+            )
+        render.console().print(text, highlight=False, soft_wrap=True)
+
+
+def _files_named(session: _Session, ids: list[str]) -> list[str]:
+    """The files named, directly or by one of their lines, each once, in the order given."""
+    files: list[str] = []
+    for ref in session.resolve(ids):
+        source_id = session.task(ref).source_id if isinstance(ref, TaskRef) else ref.source_id
+        if not has_job(source_id):
+            raise CliError(
+                f"{ref.label} is not a file's: only files can be retried (their lines are read again); "
+                "send an SQS task again under a new id instead"
+            )
+        if source_id not in files:
+            files.append(source_id)
+    return files
 
 
 def _sources_named(session: _Session, text: str) -> list[SourceRef]:

@@ -101,6 +101,8 @@ def task_summary(view: TaskRecord) -> dict[str, Any]:
         "error": view.error,
         "createdAt": view.created_at,
         "completedAt": view.completed_at,
+        "attempt": view.attempt,
+        "earlierAttempts": view.attempts,
     }
 
 
@@ -122,6 +124,19 @@ def task_table(view: TaskRecord) -> Table:
             table.add_row(name, when(value))
         elif name == "error" and value:
             table.add_row(name, Text(f"{value.get('code', '')}: {value.get('message', '')}", style="red"))
+        elif name == "attempt":
+            if value:
+                table.add_row(name, f"{value + 1} of {value + 1} (retried)")
+        elif name == "earlierAttempts":
+            for earlier in value:
+                error = earlier.get("error") or {}
+                table.add_row(
+                    f"attempt {earlier['attempt'] + 1}",
+                    Text(
+                        f"{earlier['status']} {error.get('code', '')}: {error.get('message', '')}",
+                        style="red",
+                    ),
+                )
         elif value not in (None, ""):
             table.add_row(name, str(value))
     for index, result in enumerate(view.results, start=1):

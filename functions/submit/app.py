@@ -24,7 +24,11 @@ def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> Non
     metrics.add_metric(name="TasksSubmitted", unit=MetricUnit.Count, value=report.submitted)
     metrics.add_metric(name="TasksRejected", unit=MetricUnit.Count, value=report.rejected)
     metrics.add_metric(name="TasksCancelled", unit=MetricUnit.Count, value=report.cancelled)
+    if report.control is not None:
+        metrics.add_metric(name="TasksRetried", unit=MetricUnit.Count, value=report.retried)
     metrics.add_metric(name="SubmitRetries", unit=MetricUnit.Count, value=report.retries)
+    if report.refused:
+        logger.warning("control message not carried out", control=report.control, reason=report.refused)
     logger.info(
         "record processed",
         submitted=report.submitted,
@@ -35,6 +39,8 @@ def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> Non
         fanned_out=report.fanned_out,
         ignored=report.ignored,
         control=report.control,
+        refused=report.refused,
+        retried=report.retried,
         http_requests=report.http_requests,
     )
 

@@ -12,7 +12,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runrelay import wiring
 from runrelay.domain.tasks import StoreOutcome
-from runrelay.webhook_token import SLOT_PARAMETER, TASK_PARAMETER, TOKEN_PARAMETER, WEBHOOK_PATH
+from runrelay.webhook_token import (
+    ATTEMPT_PARAMETER,
+    SLOT_PARAMETER,
+    TASK_PARAMETER,
+    TOKEN_PARAMETER,
+    WEBHOOK_PATH,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -40,6 +46,7 @@ def receive_webhook(event: dict[str, Any]) -> Response:
             query.get(TOKEN_PARAMETER),
             task=query.get(TASK_PARAMETER),
             slot=query.get(SLOT_PARAMETER),
+            attempt=query.get(ATTEMPT_PARAMETER),
         )
     except Exception:
         # Storage trouble: answer 5xx so Runware delivers again later.

@@ -24,10 +24,13 @@ from runrelay.adapters.eventbridge import EventBridgePublisher
 from runrelay.adapters.s3 import S3ObjectWriter, S3PayloadStore
 from runrelay.domain.events import Event
 from runrelay.domain.jobs import TotalMismatch
+from runrelay.domain.retries import Reopened, RetryRefused
 from runrelay.domain.tasks import (
     TRANSITIONS,
     NewTask,
+    SlotResult,
     StoreOutcome,
+    TaskRecord,
     TaskStatus,
     may_move,
 )
@@ -84,11 +87,12 @@ class Backend:
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "fake":
         fake_payloads = fakes.FakePayloadStore()
+        fake_jobs = fakes.FakeJobRepository()
         return Backend(
             "fake",
             fake_payloads,
-            lambda: fakes.FakeTaskRepository(payloads=fake_payloads),
-            fakes.FakeJobRepository(),
+            lambda: fakes.FakeTaskRepository(payloads=fake_payloads, jobs=fake_jobs),
+            fake_jobs,
         )
     clients = request.getfixturevalue("aws_clients")
     name = request.getfixturevalue("table")
@@ -571,6 +575,94 @@ def test_the_markers_are_set_once_on_an_existing_job(jobs: JobRepository, source
     assert job is not None
     assert job.announced is True
     assert job.results_location == "s3://out/results/k"
+
+
+# ==== retries: tasks and their job in one write ======================================================
+
+
+def _failed_file(tasks: TaskRepository, jobs: JobRepository, source: str) -> tuple[str, str]:
+    """A file of two lines, one FAILED and one COMPLETED, counted and announced: (failed, completed)."""
+    failed, completed = new_task(source, 1), new_task(source, 2)
+    tasks.create_many([(failed, None), (completed, None)])
+    tasks.mark_failed(failed.task_uuid, {"code": "timeoutProvider", "message": "slow"})
+    tasks.store_result(result(completed.task_uuid))
+    jobs.record_total(source, 2, bucket="in", key="k", etag="e")
+    for task in (failed, completed):
+        jobs.record_final(task.task_uuid, source)
+    jobs.mark_results_written(source, "s3://in/results/k", {"COMPLETED": 1, "FAILED": 1})
+    jobs.mark_announced(source)
+    return failed.task_uuid, completed.task_uuid
+
+
+def _records(tasks: TaskRepository, *task_uuids: str) -> list[TaskRecord]:
+    return list(tasks.tasks_in_order(list(task_uuids)))
+
+
+def test_a_retry_reopens_each_failed_task_once_on_its_next_attempt(
+    tasks: TaskRepository, jobs: JobRepository, source: str
+) -> None:
+    failed, completed = _failed_file(tasks, jobs, source)
+    before = _records(tasks, failed, completed)
+    reopened = tasks.reopen_for_retry(source, 1, [t for t in before if t.status == TaskStatus.FAILED])
+    assert reopened == [Reopened(failed, 1, 1)]
+    assert tasks.reopen_for_retry(source, 1, before) == []  # read before the reopening: left alone
+    task, other = _records(tasks, failed, completed)
+    assert (task.status, task.attempt, task.results, task.error) == (TaskStatus.PENDING, 1, [], None)
+    [earlier] = task.attempts
+    assert (earlier["attempt"], earlier["taskUUID"], earlier["status"]) == (0, failed, "FAILED")
+    assert earlier["error"]["code"] == "timeoutProvider"
+    assert task.retried_at is not None
+    assert other.status == TaskStatus.COMPLETED
+    assert failed in set(tasks.open_tasks_since_before(int(time.time()) + 10))  # the reconciler sees it
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.finals, job.retry_round, job.held, job.complete) == (1, 1, True, False)
+    assert (job.results_location, job.announced) == (None, False)
+    jobs.release_round(source, 1)
+    jobs.release_round(source, 1)
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.held, job.complete) == (False, False)
+    assert jobs.record_final(failed, source, 1) is True  # the new attempt's final is counted again
+    assert jobs.record_final(failed, source, 1) is False
+    job = jobs.get(source)
+    assert job is not None
+    assert (job.finals, job.complete) == (2, True)
+
+
+def test_only_the_current_attempt_stores_or_fails(
+    tasks: TaskRepository, jobs: JobRepository, source: str
+) -> None:
+    failed, _ = _failed_file(tasks, jobs, source)
+    tasks.reopen_for_retry(source, 1, _records(tasks, failed))
+    late = SlotResult(failed, 0, {"text": "attempt 0 after all"})
+    assert tasks.store_result(late) == StoreOutcome.IGNORED
+    assert tasks.mark_failed(failed, {"code": "timeoutProvider", "message": "late"}, attempt=0) is False
+    assert tasks.mark_submitted_many([failed]) == [True]
+    current = SlotResult(failed, 0, {"text": "attempt 1"}, attempt=1)
+    assert tasks.store_result(current) == StoreOutcome.COMPLETED
+    assert tasks.store_result(current) == StoreOutcome.DUPLICATE
+    [task] = _records(tasks, failed)
+    assert (task.status, [r["text"] for r in task.results]) == (TaskStatus.COMPLETED, ["attempt 1"])
+
+
+def test_a_retry_round_needs_an_announced_job(
+    tasks: TaskRepository, jobs: JobRepository, source: str
+) -> None:
+    task = new_task(source, 1)
+    tasks.create_many([(task, None)])
+    tasks.mark_failed(task.task_uuid, {"code": "timeoutProvider", "message": "slow"})
+    jobs.record_total(source, 1, bucket="in", key="k", etag="e")
+    jobs.record_final(task.task_uuid, source)  # complete, but its results file is not written yet
+    with pytest.raises(RetryRefused):
+        tasks.reopen_for_retry(source, 1, _records(tasks, task.task_uuid))
+    [unchanged] = _records(tasks, task.task_uuid)
+    assert (unchanged.status, unchanged.attempt) == (TaskStatus.FAILED, 0)
+    jobs.mark_results_written(source, "s3://in/results/k", {"FAILED": 1})
+    jobs.mark_announced(source)
+    with pytest.raises(RetryRefused):  # rounds go one after another
+        tasks.reopen_for_retry(source, 2, _records(tasks, task.task_uuid))
+    assert len(tasks.reopen_for_retry(source, 1, _records(tasks, task.task_uuid))) == 1
 
 
 # ==== PayloadStore ====================================================================================

@@ -6,10 +6,12 @@ on them and on the adapters (DynamoDB Local, moto):
   along `domain.tasks.TRANSITIONS` (PENDING → SUBMITTED only from PENDING, FAILED only from an open
   status, REJECTED only from PENDING), each result stored once under its slot,
   completion once `numberResults` are in, an orphan row for a result of an unknown task, a final task
-  never completed again; large texts offloaded to a payload store when one is given.
-- `FakeJobRepository`: the total set once (`TotalMismatch` for another), each final task recorded and
-  counted once, the results-written / announced markers set once on an existing job, a source's first
-  cancellation kept.
+  never completed again, a result or failure of an attempt the task is not on ignored, a FAILED task
+  reopened by a retry (with its job, held, when linked to a `FakeJobRepository`); large texts offloaded
+  to a payload store when one is given.
+- `FakeJobRepository`: the total set once (`TotalMismatch` for another), each final attempt of a task
+  recorded and counted once, a retry round held and released, the results-written / announced markers
+  set once on an existing job, a source's first cancellation kept.
 
 Both record the table changes the stream consumer reacts to (`changes`): a task that became final, a
 job that became complete, each exactly once, as `adapters.dynamodb.stream.table_changes` reads them
@@ -34,6 +36,7 @@ from runrelay.contract import InferenceResult, RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
 from runrelay.domain.cancellations import Cancellation
 from runrelay.domain.jobs import JobBecameComplete, JobProgress, TotalMismatch, has_job
+from runrelay.domain.retries import Reopened, RetryRefused, attempt_record
 from runrelay.domain.tasks import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -110,6 +113,9 @@ class _Row:
     error: dict[str, Any] | None = None
     submitted_at: float | None = None
     completed_at: float | None = None
+    attempt: int = 0
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    retried_at: float | None = None
 
     def record(self) -> TaskRecord:
         results = [copy.deepcopy(entry) for _, entry in sorted(self.results.items(), key=_slot_order)]
@@ -129,6 +135,9 @@ class _Row:
             submitted_at=self.submitted_at,
             completed_at=self.completed_at,
             updated_at=self.updated_at,
+            attempt=self.attempt,
+            attempts=copy.deepcopy(self.attempts),
+            retried_at=self.retried_at,
         )
 
 
@@ -140,8 +149,10 @@ class FakeTaskRepository:
         *,
         payloads: PayloadStore | None = None,
         inline_limit: int = INLINE_RESULT_LIMIT,
+        jobs: FakeJobRepository | None = None,
     ) -> None:
         self.payloads = payloads  # None: large texts stay inline
+        self.jobs = jobs  # the table's job items, which a retry changes in the same write as its tasks
         self.inline_limit = inline_limit
         self.changes: list[TaskBecameFinal] = []
         self.writes = 0  # successful writes, to check that a refused request wrote nothing
@@ -220,16 +231,20 @@ class FakeTaskRepository:
     def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         return self._finalise(task_uuid, TaskStatus.REJECTED, error)
 
-    def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
-        return self._finalise(task_uuid, TaskStatus.FAILED, error)
+    def mark_failed(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
+        return self._finalise(task_uuid, TaskStatus.FAILED, error, attempt)
 
     def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         return self._finalise(task_uuid, TaskStatus.CANCELLED, error)
 
-    def _finalise(self, task_uuid: str, status: TaskStatus, error: Mapping[str, Any]) -> bool:
+    def _finalise(
+        self, task_uuid: str, status: TaskStatus, error: Mapping[str, Any], attempt: int | None = None
+    ) -> bool:
         with self._lock:
             row = self._rows.get(task_uuid)
-            if row is None or not may_move(row.status, status):
+            if row is None or row.status in FINAL_STATUSES or not may_move(row.status, status):
+                return False
+            if attempt is not None and row.attempt != attempt:
                 return False
             row.status = status
             row.error = _plain(dict(error))
@@ -250,6 +265,10 @@ class FakeTaskRepository:
         entry = self._result_entry(task_uuid, rid, result)  # offloaded once, outside the lock
         with self._lock:
             row = self._rows.get(task_uuid)
+            if row is None and result.attempt:
+                return StoreOutcome.IGNORED  # a retried attempt always has its row
+            if row is not None and row.attempt != result.attempt:
+                return StoreOutcome.IGNORED  # an answer to another attempt than the current one
             if row is None:  # a result for a task we have no row for: kept rather than lost
                 orphan = NewTask(task_uuid, f"orphan:{task_uuid}", source_id="orphan", source_seq=0)
                 row = self._rows[task_uuid] = self._new_row(orphan, TaskStatus.SUBMITTED)
@@ -274,9 +293,42 @@ class FakeTaskRepository:
         encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
         if len(encoded) <= self.inline_limit or self.payloads is None:
             return _plain(json.loads(encoded))
-        ref = self.payloads.put(f"completions/{task_uuid}/{rid}.json", encoded)
+        folder = f"completions/{task_uuid}/" + (f"a{result.attempt}/" if result.attempt else "")
+        ref = self.payloads.put(f"{folder}{rid}.json", encoded)
         summary = {k: body[k] for k in ("finishReason", "cost", "usage", "seed", "status") if k in body}
         return _plain({**summary, "payloadRef": ref, "payloadBytes": len(encoded)})
+
+    # -- retries -----------------------------------------------------------------------------------
+
+    def reopen_for_retry(
+        self, source_id: str, retry_round: int, tasks: Sequence[TaskRecord]
+    ) -> list[Reopened]:
+        if self.jobs is None:
+            raise RuntimeError("a retry changes the job too: give the fake its FakeJobRepository")
+        now = _now()
+        with self._lock, self.jobs.lock:
+            movable = [
+                self._rows[task.task_uuid]
+                for task in tasks
+                if task.task_uuid in self._rows
+                and self._rows[task.task_uuid].status == TaskStatus.FAILED
+                and self._rows[task.task_uuid].attempt == task.attempt
+            ]
+            if not movable:
+                return []
+            self.jobs.hold_for_retry(source_id, retry_round, len(movable))
+            reopened = []
+            for row in movable:
+                row.attempts.append(_plain(attempt_record(row.record(), now)))
+                row.attempt += 1
+                row.status = TaskStatus.PENDING
+                row.results = {}
+                row.error = row.completed_at = row.submitted_at = None
+                row.open_since = int(now)
+                row.retried_at = row.updated_at = now
+                self.writes += 1
+                reopened.append(Reopened(row.task_uuid, row.source_seq, row.attempt))
+            return reopened
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -345,9 +397,9 @@ class FakeJobRepository:
     def __init__(self) -> None:
         self.changes: list[JobBecameComplete] = []
         self._jobs: dict[str, JobProgress] = {}
-        self._marks: dict[str, str] = {}
+        self._marks: dict[tuple[str, int], str] = {}
         self._cancellations: dict[str, Cancellation] = {}
-        self._lock = threading.RLock()
+        self.lock = self._lock = threading.RLock()
 
     def _update(self, source_id: str, **fields: Any) -> None:
         before = self._jobs.get(source_id) or JobProgress(source_id, expected=None, finals=0)
@@ -363,15 +415,15 @@ class FakeJobRepository:
                 raise TotalMismatch(f"{source_id}: {total} tasks now, another count before")
             self._update(source_id, expected=total, bucket=bucket, key=key, etag=etag)
 
-    def final_recorded(self, task_uuid: str) -> bool:
+    def final_recorded(self, task_uuid: str, attempt: int = 0) -> bool:
         with self._lock:
-            return task_uuid in self._marks
+            return (task_uuid, attempt) in self._marks
 
-    def record_final(self, task_uuid: str, source_id: str) -> bool:
+    def record_final(self, task_uuid: str, source_id: str, attempt: int = 0) -> bool:
         with self._lock:
-            if task_uuid in self._marks:
+            if (task_uuid, attempt) in self._marks:
                 return False
-            self._marks[task_uuid] = source_id
+            self._marks[(task_uuid, attempt)] = source_id
             if has_job(source_id):
                 job = self._jobs.get(source_id)
                 self._update(source_id, finals=(job.finals if job else 0) + 1)
@@ -380,6 +432,32 @@ class FakeJobRepository:
     def get(self, source_id: str) -> JobProgress | None:
         with self._lock:
             return self._jobs.get(source_id)
+
+    def hold_for_retry(self, source_id: str, retry_round: int, reopened: int) -> None:
+        """The job's side of `FakeTaskRepository.reopen_for_retry` (one write there, as in the table)."""
+        with self._lock:
+            job = self._jobs.get(source_id)
+            continuing = job is not None and job.held and job.retry_round == retry_round
+            starting = (
+                job is not None and not job.held and job.announced and job.retry_round == retry_round - 1
+            )
+            if job is None or not (continuing or starting):
+                raise RetryRefused(f"{source_id}: its job is not complete, or another retry round started")
+            self._update(
+                source_id,
+                finals=job.finals - reopened,
+                retry_round=retry_round,
+                held=True,
+                results_location=None,
+                results_counts=None,
+                announced=False,
+            )
+
+    def release_round(self, source_id: str, retry_round: int) -> None:
+        with self._lock:
+            job = self._jobs.get(source_id)
+            if job is not None and job.held and job.retry_round == retry_round:
+                self._update(source_id, held=False)
 
     def cancel_source(self, source_id: str, requested_by: str, requested_at: float) -> Cancellation:
         with self._lock:

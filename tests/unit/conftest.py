@@ -32,8 +32,8 @@ def payloads() -> FakePayloadStore:
 
 
 @pytest.fixture
-def tasks(payloads: FakePayloadStore) -> FakeTaskRepository:
-    return FakeTaskRepository(payloads=payloads)
+def tasks(payloads: FakePayloadStore, jobs: FakeJobRepository) -> FakeTaskRepository:
+    return FakeTaskRepository(payloads=payloads, jobs=jobs)
 
 
 @pytest.fixture

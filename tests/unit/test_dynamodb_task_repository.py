@@ -150,7 +150,7 @@ def test_the_usual_completion_is_one_update_and_leaves_no_marker(store: DynamoTa
     task = new_task()
     store.create_pending(task)
     store.mark_submitted(task.task_uuid)
-    assert item(store, task.task_uuid)[SOLE_RESULT_DUE] is True
+    assert item(store, task.task_uuid)[SOLE_RESULT_DUE] == 0  # due for the first attempt
     calls = _calls(store)
     assert store.store_result(result(task)) is StoreOutcome.COMPLETED
     assert calls == ["UpdateItem"]

@@ -212,6 +212,11 @@ class InferenceResult(LenientModel):
         """Which result of its task this is: a Runware task carries one (`task_ids.result_task_uuid`)."""
         return 0
 
+    @property
+    def attempt(self) -> int:
+        """Which attempt of its task this answers: a poll is read back into the attempt it asked about."""
+        return 0
+
     def as_document(self) -> dict[str, Any]:
         """What is stored: every field but the task's identity, nulls left out."""
         return self.model_dump(mode="json", exclude_none=True, exclude={"taskUUID", "taskType"})

@@ -2,7 +2,8 @@
 
 An SQS body is one of: a task spec or an array of them (docs/architecture.md, "Inputs"), an S3 event
 notification, S3's `s3:TestEvent`, our own continuation of a large S3 object, or a control message
-(`{"runrelayControl": {"action": "cancel", "sourceId": ..., "requestedBy": ...}}`). S3 objects are
+(`{"runrelayControl": {"action": "cancel" | "retry", "sourceId": ..., "requestedBy": ...}}`, a retry
+optionally with `errorCodes` and `maxAttempts`). S3 objects are
 streamed: `.jsonl` line by line (never whole in memory), `.json` as a spec or an array, anything else
 as one prompt.
 Bad input never raises: it becomes a `Rejection` carrying a clear reason, and the rest goes on.
@@ -13,12 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from .contract import MAX_NUMBER_RESULTS, MAX_SEED, InferenceSettings, Message
+from .domain.retries import RetryRequest
+from .task_ids import MAX_ATTEMPTS
 
 MAX_METADATA_BYTES = 4096
 MAX_CALLER_ID_LENGTH = 512
@@ -91,6 +94,8 @@ class S3ObjectRef:
     start_line: int = 0
     start_task: int = 0  # tasks the object yielded before start_byte (its JOB record counts them all)
     end_byte: int | None = None  # a fan-out range stops here (exclusive, on a line boundary)
+    # Read only if the object still has this ETag (a retry re-reads lines its tasks were made from).
+    if_match: bool = False
 
     @property
     def source_id(self) -> str:
@@ -114,14 +119,37 @@ class ControlMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["cancel"]
+    action: Literal["cancel", "retry"]
     sourceId: StrictStr = Field(min_length=1, max_length=2048)
     requestedBy: StrictStr = Field(default="unknown", min_length=1, max_length=256)
+    # A retry's options: only tasks failed with these codes (default: any), at most this many attempts
+    # in all, the first included (default: `task_ids.MAX_ATTEMPTS`).
+    errorCodes: list[Annotated[StrictStr, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None, min_length=1, max_length=50
+    )
+    maxAttempts: StrictInt | None = Field(default=None, ge=2, le=MAX_ATTEMPTS)
+
+    @model_validator(mode="after")
+    def _options_fit_action(self) -> ControlMessage:
+        if self.action != "retry" and (self.errorCodes is not None or self.maxAttempts is not None):
+            raise ValueError("'errorCodes' and 'maxAttempts' belong to a retry")
+        return self
+
+    def retry_request(self) -> RetryRequest:
+        return RetryRequest(
+            source_id=self.sourceId,
+            requested_by=self.requestedBy,
+            error_codes=frozenset(self.errorCodes) if self.errorCodes is not None else None,
+            max_attempts=self.maxAttempts or MAX_ATTEMPTS,
+        )
 
 
-def control_message(action: str, source_id: str, requested_by: str) -> str:
-    """The ingest-queue body asking for `action` on a source."""
-    return json.dumps({CONTROL_KEY: {"action": action, "sourceId": source_id, "requestedBy": requested_by}})
+def control_message(action: str, source_id: str, requested_by: str, **options: Any) -> str:
+    """The ingest-queue body asking for `action` on a source (a retry's options as keyword arguments:
+    `errorCodes`, `maxAttempts`; those left None are left out)."""
+    body = {"action": action, "sourceId": source_id, "requestedBy": requested_by}
+    body |= {name: value for name, value in options.items() if value is not None}
+    return json.dumps({CONTROL_KEY: body})
 
 
 SqsBody = SqsTaskMessage | list[S3ObjectRef] | IgnoredMessage | Rejection | ControlMessage

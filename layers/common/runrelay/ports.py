@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .domain.cancellations import Cancellation
 from .domain.jobs import JobProgress
+from .domain.retries import Reopened
 from .domain.tasks import NewTask, StorableResult, StoreOutcome, TaskRecord, TaskStatus
 from .domain.throttle import Throttle
 
@@ -45,12 +46,21 @@ class TaskRepository(Protocol):
         """PENDING → CANCELLED."""
         ...
 
-    def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
-        """PENDING/SUBMITTED → FAILED."""
+    def mark_failed(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
+        """PENDING/SUBMITTED → FAILED, if the task is still on `attempt`."""
+        ...
+
+    def reopen_for_retry(
+        self, source_id: str, retry_round: int, tasks: Sequence[TaskRecord]
+    ) -> list[Reopened]:
+        """FAILED → PENDING on each task's next attempt, taken out of its job's finals, the job held in
+        round `retry_round` (`domain.retries`); tasks changed since they were read are left out. Raises
+        `RetryRefused` when the job cannot take the round."""
         ...
 
     def store_result(self, result: StorableResult) -> StoreOutcome:
-        """Store a result exactly once; complete the task once all its results are in."""
+        """Store a result exactly once; complete the task once all its results are in. A result of an
+        attempt the task is not on is IGNORED."""
         ...
 
     def get_task(self, task_uuid: str, *, resolve_payloads: bool = True) -> TaskRecord | None: ...
@@ -89,10 +99,14 @@ class JobRepository(Protocol):
         """Set a file's task count once (raises `TotalMismatch` for a different count)."""
         ...
 
-    def final_recorded(self, task_uuid: str) -> bool: ...
+    def final_recorded(self, task_uuid: str, attempt: int = 0) -> bool: ...
 
-    def record_final(self, task_uuid: str, source_id: str) -> bool:
-        """Mark a final task handled and count it in its job, once; False if done before."""
+    def record_final(self, task_uuid: str, source_id: str, attempt: int = 0) -> bool:
+        """Mark a final attempt of a task handled and count it in its job, once; False if done before."""
+        ...
+
+    def release_round(self, source_id: str, retry_round: int) -> None:
+        """End the hold a retry round put on the job (idempotent)."""
         ...
 
     def get(self, source_id: str) -> JobProgress | None: ...

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .deadline import Deadline
+from .domain.retries import EXPIRED_CODE
 from .domain.tasks import OPEN_STATUSES, SlotResult, StoreOutcome, TaskRecord
 from .ports import RunwarePoller, TaskRepository
 from .runware_errors import TransientRunwareError
@@ -61,7 +62,7 @@ class ReconcileService:
             # Read first: a task's results are polled under their own Runware tasks, one per slot.
             tasks = [task for task in self.store.tasks_in_order(batch) if task.status in OPEN_STATUSES]
             slots = {
-                result_task_uuid(task.task_uuid, slot): (task, slot)
+                result_task_uuid(task.task_uuid, slot, task.attempt): (task, slot)
                 for task in tasks
                 for slot in range(task.number_results)
             }
@@ -89,7 +90,9 @@ class ReconcileService:
                 continue  # not asked for
             task, slot = slots[result.taskUUID]
             answered.add(result.taskUUID)
-            stored = self.store.store_result(SlotResult(task.task_uuid, slot, result.as_document()))
+            stored = self.store.store_result(
+                SlotResult(task.task_uuid, slot, result.as_document(), attempt=task.attempt)
+            )
             report.outcomes[stored.value] = report.outcomes.get(stored.value, 0) + 1
             if stored in (StoreOutcome.STORED, StoreOutcome.COMPLETED):
                 report.results_stored += 1
@@ -102,7 +105,8 @@ class ReconcileService:
             # Runware may not know a task we never managed to submit: only give up once it is old.
             if "notfound" in error.code.lower() and not self._too_old(task, now):
                 continue
-            if self.store.mark_failed(task.task_uuid, error.model_dump(exclude_none=True)):
+            failure = error.model_dump(exclude_none=True)
+            if self.store.mark_failed(task.task_uuid, failure, attempt=task.attempt):
                 report.failed += 1
         unsettled = {
             task.task_uuid for runware_uuid, (task, _) in slots.items() if runware_uuid not in answered
@@ -115,12 +119,12 @@ class ReconcileService:
             if view is None or view.status not in OPEN_STATUSES:
                 continue
             if self._too_old(view, now):
-                expired = {"code": "taskExpired", "message": "no result within MAX_TASK_AGE_SECONDS"}
-                if self.store.mark_failed(task.task_uuid, expired):
+                expired = {"code": EXPIRED_CODE, "message": "no result within MAX_TASK_AGE_SECONDS"}
+                if self.store.mark_failed(task.task_uuid, expired, attempt=view.attempt):
                     report.expired += 1
             else:
                 report.still_processing += 1
 
     def _too_old(self, task: TaskRecord, now: float) -> bool:
-        created = now if task.created_at is None else task.created_at
-        return now - created > self.config.max_task_age_seconds
+        opened = task.attempt_opened_at
+        return now - (now if opened is None else opened) > self.config.max_task_age_seconds

@@ -1,7 +1,8 @@
 """The results file of one S3 input: `results/<input key>`, one JSON line per task in input order.
 
 Like OpenAI Batch's output file: the caller's id, our taskUUID, the status, the results (text, or an
-S3 pointer when the text was offloaded), usage and cost summed over the results, and the error.
+S3 pointer when the text was offloaded), usage and cost summed over the results, and the error. A
+retried line shows its latest attempt (`attempt`, 0 for the first) and what the earlier ones ended with.
 Offloaded texts are not inlined: the file stays small enough to stream and the pointer is readable.
 """
 
@@ -56,7 +57,10 @@ def result_line(task: TaskRecord, model: ModelEntry = DEFAULT_MODEL) -> dict[str
         "usage": summed_usage(task.results),
         "cost": summed_cost(task.results),
         "error": task.error,
+        "attempt": task.attempt,
     }
+    if task.attempts:
+        line["earlierAttempts"] = task.attempts
     if task.metadata:
         line["metadata"] = task.metadata
     return line

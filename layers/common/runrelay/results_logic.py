@@ -55,6 +55,7 @@ class _FinalTask:
     sequence_number: str
     task_uuid: str
     source_id: str
+    attempt: int
     event: Event
 
 
@@ -98,13 +99,14 @@ class ResultsService:
         report.task_events += len(pending)
         while pending:
             final = pending[0]
-            if self.jobs.record_final(final.task_uuid, final.source_id) and has_job(final.source_id):
+            counted = self.jobs.record_final(final.task_uuid, final.source_id, final.attempt)
+            if counted and has_job(final.source_id):
                 report.tasks_counted += 1
             pending.pop(0)
 
     def _on_task_final(self, change: TaskBecameFinal, report: StreamReport) -> _FinalTask | None:
         task = change.task
-        if self.jobs.final_recorded(task.task_uuid):
+        if self.jobs.final_recorded(task.task_uuid, task.attempt):
             return None  # a redelivered record: its event went out and it was counted
         report.tasks_final += 1
         if task.status == TaskStatus.COMPLETED and task.completed_at is not None:
@@ -116,7 +118,7 @@ class ResultsService:
         report.completion_tokens += usage.get("completionTokens", 0)
         event = task_completed(task)
         report.cost_usd += event.detail["cost"] or 0.0  # summed there already
-        return _FinalTask(change.sequence_number, task.task_uuid, task.source_id, event)
+        return _FinalTask(change.sequence_number, task.task_uuid, task.source_id, task.attempt, event)
 
     def complete_job(self, source_id: str) -> None:
         """Write the results file and announce the job, skipping whichever a previous try finished."""

@@ -5,7 +5,8 @@ derived from the idempotency key. A crash anywhere heals on redelivery: rows sti
 with the same taskUUID, and Runware's conflictTaskUUID answer counts as accepted. A task that wants N
 results goes to Runware as N tasks of one result (`task_ids.result_task_uuid`), and becomes SUBMITTED
 once Runware has all N. Before each chunk the source's cancellation is read (`domain.cancellations`): a
-cancelled source's lines are written CANCELLED and nothing more is sent.
+cancelled source's lines are written CANCELLED and nothing more is sent. A retry (`domain.retries`)
+reopens a file's failed tasks as new attempts and sends just those lines again, read back from the file.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .contract import TextInferenceTask
 from .deadline import Deadline
 from .domain.cancellations import Cancellation
 from .domain.jobs import has_job
+from .domain.retries import RetryRefused, RetryRequest, refusal_for_job
 from .domain.tasks import NewTask, TaskStatus
 from .inputs import (
     ControlMessage,
@@ -55,12 +57,14 @@ class SubmitReport:
     already_known: int = 0
     rejected: int = 0
     cancelled: int = 0
+    retried: int = 0  # failed tasks reopened as a new attempt by a retry
     retries: int = 0
     http_requests: int = 0
     continued: bool = False
     fanned_out: int = 0  # ranges of a big object queued as messages of their own
     ignored: str | None = None
     control: str | None = None  # what a control message asked for
+    refused: str | None = None  # why a control message could not be carried out
     task_uuids: list[str] = field(default_factory=list)
 
     def add(self, other: SubmitReport) -> None:
@@ -68,6 +72,7 @@ class SubmitReport:
         self.already_known += other.already_known
         self.rejected += other.rejected
         self.cancelled += other.cancelled
+        self.retried += other.retried
         self.retries += other.retries
         self.http_requests += other.http_requests
         self.continued = self.continued or other.continued
@@ -131,6 +136,8 @@ class SubmitService:
             return self._submit_items([refused_message(message_id, kind)], deadline)
         if isinstance(kind, SqsTaskMessage):
             return self._submit_items(items_of_message(kind), deadline)
+        if isinstance(kind, ControlMessage) and kind.action == "retry":
+            return self._retry(kind.retry_request(), deadline)
         if isinstance(kind, ControlMessage):
             return self._cancel(kind)
         report = SubmitReport()
@@ -145,6 +152,51 @@ class SubmitService:
             raise RuntimeError("cancelling needs the job repository")
         self.jobs.cancel_source(control.sourceId, control.requestedBy, time.time())
         return SubmitReport(control=f"{control.action} {control.sourceId} by {control.requestedBy}")
+
+    def _retry(self, request: RetryRequest, deadline: Deadline) -> SubmitReport:
+        """Run a file's failed lines again (`domain.retries`); a retry that cannot start is reported,
+        not raised: redelivering it would not change the answer."""
+        try:
+            return self._run_retry(request, deadline)
+        except RetryRefused as refused:
+            return SubmitReport(control=f"retry {request.source_id}", refused=str(refused))
+
+    def _run_retry(self, request: RetryRequest, deadline: Deadline) -> SubmitReport:
+        source = request.source_id
+        if self.jobs is None or not has_job(source):
+            raise RetryRefused("only a file (s3://bucket/key#etag) can be retried: its lines are read again")
+        job = self.jobs.get(source)
+        if job is None or not (job.bucket and job.key and job.etag):
+            raise RetryRefused(f"no file job {source}")
+        refusal = refusal_for_job(job.expected, job.finals, job.held, job.announced)
+        if refusal is not None:
+            raise RetryRefused(refusal)
+        if self.jobs.cancellation(source) is not None:
+            raise RetryRefused("the file was cancelled")
+        retry_round = job.retry_round if job.held else job.retry_round + 1
+        tasks = list(self.store.tasks_in_order(self.store.task_uuids_of_source(source)))
+        chosen = [task for task in tasks if request.wants(task)]
+        # A round cut short (a crash, a timeout) left reopened tasks unsent: they go now.
+        unsent = {
+            t.source_seq: t.attempt
+            for t in tasks
+            if job.held and t.attempt and t.status == TaskStatus.PENDING
+        }
+        report = SubmitReport(control=f"retry {source} round {retry_round} by {request.requested_by}")
+        if not chosen and not unsent:
+            report.refused = "nothing to retry: no failed line matches"
+            return report
+        ref = S3ObjectRef(job.bucket, job.key, job.etag, if_match=True)
+        with self._opened(ref) as body:  # opened first: a changed or deleted file reopens nothing
+            reopened = self.store.reopen_for_retry(source, retry_round, chosen) if chosen else []
+            report.retried = len(reopened)
+            wanted = unsent | {task.source_seq: task.attempt for task in reopened}
+            lines = (item for item, _ in items_of_object(ref, body) if item.seq in wanted)
+            for chunk in _chunks(lines, self.config.max_tasks_per_request):
+                planned = [self._plan(item, wanted[item.seq]) for item in chunk]
+                report.add(self._send(planned, deadline, SubmitReport()))
+        self.jobs.release_round(source, retry_round)
+        return report
 
     def _cancellation_of(self, source_id: str) -> Cancellation | None:
         """Read before each chunk; once found it is kept (a cancellation is never lifted)."""
@@ -255,14 +307,16 @@ class SubmitService:
             report.add(self._submit_chunk([self._plan(item) for item in chunk], deadline))
         return report
 
-    def _plan(self, item: SourceItem) -> _Planned:
+    def _plan(self, item: SourceItem, attempt: int = 0) -> _Planned:
         task_uuid = str(task_uuid_for(item.idempotency_key))
         spec = item.spec
         if isinstance(spec, Rejection):
             return _Planned(item, self._new_task(item, task_uuid, None), rejection=spec)
         task = self._new_task(item, task_uuid, spec)
         try:
-            requests = [self._request_for(task_uuid, spec, slot) for slot in range(spec.numberResults)]
+            requests = [
+                self._request_for(task_uuid, spec, slot, attempt) for slot in range(spec.numberResults)
+            ]
         except ValueError as error:  # e.g. a spec valid alone but not as a Runware task
             return _Planned(item, task, rejection=Rejection("invalidTaskSpec", str(error)))
         return _Planned(item, task, requests=requests)
@@ -279,11 +333,13 @@ class SubmitService:
             metadata=spec.metadata if spec else None,
         )
 
-    def _request_for(self, task_uuid: str, spec: TaskSpec, slot: int) -> TextInferenceTask:
-        """Result `slot` of the task, as a Runware task of its own."""
+    def _request_for(self, task_uuid: str, spec: TaskSpec, slot: int, attempt: int) -> TextInferenceTask:
+        """Result `slot` of the task's attempt `attempt`, as a Runware task of its own."""
         config = self.config
-        webhook_url = webhook_url_for(config.webhook_base_url, config.webhook_secret, task_uuid, slot)
-        runware_uuid = result_task_uuid(task_uuid, slot)
+        webhook_url = webhook_url_for(
+            config.webhook_base_url, config.webhook_secret, task_uuid, slot, attempt
+        )
+        runware_uuid = result_task_uuid(task_uuid, slot, attempt)
         request: TextInferenceTask = config.model.build_request(runware_uuid, spec, webhook_url, slot)
         return request
 
@@ -309,6 +365,16 @@ class SubmitService:
                 sent.append(plan)
             else:
                 report.already_known += 1
+        return self._send(sent, deadline, report)
+
+    def _send(self, sent: list[_Planned], deadline: Deadline, report: SubmitReport) -> SubmitReport:
+        """POST the planned tasks (their PENDING rows exist) and mark what Runware took SUBMITTED."""
+        refused_here = [plan for plan in sent if plan.rejection is not None]
+        for plan in refused_here:  # a retried line whose spec no longer builds a Runware task
+            report.rejected += self.store.mark_rejected(
+                plan.task.task_uuid, self._rejection_error(plan) or {}
+            )
+        sent = [plan for plan in sent if plan.rejection is None]
         if not sent:
             return report
         outcome = self.runware.submit([request for plan in sent for request in plan.requests], deadline)

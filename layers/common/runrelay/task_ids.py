@@ -7,6 +7,10 @@ A task that wants N results is sent to Runware as N tasks of one result each (`r
 webhook then names exactly one result by its taskUUID, so a redelivery is told apart from a second
 result with the same content (Runware's results carry no index, and identical texts without a seed are
 legitimate).
+
+A retried task runs again as a new attempt (`attempt_task_uuid`): each attempt has its own taskUUIDs,
+derived from the task's and the attempt number, so an attempt is itself exactly-once and a late answer to
+an earlier attempt is told apart from the current one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ _NAMESPACE = b"runrelay/taskUUID/v1\x00"
 # Runware's numberResults maximum: a task has this many result slots at most, each its own Runware task.
 # Here, not in `contract`, so the webhook can check a slot without importing pydantic.
 MAX_NUMBER_RESULTS = 4
+# How many times one task may run in all (its first attempt and its retries).
+MAX_ATTEMPTS = 10
 
 
 def task_uuid_for(idempotency_key: str) -> uuid.UUID:
@@ -29,9 +35,17 @@ def task_uuid_for(idempotency_key: str) -> uuid.UUID:
     return uuid.UUID(bytes=bytes(digest))
 
 
-def result_task_uuid(task_uuid: str, slot: int) -> str:
-    """The taskUUID of the Runware task that produces result `slot` of a task: slot 0 is the task itself,
-    so a one-result task is sent under its own UUID."""
-    if slot == 0:
+def attempt_task_uuid(task_uuid: str, attempt: int) -> str:
+    """The taskUUID attempt `attempt` of a task is sent under: attempt 0 is the task itself."""
+    if attempt == 0:
         return task_uuid
-    return str(task_uuid_for(f"{task_uuid}#result{slot}"))
+    return str(task_uuid_for(f"{task_uuid}#attempt{attempt}"))
+
+
+def result_task_uuid(task_uuid: str, slot: int, attempt: int = 0) -> str:
+    """The taskUUID of the Runware task that produces result `slot` of a task's attempt `attempt`: slot 0
+    of attempt 0 is the task itself, so a one-result task is first sent under its own UUID."""
+    base = attempt_task_uuid(task_uuid, attempt)
+    if slot == 0:
+        return base
+    return str(task_uuid_for(f"{base}#result{slot}"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .domain.tasks import StoreOutcome
 from .models import DEFAULT_MODEL, ModelEntry
-from .task_ids import MAX_NUMBER_RESULTS, result_task_uuid
+from .task_ids import MAX_ATTEMPTS, MAX_NUMBER_RESULTS, result_task_uuid
 from .webhook_results import InvalidResult, WebhookResult, error_document
 from .webhook_token import token_is_valid
 
@@ -51,6 +51,7 @@ class BadWebhook(Exception):
 class _Failure:
     task_uuid: str
     error: dict[str, Any]
+    attempt: int = 0
 
 
 class WebhookReceiver:
@@ -73,19 +74,20 @@ class WebhookReceiver:
         *,
         task: str | None = None,
         slot: str | None = None,
+        attempt: str | None = None,
     ) -> tuple[WebhookReply, WebhookReport]:
-        """`token`, `task` and `slot` are the webhook URL's query parameters (`webhook_token`)."""
+        """`token`, `task`, `slot` and `attempt` are the webhook URL's query parameters (`webhook_token`)."""
         report = WebhookReport()
         try:
             items = self._authenticated_items(body, token, report)
-            if task is not None or slot is not None:
-                items = _addressed(items, report, task, slot)
+            if task is not None or slot is not None or attempt is not None:
+                items = _addressed(items, report, task, slot, attempt)
         except BadWebhook as bad:
             report.rejected_reason = bad.code
             return WebhookReply(bad.status, {"error": bad.code, "message": str(bad)}), report
         for item in items:
             if isinstance(item, _Failure):
-                changed = self.store.mark_failed(item.task_uuid, item.error)
+                changed = self.store.mark_failed(item.task_uuid, item.error, attempt=item.attempt)
                 report.outcomes.append(StoreOutcome.FAILED if changed else StoreOutcome.IGNORED)
             else:
                 report.outcomes.append(self.store.store_result(item))
@@ -112,27 +114,45 @@ class WebhookReceiver:
         return items
 
 
-# Slot 0 is the task's own Runware task and carries no address; the others are named by their number.
-_ADDRESSED_SLOTS = {str(slot): slot for slot in range(1, MAX_NUMBER_RESULTS)}
+# Slot 0 of attempt 0 is the task's own Runware task and carries no address; the others are named by
+# their numbers (a retried attempt names its slot 0 too).
+_ADDRESSED_SLOTS = {str(slot): slot for slot in range(MAX_NUMBER_RESULTS)}
+_ADDRESSED_ATTEMPTS = {str(attempt): attempt for attempt in range(1, MAX_ATTEMPTS)}
 
 
 def _addressed(
-    items: list[WebhookResult | _Failure], report: WebhookReport, task: str | None, slot: str | None
+    items: list[WebhookResult | _Failure],
+    report: WebhookReport,
+    task: str | None,
+    slot: str | None,
+    attempt: str | None,
 ) -> list[WebhookResult | _Failure]:
-    """Results of slot > 0 of a task, whose Runware task (named in the body) is derived from both."""
+    """Results of any Runware task but the task itself, whose UUID (named in the body) is derived from
+    the task, the slot and the attempt named in the URL."""
     if task is None or slot is None or slot not in _ADDRESSED_SLOTS:
         raise BadWebhook(400, "invalidAddress", "the URL must name both a task and a result number")
+    if attempt is not None and attempt not in _ADDRESSED_ATTEMPTS:
+        raise BadWebhook(400, "invalidAddress", "the URL's attempt is not a retry's number")
+    result_slot = _ADDRESSED_SLOTS[slot]
+    attempt_number = 0 if attempt is None else _ADDRESSED_ATTEMPTS[attempt]
+    if result_slot == 0 and attempt_number == 0:
+        raise BadWebhook(400, "invalidAddress", "result 0 of the first attempt carries no address")
     try:
         task_uuid = str(uuid.UUID(task))
     except ValueError:
         raise BadWebhook(400, "invalidAddress", "the URL's task is not a UUID") from None
-    if result_task_uuid(task_uuid, _ADDRESSED_SLOTS[slot]) != report.task_uuid:
+    if result_task_uuid(task_uuid, result_slot, attempt_number) != report.task_uuid:
         raise BadWebhook(403, "invalidAddress", "the URL's task and result do not name this taskUUID")
     report.task_uuid = task_uuid
     return [
-        _Failure(task_uuid, item.error)
+        _Failure(task_uuid, item.error, attempt_number)
         if isinstance(item, _Failure)
-        else replace(item, document={**item.document, "taskUUID": task_uuid}, slot=_ADDRESSED_SLOTS[slot])
+        else replace(
+            item,
+            document={**item.document, "taskUUID": task_uuid},
+            slot=result_slot,
+            attempt=attempt_number,
+        )
         for item in items
     ]
 

@@ -38,10 +38,11 @@ def _is_integer(value: Any) -> bool:
 @dataclass(frozen=True)
 class WebhookResult:
     """One result: its fields as sent (unknown ones kept), the taskUUID canonical. A webhook is result 0
-    of its task unless its URL says otherwise (`webhook_logic`)."""
+    of its task's first attempt unless its URL says otherwise (`webhook_logic`)."""
 
     document: dict[str, Any]
     slot: int = 0
+    attempt: int = 0
 
     @classmethod
     def parse(

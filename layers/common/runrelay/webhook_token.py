@@ -3,8 +3,9 @@
 token = HMAC-SHA256(secret, taskUUID); the receiver recomputes it from the body's taskUUID and compares
 in constant time. During a secret rotation both the current and the previous secret are accepted.
 
-Result `slot` > 0 of a task is its own Runware task (`task_ids.result_task_uuid`); its URL also names the
-task and the slot, which the receiver checks against the body's taskUUID (the token covers that UUID).
+Result `slot` > 0 of a task, and every result of a retried attempt, is its own Runware task
+(`task_ids.result_task_uuid`); its URL also names the task, the slot and the attempt, which the receiver
+checks against the body's taskUUID (the token covers that UUID).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .task_ids import result_task_uuid
 TOKEN_PARAMETER = "token"  # noqa: S105 - the query parameter name, not a secret
 TASK_PARAMETER = "task"
 SLOT_PARAMETER = "result"
+ATTEMPT_PARAMETER = "attempt"
 WEBHOOK_PATH = "/webhooks/runware"
 
 
@@ -39,11 +41,14 @@ def token_is_valid(token: str, task_uuid: str, secrets: Iterable[str]) -> bool:
     return valid
 
 
-def webhook_url_for(base_url: str, secret: str, task_uuid: str, slot: int = 0) -> str:
-    """The webhookURL sent with result `slot` of a task: <API base>/webhooks/runware?token=<HMAC>, plus
-    `task=<taskUUID>&result=<slot>` for a slot other than 0."""
-    runware_uuid = result_task_uuid(task_uuid, slot)
+def webhook_url_for(base_url: str, secret: str, task_uuid: str, slot: int = 0, attempt: int = 0) -> str:
+    """The webhookURL sent with result `slot` of a task's attempt `attempt`:
+    <API base>/webhooks/runware?token=<HMAC>, plus `task=<taskUUID>&result=<slot>` for any Runware task
+    other than the task itself, and `&attempt=<attempt>` for a retried attempt."""
+    runware_uuid = result_task_uuid(task_uuid, slot, attempt)
     parameters: dict[str, str | int] = {TOKEN_PARAMETER: token_for(secret, runware_uuid)}
-    if slot:
+    if slot or attempt:
         parameters |= {TASK_PARAMETER: task_uuid, SLOT_PARAMETER: slot}
+    if attempt:
+        parameters[ATTEMPT_PARAMETER] = attempt
     return f"{base_url.rstrip('/')}{WEBHOOK_PATH}?{urlencode(parameters)}"

@@ -88,6 +88,8 @@ def _open_object(ref: S3ObjectRef) -> Any:
     extra: dict[str, str] = {}
     if ref.version_id:
         extra["VersionId"] = ref.version_id
+    if ref.if_match:
+        extra["IfMatch"] = f'"{ref.etag}"'
     if ref.end_byte is not None:
         extra["Range"] = f"bytes={ref.start_byte}-{ref.end_byte - 1}"
     elif ref.start_byte:

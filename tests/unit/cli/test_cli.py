@@ -209,6 +209,8 @@ def test_status_and_results_of_a_deployed_stack(deployed: DynamoTaskRepository, 
         "error": None,
         "createdAt": 0,
         "completedAt": 0,
+        "attempt": 0,
+        "earlierAttempts": [],
     }
 
     answer = invoke("status", "sqs:m1", "--stack", "rr", "--json")
@@ -540,3 +542,62 @@ def test_cancel_refuses_a_task_and_an_unknown_name(deployed: DynamoTaskRepositor
     assert answer.exit_code == 2
     assert "unknown id" in answer.output
     assert _queued(deployed) == []  # nothing sent
+
+
+def test_retry_sends_a_control_message_for_a_finished_file_and_refuses_what_it_cannot_retry(
+    deployed: DynamoTaskRepository,
+) -> None:
+    from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    etag = s3.put_object(Bucket=BUCKET, Key="incoming/batch.jsonl", Body=b"{}\n{}\n{}\n")["ETag"].strip('"')
+    source = f"s3://{BUCKET}/incoming/batch.jsonl#{etag}"
+    lines = [
+        NewTask(f"00000000-0000-4000-8000-00000000000{n}", f"{source}:{n}", source, n) for n in (1, 2, 3)
+    ]
+    deployed.create_many([(task, None) for task in lines])
+    deployed.mark_failed(lines[0].task_uuid, {"code": "timeoutProvider", "message": "slow"})
+    deployed.mark_failed(lines[1].task_uuid, {"code": "invalidPrompt", "message": "no"})
+    deployed.store_result(InferenceResult(taskUUID=lines[2].task_uuid, text="fine"))
+    jobs = DynamoJobRepository(TABLE, dynamodb=deployed.dynamodb)
+    jobs.record_total(source, 3, bucket=BUCKET, key="incoming/batch.jsonl", etag=etag)
+
+    running = invoke("retry", "batch.jsonl", "--stack", "rr")
+    assert running.exit_code == 2
+    assert "still running" in running.output
+    for task in lines:
+        jobs.record_final(task.task_uuid, source)
+    jobs.mark_results_written(source, f"s3://{BUCKET}/results/incoming/batch.jsonl", {"FAILED": 2})
+    jobs.mark_announced(source)
+
+    answer = invoke(
+        "retry",
+        "batch.jsonl",
+        "--error-code",
+        "timeoutProvider",
+        "--max-attempts",
+        "3",
+        "--by",
+        "alice",
+        "--stack",
+        "rr",
+        "--json",
+    )
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.output) == {
+        "retryRequested": [{"sourceId": source, "lines": [1], "round": 1}],
+        "requestedBy": "alice",
+    }
+    [body] = _queued(deployed)
+    assert classify_sqs_body("m", json.dumps(body)) == ControlMessage(
+        action="retry", sourceId=source, requestedBy="alice", errorCodes=["timeoutProvider"], maxAttempts=3
+    )
+    nothing = invoke("retry", lines[2].task_uuid, "--error-code", "providerDown", "--stack", "rr")
+    assert nothing.exit_code == 0, nothing.output
+    assert "nothing to retry" in nothing.output
+    assert _queued(deployed) == []
+
+    _completed_task(deployed, "c1", app_ids.caller_task_uuid("c1"), "sqs:m1", 0)
+    message = invoke("retry", "c1", "--stack", "rr")
+    assert message.exit_code == 2
+    assert "only files can be retried" in message.output

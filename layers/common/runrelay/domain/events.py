@@ -3,7 +3,8 @@
 Source `runrelay`. Details carry ids and locations, never prompt or completion text (events are
 limited to 256 KB and may be routed to places the text must not go). `eventKey` is unique per task /
 job: a consumer that must never act twice (a crash between PutEvents and our bookkeeping can repeat
-an event) deduplicates on it.
+an event) deduplicates on it. A retried task's attempt, and a job's retry round, are events of their own
+(`attempt` / `round` in the detail, and in the key when not 0).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def task_completed(task: TaskRecord) -> Event:
     """From a final task."""
     error = task.error
     detail = {
-        "eventKey": f"{TASK_COMPLETED}#{task.task_uuid}",
+        "eventKey": f"{TASK_COMPLETED}#{task.task_uuid}{_numbered('attempt', task.attempt)}",
         "taskUUID": task.task_uuid,
         "status": task.status.value,
         "sourceId": task.source_id,
@@ -41,6 +42,7 @@ def task_completed(task: TaskRecord) -> Event:
         "cost": summed_cost(task.results),
         "error": {"code": error.get("code"), "message": error.get("message")} if error else None,
         "completedAt": task.completed_at,
+        "attempt": task.attempt,
     }
     return Event(TASK_COMPLETED, detail)
 
@@ -49,7 +51,7 @@ def job_completed(job: JobProgress) -> Event:
     """From a job whose results file is written (`results_location` and `results_counts` set)."""
     bucket, _, key = (job.results_location or "").removeprefix("s3://").partition("/")
     detail = {
-        "eventKey": f"{JOB_COMPLETED}#{job.source_id}",
+        "eventKey": f"{JOB_COMPLETED}#{job.source_id}{_numbered('round', job.retry_round)}",
         "sourceId": job.source_id,
         "bucket": job.bucket,
         "key": job.key,
@@ -57,5 +59,11 @@ def job_completed(job: JobProgress) -> Event:
         "counts": {"total": job.expected, **(job.results_counts or {})},
         "results": {"uri": job.results_location, "bucket": bucket, "key": key},
         "completedAt": round(time.time(), 3),
+        "round": job.retry_round,
     }
     return Event(JOB_COMPLETED, detail)
+
+
+def _numbered(name: str, number: int) -> str:
+    """The key suffix of a retried attempt or round (none for the first, so first keys never change)."""
+    return f"#{name}{number}" if number else ""

@@ -17,10 +17,12 @@ class JobProgress:
     results_location: str | None = None
     results_counts: Mapping[str, int] | None = None
     announced: bool = False
+    retry_round: int = 0  # 0 until a retry (`domain.retries`); each retry round adds one
+    held: bool = False  # a retry round is reopening tasks: not complete whatever the counts say
 
     @property
     def complete(self) -> bool:
-        return self.expected is not None and self.finals >= self.expected
+        return self.expected is not None and self.finals >= self.expected and not self.held
 
 
 class TotalMismatch(RuntimeError):

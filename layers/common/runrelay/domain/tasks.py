@@ -21,7 +21,8 @@ FINAL_STATUSES = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED}
 )
 OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.SUBMITTED})
-# The transitions a repository may make, and no other: a final task never changes status again.
+# The transitions a repository may make, and no other: a final task never changes status again, except
+# a FAILED one that is retried.
 TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset(
         {
@@ -34,7 +35,8 @@ TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     ),
     TaskStatus.SUBMITTED: frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED}),
     TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset(),
+    # Only a retry (`domain.retries`) reopens a final task, as a new attempt with taskUUIDs of its own.
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
     TaskStatus.REJECTED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
 }
@@ -83,6 +85,9 @@ class TaskRecord:
     submitted_at: float | None = None
     completed_at: float | None = None
     updated_at: float | None = None
+    attempt: int = 0  # 0 for the first run; each retry adds one (`task_ids.attempt_task_uuid`)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # the earlier ones, oldest first
+    retried_at: float | None = None  # when the current attempt was opened by a retry
 
     @property
     def is_final(self) -> bool:
@@ -90,20 +95,30 @@ class TaskRecord:
 
     @property
     def started_at(self) -> float | None:
-        """When the task went to Runware (or was created, for a task never submitted)."""
-        return self.submitted_at if self.submitted_at is not None else self.created_at
+        """When the task's current attempt went to Runware (or was opened, for one never submitted)."""
+        if self.submitted_at is not None:
+            return self.submitted_at
+        return self.retried_at if self.retried_at is not None else self.created_at
+
+    @property
+    def attempt_opened_at(self) -> float | None:
+        """When the current attempt began: the line's creation, or the retry that reopened it."""
+        return self.retried_at if self.retried_at is not None else self.created_at
 
 
 class StorableResult(Protocol):
     """What storing needs of a result: the task it belongs to, which of its `numberResults` it is (its
-    identity: each slot is its own Runware task, `task_ids.result_task_uuid`) and its fields. A polled
-    result (`contract.InferenceResult`) and a pushed one (`webhook_results.WebhookResult`) are slot 0 of
-    their own task; `SlotResult` addresses any other."""
+    identity: each slot is its own Runware task, `task_ids.result_task_uuid`), which attempt of the task
+    produced it, and its fields. A polled result (`contract.InferenceResult`) and a pushed one
+    (`webhook_results.WebhookResult`) are slot 0 of their own task's first attempt; `SlotResult`
+    addresses any other. A result of an attempt other than the task's current one is ignored."""
 
     @property
     def taskUUID(self) -> str: ...
     @property
     def slot(self) -> int: ...
+    @property
+    def attempt(self) -> int: ...
     def as_document(self) -> dict[str, Any]: ...
 
 
@@ -114,6 +129,7 @@ class SlotResult:
     taskUUID: str
     slot: int
     document: Mapping[str, Any]
+    attempt: int = 0
 
     def as_document(self) -> dict[str, Any]:
         return dict(self.document)

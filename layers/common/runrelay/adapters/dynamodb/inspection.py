@@ -6,12 +6,12 @@ polling every half second costs a small read per open task, not the task's resul
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ...domain.tasks import TaskRecord
 from .codec import from_dynamo
-from .schema import FINAL_PREFIX, OPEN_TASKS_INDEX, TASK_SK, final_mark_key, task_key, task_record
+from .schema import OPEN_TASKS_INDEX, TASK_SK, final_mark_key, task_key, task_record
 
 _BATCH_GET_LIMIT = 100
 
@@ -29,11 +29,14 @@ class TableInspector:
                 found[item["taskUUID"]["S"]] = item["status"]["S"]
         return found
 
-    def final_marked(self, task_uuids: list[str]) -> set[str]:
-        """The tasks among these whose final mark exists (TaskCompleted sent and counted)."""
+    def final_marked(self, task_uuids: list[str], attempts: Mapping[str, int] | None = None) -> set[str]:
+        """The tasks among these whose final mark exists (TaskCompleted sent and counted), for their
+        attempt in `attempts` (the first one where not given)."""
+        keys = {uuid: final_mark_key(uuid, (attempts or {}).get(uuid, 0)) for uuid in task_uuids}
+        owner = {key["pk"]["S"]: uuid for uuid, key in keys.items()}
         marked: set[str] = set()
-        for batch in self._batches([final_mark_key(uuid) for uuid in task_uuids], None):
-            marked.update(str(item["pk"]["S"]).removeprefix(FINAL_PREFIX) for item in batch)
+        for batch in self._batches(list(keys.values()), None):
+            marked.update(owner[str(item["pk"]["S"])] for item in batch)
         return marked
 
     def all_tasks(self) -> Iterator[TaskRecord]:

@@ -62,14 +62,15 @@ class DynamoJobRepository:
                 raise TotalMismatch(f"{source_id}: {total} tasks now, another count before") from None
             raise
 
-    def final_recorded(self, task_uuid: str) -> bool:
-        """True once `record_final` ran for this task (a redelivered stream record must skip it)."""
+    def final_recorded(self, task_uuid: str, attempt: int = 0) -> bool:
+        """True once `record_final` ran for this attempt of the task (a redelivered stream record must
+        skip it)."""
         answer = self.dynamodb.get_item(
-            TableName=self.table_name, Key=final_mark_key(task_uuid), ConsistentRead=True
+            TableName=self.table_name, Key=final_mark_key(task_uuid, attempt), ConsistentRead=True
         )
         return "Item" in answer
 
-    def record_final(self, task_uuid: str, source_id: str) -> bool:
+    def record_final(self, task_uuid: str, source_id: str, attempt: int = 0) -> bool:
         """Mark a final task handled and, for an S3 input, add it to its job's `finals`: both in one
         transaction, conditioned on the mark being new. False if it was recorded before.
 
@@ -81,7 +82,11 @@ class DynamoJobRepository:
         mark = {
             "Put": {
                 "TableName": self.table_name,
-                "Item": {**final_mark_key(task_uuid), "sourceRef": {"S": source_id}, "expiresAt": expires},
+                "Item": {
+                    **final_mark_key(task_uuid, attempt),
+                    "sourceRef": {"S": source_id},
+                    "expiresAt": expires,
+                },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
@@ -138,6 +143,25 @@ class DynamoJobRepository:
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#stamp)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+
+    def release_round(self, source_id: str, retry_round: int) -> None:
+        """End the hold of a retry round once its tasks are reopened and sent: from here the job completes
+        (results file, JobCompleted) when its retried tasks are final again. Idempotent."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key=job_key(source_id),
+                UpdateExpression="REMOVE retryHeld SET updatedAt = :now",
+                ConditionExpression="retryHeld = :held AND retryRound = :round",
+                ExpressionAttributeValues={
+                    ":held": {"BOOL": True},
+                    ":round": {"N": str(retry_round)},
+                    ":now": {"N": str(round(time.time(), 3))},
+                },
             )
         except ClientError as error:
             if not is_condition_failure(error):

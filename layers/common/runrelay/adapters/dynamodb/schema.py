@@ -3,8 +3,8 @@
 One table holds five kinds of item:
 - a task: pk=`TASK#<taskUUID>`, sk=`TASK`, its results inside it (see `tasks.py`);
 - a job, one per S3 input file: pk=`JOB#<sourceId>`, sk=`JOB` (see `jobs.py`);
-- a final mark, one per final task: pk=`FINAL#<taskUUID>`, sk=`FINAL`, written once its TaskCompleted
-  event went out and it was counted in its job;
+- a final mark, one per final task: pk=`FINAL#<taskUUID>` (`FINAL#<taskUUID>#attempt<n>` for a
+  retried attempt), sk=`FINAL`, written once its TaskCompleted event went out and it was counted in its job;
 - a cancellation, one per cancelled source: pk=`CANCEL#<sourceId>`, sk=`CANCEL` (see `jobs.py`);
 - the shared throttle after Runware's 429/503: pk=`THROTTLE#runware`, sk=`THROTTLE` (see `throttle.py`).
 Indexes: `OpenTasks` (sparse: open tasks only, by shard and age), `BySource` (a source's tasks in input
@@ -51,8 +51,10 @@ def throttle_key(service: str) -> dict[str, Any]:
     return {"pk": {"S": f"{THROTTLE_PREFIX}{service}"}, "sk": {"S": THROTTLE_SK}}
 
 
-def final_mark_key(task_uuid: str) -> dict[str, Any]:
-    return {"pk": {"S": f"{FINAL_PREFIX}{task_uuid}"}, "sk": {"S": FINAL_SK}}
+def final_mark_key(task_uuid: str, attempt: int = 0) -> dict[str, Any]:
+    """One mark per attempt of a task that became final (a retried task becomes final once more)."""
+    suffix = f"#attempt{attempt}" if attempt else ""
+    return {"pk": {"S": f"{FINAL_PREFIX}{task_uuid}{suffix}"}, "sk": {"S": FINAL_SK}}
 
 
 def task_uuid_of(item: Mapping[str, Any]) -> str:
@@ -87,6 +89,9 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
         submitted_at=_number(item.get("submittedAt")),
         completed_at=_number(item.get("completedAt")),
         updated_at=_number(item.get("updatedAt")),
+        attempt=int(item.get("attempt", 0)),
+        attempts=list(item.get("attempts") or []),
+        retried_at=_number(item.get("retriedAt")),
     )
 
 
@@ -111,6 +116,8 @@ def job_progress(item: Mapping[str, Any]) -> JobProgress:
         results_location=item.get("resultsLocation"),
         results_counts=item.get("resultsCounts"),
         announced="announcedAt" in item,
+        retry_round=int(item.get("retryRound", 0)),
+        held=bool(item.get("retryHeld", False)),
     )
 
 

@@ -8,7 +8,9 @@ optimistic-lock version: two results of one task arriving at once cannot overwri
 tasks carry `openShard`/`openSince` (the sparse `OpenTasks` index the reconciler reads); final tasks
 drop them. `soleResultDue` marks the common state a webhook expects (open, one result wanted, none
 stored yet), so the usual completion is conditioned on one attribute; any stored result or final
-status removes it. Texts too large for DynamoDB's 400 KB item limit go to the payload store with a
+status removes it. Its value is the task's current attempt (`attempt`, absent for the first): a retried
+task (`reopen` in `jobs.py`) is the same item on a new attempt, and a late result of an earlier attempt
+must not land in it. Texts too large for DynamoDB's 400 KB item limit go to the payload store with a
 pointer in the item.
 """
 
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from ...aws_clients import client
+from ...domain.retries import Reopened, RetryRefused, attempt_record
 from ...domain.tasks import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -36,6 +39,7 @@ from .schema import (
     BY_CALLER_INDEX,
     BY_SOURCE_INDEX,
     OPEN_TASKS_INDEX,
+    job_key,
     task_key,
     task_record,
     task_uuid_of,
@@ -57,6 +61,14 @@ _MARK_SUBMITTED = "SET #s = :to, submittedAt = :now, updatedAt = :now"
 # condition for the usual completion than the equivalent three (bench/README.md, warm_webhook).
 SOLE_RESULT_DUE = "soleResultDue"
 _CLOSE = f"REMOVE openShard, openSince, {SOLE_RESULT_DUE}"  # what a task loses when it becomes final
+
+
+def on_attempt(attempt: int, values: dict[str, Any]) -> str:
+    """The condition that a task item is on `attempt` (the first one has no `attempt` attribute)."""
+    if attempt == 0:
+        return "attribute_not_exists(attempt)"
+    values[":onAttempt"] = {"N": str(attempt)}
+    return "attempt = :onAttempt"
 
 
 class DynamoTaskRepository:
@@ -108,7 +120,7 @@ class DynamoTaskRepository:
             item["openShard"] = {"S": self._shard_of(task.task_uuid)}
             item["openSince"] = {"N": str(int(now))}
             if task.number_results == 1:
-                item[SOLE_RESULT_DUE] = {"BOOL": True}
+                item[SOLE_RESULT_DUE] = {"N": "0"}
         return item
 
     def _put_action(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -220,10 +232,15 @@ class DynamoTaskRepository:
         """PENDING → CANCELLED (its source was cancelled before it was sent)."""
         return self._finalise(task_uuid, TaskStatus.CANCELLED, error, from_statuses=(TaskStatus.PENDING,))
 
-    def mark_failed(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
-        """PENDING/SUBMITTED → FAILED (Runware reported an error, or the task outlived its maximum age)."""
+    def mark_failed(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
+        """PENDING/SUBMITTED → FAILED (Runware reported an error, or the task outlived its maximum age),
+        if the task is still on `attempt`."""
         return self._finalise(
-            task_uuid, TaskStatus.FAILED, error, from_statuses=(TaskStatus.PENDING, TaskStatus.SUBMITTED)
+            task_uuid,
+            TaskStatus.FAILED,
+            error,
+            from_statuses=(TaskStatus.PENDING, TaskStatus.SUBMITTED),
+            attempt=attempt,
         )
 
     def _finalise(
@@ -232,19 +249,24 @@ class DynamoTaskRepository:
         status: TaskStatus,
         error: Mapping[str, Any],
         from_statuses: tuple[TaskStatus, ...],
+        attempt: int | None = None,
     ) -> bool:
         now = time.time()
         allowed = {f":from{i}": {"S": s.value} for i, s in enumerate(from_statuses)}
+        condition = f"#s IN ({', '.join(allowed)})"
+        values = {
+            ":to": {"S": status.value},
+            ":e": to_dynamo(dict(error)),
+            ":now": {"N": str(round(now, 3))},
+            **allowed,
+        }
+        if attempt is not None:
+            condition += f" AND {on_attempt(attempt, values)}"
         return self._transition(
             task_uuid,
             f"SET #s = :to, #err = :e, completedAt = :now, updatedAt = :now {_CLOSE}",
-            f"#s IN ({', '.join(allowed)})",
-            {
-                ":to": {"S": status.value},
-                ":e": to_dynamo(dict(error)),
-                ":now": {"N": str(round(now, 3))},
-                **allowed,
-            },
+            condition,
+            values,
             extra_names={"#err": "error"},
         )
 
@@ -273,6 +295,94 @@ class DynamoTaskRepository:
             raise
         return True
 
+    # -- retries --------------------------------------------------------------------------------
+
+    def reopen_for_retry(
+        self, source_id: str, retry_round: int, tasks: Sequence[TaskRecord]
+    ) -> list[Reopened]:
+        """FAILED → PENDING on the next attempt, for round `retry_round` of the file's job.
+
+        Each transaction reopens up to 99 tasks and, in the same write, takes them out of the job's
+        `finals` and holds the job (`retryHeld`: not complete, so no results file is written while the
+        round is being set up). A task changed since it was read (another retry took it) is left out;
+        a job that cannot take this round raises `RetryRefused`.
+        """
+        now = time.time()
+        reopened: list[Reopened] = []
+        for start in range(0, len(tasks), TRANSACTION_LIMIT - 1):
+            chunk = list(tasks[start : start + TRANSACTION_LIMIT - 1])
+            while chunk:
+                actions = [self._reopen_action(task, now) for task in chunk]
+                actions.append(self._hold_action(source_id, retry_round, len(chunk), now))
+                failed = transact(self.dynamodb, actions)
+                if len(chunk) in failed:
+                    raise RetryRefused(
+                        f"{source_id}: its job is not complete, or another retry round started"
+                    )
+                if not failed:
+                    reopened += [Reopened(t.task_uuid, t.source_seq, t.attempt + 1) for t in chunk]
+                    break
+                chunk = [task for position, task in enumerate(chunk) if position not in failed]
+        return reopened
+
+    def _reopen_action(self, task: TaskRecord, now: float) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            ":pending": {"S": TaskStatus.PENDING.value},
+            ":failed": {"S": TaskStatus.FAILED.value},
+            ":next": {"N": str(task.attempt + 1)},
+            ":record": {"L": [to_dynamo(attempt_record(task, now))]},
+            ":none": {"L": []},
+            ":empty": {"M": {}},
+            ":zero": {"N": "0"},
+            ":shard": {"S": self._shard_of(task.task_uuid)},
+            ":since": {"N": str(int(now))},
+            ":now": {"N": str(round(now, 3))},
+        }
+        update = (
+            "SET #s = :pending, attempt = :next, attempts = list_append(if_not_exists(attempts, :none), "
+            ":record), results = :empty, resultCount = :zero, openShard = :shard, openSince = :since, "
+            "retriedAt = :now, updatedAt = :now"
+        )
+        if task.number_results == 1:
+            update += f", {SOLE_RESULT_DUE} = :next"
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": task_key(task.task_uuid),
+                "UpdateExpression": update + " REMOVE #err, completedAt, submittedAt",
+                "ConditionExpression": f"#s = :failed AND {on_attempt(task.attempt, values)}",
+                "ExpressionAttributeNames": {"#s": "status", "#err": "error"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _hold_action(self, source_id: str, retry_round: int, reopened: int, now: float) -> dict[str, Any]:
+        """The job's side of a reopening: fewer finals, held, results and announcement to be redone. A new
+        round may start only on an announced job (its previous round is wholly done); a held one only
+        takes more tasks for the round it is in."""
+        values: dict[str, Any] = {
+            ":minus": {"N": str(-reopened)},
+            ":round": {"N": str(retry_round)},
+            ":held": {"BOOL": True},
+            ":now": {"N": str(round(now, 3))},
+        }
+        if retry_round == 1:
+            after = "attribute_not_exists(retryRound)"
+        else:
+            after = "retryRound = :previous"
+            values[":previous"] = {"N": str(retry_round - 1)}
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": job_key(source_id),
+                "UpdateExpression": "ADD finals :minus SET retryRound = :round, retryHeld = :held, "
+                "updatedAt = :now REMOVE resultsWrittenAt, announcedAt, resultsLocation, resultsCounts",
+                "ConditionExpression": "(retryHeld = :held AND retryRound = :round) OR "
+                f"(attribute_not_exists(retryHeld) AND attribute_exists(announcedAt) AND {after})",
+                "ExpressionAttributeValues": values,
+            }
+        }
+
     # -- results --------------------------------------------------------------------------------
 
     def store_result(self, result: StorableResult) -> StoreOutcome:
@@ -287,32 +397,44 @@ class DynamoTaskRepository:
         """
         task_uuid = result.taskUUID
         rid = str(result.slot)
-        # Built once: a large result is offloaded to S3 once, whatever the number of attempts.
+        attempt = result.attempt
+        # Built once: a large result is offloaded to S3 once, whatever the number of writes.
         entry = self._typed_entry(task_uuid, rid, result)
-        written, current = self._write_result(task_uuid, rid, entry, prior=None, completes=True)
+        written, current = self._write_result(task_uuid, rid, entry, attempt, prior=None, completes=True)
         if written:
             return StoreOutcome.COMPLETED
         for _ in range(_OPTIMISTIC_RETRIES):
             if current is None:
                 current = self._read_item(task_uuid)
             if current is None:
+                if attempt:
+                    return StoreOutcome.IGNORED  # a retried attempt always has its row
                 self._create_orphan(task_uuid)
                 continue
+            if int(current.get("attempt", 0)) != attempt:
+                return StoreOutcome.IGNORED  # an earlier attempt's late answer (or a later one's early one)
             status = TaskStatus(current["status"])
             if rid in current.get("results", {}):
                 self._repair_completion(task_uuid, current)
                 return StoreOutcome.DUPLICATE
             prior = int(current.get("resultCount", 0))
             completes = prior + 1 >= int(current.get("numberResults", 1)) and status not in FINAL_STATUSES
-            written, current = self._write_result(task_uuid, rid, entry, prior, completes)
+            written, current = self._write_result(task_uuid, rid, entry, attempt, prior, completes)
             if written:
                 return StoreOutcome.COMPLETED if completes else StoreOutcome.STORED
         raise RuntimeError(f"could not store a result for {task_uuid}: too much contention")
 
     def _write_result(
-        self, task_uuid: str, rid: str, entry: dict[str, Any], prior: int | None, completes: bool
+        self,
+        task_uuid: str,
+        rid: str,
+        entry: dict[str, Any],
+        attempt: int,
+        prior: int | None,
+        completes: bool,
     ) -> tuple[bool, dict[str, Any] | None]:
-        """Add the result under the lock `resultCount = prior`, or under `soleResultDue` (prior None).
+        """Add the result of `attempt` under the lock `resultCount = prior`, or under `soleResultDue`
+        (prior None).
 
         (True, None) when written; else (False, the item as it is, or None if absent/not returned).
         """
@@ -322,14 +444,16 @@ class DynamoTaskRepository:
         update = "SET results.#rid = :r, resultCount = :next, updatedAt = :now"
         if prior is None:
             # Implies what the lock below checks: no result stored yet (any stored result removes the
-            # marker, and it is never set again), the task open and wanting exactly this one. It also
-            # fails on a missing item.
-            condition = f"attribute_exists({SOLE_RESULT_DUE})"
+            # marker, and only a retry sets it again, for its new attempt), the task open, on this
+            # attempt and wanting exactly this one. It also fails on a missing item.
+            condition = f"{SOLE_RESULT_DUE} = :attempt"
+            values[":attempt"] = {"N": str(attempt)}
         else:
             # `resultCount = :prior` alone is the lock: every write into `results` bumps the count
             # under this same condition, so an unchanged count means an unchanged map, in which `rid`
             # was seen absent. It also fails on a missing item.
-            condition = "resultCount = :prior"
+            # A retry resets the count, so the attempt is part of the lock.
+            condition = f"resultCount = :prior AND {on_attempt(attempt, values)}"
             values[":prior"] = {"N": str(prior)}
         if completes:
             update += f", #s = :completed, completedAt = :now {_CLOSE}"
@@ -369,7 +493,13 @@ class DynamoTaskRepository:
         if len(encoded) <= INLINE_RESULT_LIMIT or self.payloads is None:
             return body
         # Written before the item points at it, so a pointer never dangles; rewriting is idempotent.
-        ref = self.payloads.put(f"completions/{task_uuid}/{rid}.json", encoded)
+        attempt = result.attempt
+        name = (
+            f"completions/{task_uuid}/{rid}.json"
+            if not attempt
+            else f"completions/{task_uuid}/a{attempt}/{rid}.json"
+        )
+        ref = self.payloads.put(name, encoded)
         summary: dict[str, Any] = {
             k: body[k] for k in ("finishReason", "cost", "usage", "seed", "status") if k in body
         }
