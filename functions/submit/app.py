@@ -24,6 +24,8 @@ def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> Non
     metrics.add_metric(name="TasksSubmitted", unit=MetricUnit.Count, value=report.submitted)
     metrics.add_metric(name="TasksRejected", unit=MetricUnit.Count, value=report.rejected)
     metrics.add_metric(name="TasksCancelled", unit=MetricUnit.Count, value=report.cancelled)
+    if report.over_budget:
+        metrics.add_metric(name="TasksOverBudget", unit=MetricUnit.Count, value=report.over_budget)
     if report.control is not None:
         metrics.add_metric(name="TasksRetried", unit=MetricUnit.Count, value=report.retried)
     metrics.add_metric(name="SubmitRetries", unit=MetricUnit.Count, value=report.retries)
@@ -34,6 +36,7 @@ def record_handler(record: dict[str, Any], lambda_context: LambdaContext) -> Non
         submitted=report.submitted,
         rejected=report.rejected,
         cancelled=report.cancelled,
+        over_budget=report.over_budget,
         already_known=report.already_known,
         continued=report.continued,
         fanned_out=report.fanned_out,

@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 
+from runrelay.adapters.dynamodb.budgets import DynamoSpendLedger
 from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, DynamoTaskRepository
 from runrelay.adapters.dynamodb.throttle import DynamoThrottleStore
 from runrelay.adapters.eventbridge import EventBridgePublisher
 from runrelay.adapters.s3 import S3ObjectWriter, S3PayloadStore
+from runrelay.domain.budgets import Budget, Reservation, Settlement
 from runrelay.domain.events import Event
 from runrelay.domain.jobs import TotalMismatch
 from runrelay.domain.retries import Reopened, RetryRefused
@@ -40,6 +42,7 @@ from runrelay.ports import (
     JobRepository,
     ObjectWriter,
     PayloadStore,
+    SpendLedger,
     TaskRepository,
     ThrottleStore,
 )
@@ -663,6 +666,76 @@ def test_a_retry_round_needs_an_announced_job(
     with pytest.raises(RetryRefused):  # rounds go one after another
         tasks.reopen_for_retry(source, 2, _records(tasks, task.task_uuid))
     assert len(tasks.reopen_for_retry(source, 1, _records(tasks, task.task_uuid))) == 1
+
+
+# ==== SpendLedger: budgets reserved atomically, settled with the final marks ============================
+
+
+@dataclass
+class Ledgers:
+    ledger: SpendLedger
+    jobs: JobRepository
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def ledgers(request: pytest.FixtureRequest) -> Ledgers:
+    if request.param == "fake":
+        fake_jobs = fakes.FakeJobRepository()
+        return Ledgers(fakes.FakeSpendLedger(fake_jobs), fake_jobs)
+    clients = request.getfixturevalue("aws_clients")
+    name = request.getfixturevalue("table")
+    return Ledgers(
+        DynamoSpendLedger(name, dynamodb=clients.dynamodb),
+        DynamoJobRepository(name, dynamodb=clients.dynamodb),
+    )
+
+
+def _budget(limit: float, scope: str = "source") -> Budget:
+    return Budget(scope, f"s3://contract/{uuid.uuid4().hex}#e", limit)
+
+
+def test_a_budget_takes_reservations_until_it_is_full(ledgers: Ledgers) -> None:
+    budget = _budget(0.05)
+    ledger = ledgers.ledger
+    assert [ledger.reserve([budget], 0.02) for _ in range(2)] == [None, None]
+    assert ledger.reserve([budget], 0.02) == budget  # 0.06 would pass 0.05
+    assert ledger.reserve([budget], 0.01) is None  # exactly full
+    assert ledger.committed(budget.scope, budget.name) == pytest.approx((0.05, 0.0))
+    ledger.release([budget], 0.02)
+    assert ledger.committed(budget.scope, budget.name)[0] == pytest.approx(0.03)
+    assert ledger.reserve([_budget(0.01)], 0.02) is not None  # more than the whole budget
+
+
+def test_reservations_on_two_budgets_are_all_or_none(ledgers: Ledgers) -> None:
+    roomy, tight = _budget(1.0), _budget(0.01, "day")
+    assert ledgers.ledger.reserve([roomy, tight], 0.02) == tight
+    assert ledgers.ledger.committed(roomy.scope, roomy.name)[0] == 0.0  # nothing reserved anywhere
+    assert ledgers.ledger.reserve([roomy, tight], 0.01) is None
+    assert ledgers.ledger.committed(roomy.scope, roomy.name)[0] == pytest.approx(0.01)
+
+
+def test_concurrent_reservations_never_pass_the_budget(ledgers: Ledgers) -> None:
+    budget = _budget(0.1)
+    with ThreadPoolExecutor(8) as pool:
+        refusals = list(pool.map(lambda _: ledgers.ledger.reserve([budget], 0.01), range(30)))
+    assert refusals.count(None) == 10
+    assert ledgers.ledger.committed(budget.scope, budget.name)[0] == pytest.approx(0.1)
+
+
+def test_a_final_task_replaces_its_estimate_by_its_cost_once(ledgers: Ledgers) -> None:
+    budget = _budget(1.0)
+    source, task_uuid = budget.name, str(uuid.uuid4())
+    assert ledgers.ledger.reserve([budget], 0.004) is None
+    settlement = Settlement(source, Reservation(0.004, source=True), cost_usd=0.0015)
+    assert [ledgers.jobs.record_final(task_uuid, source, 0, settlement) for _ in range(3)] == [
+        True,
+        False,
+        False,
+    ]
+    assert ledgers.ledger.committed(budget.scope, budget.name) == pytest.approx((0.0015, 0.0015))
+    retried = Settlement(source, Reservation(0.004, source=True), cost_usd=0.001, attempt=1)
+    assert ledgers.jobs.record_final(task_uuid, source, 1, retried) is True  # no estimate again
+    assert ledgers.ledger.committed(budget.scope, budget.name) == pytest.approx((0.0025, 0.0025))
 
 
 # ==== PayloadStore ====================================================================================

@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 from runrelay.adapters.eventbridge import EventsNotDelivered
 from runrelay.contract import InferenceResult, RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
+from runrelay.domain.budgets import Budget, Settlement
 from runrelay.domain.cancellations import Cancellation
 from runrelay.domain.jobs import JobBecameComplete, JobProgress, TotalMismatch, has_job
 from runrelay.domain.retries import Reopened, RetryRefused, attempt_record
@@ -116,6 +117,7 @@ class _Row:
     attempt: int = 0
     attempts: list[dict[str, Any]] = field(default_factory=list)
     retried_at: float | None = None
+    budget: dict[str, Any] | None = None
 
     def record(self) -> TaskRecord:
         results = [copy.deepcopy(entry) for _, entry in sorted(self.results.items(), key=_slot_order)]
@@ -138,6 +140,7 @@ class _Row:
             attempt=self.attempt,
             attempts=copy.deepcopy(self.attempts),
             retried_at=self.retried_at,
+            budget=copy.deepcopy(self.budget),
         )
 
 
@@ -208,6 +211,7 @@ class FakeTaskRepository:
             number_results=task.number_results,
             caller_id=task.caller_id,
             metadata=_plain(dict(task.metadata)) if task.metadata else None,
+            budget=_plain(dict(task.budget)) if task.budget else None,
             created_at=now,
             updated_at=now,
             open_since=int(now) if status in OPEN_STATUSES else None,
@@ -400,6 +404,7 @@ class FakeJobRepository:
         self._marks: dict[tuple[str, int], str] = {}
         self._cancellations: dict[str, Cancellation] = {}
         self.lock = self._lock = threading.RLock()
+        self.ledger: FakeSpendLedger | None = None  # the table's spend items, settled with the final marks
 
     def _update(self, source_id: str, **fields: Any) -> None:
         before = self._jobs.get(source_id) or JobProgress(source_id, expected=None, finals=0)
@@ -419,11 +424,17 @@ class FakeJobRepository:
         with self._lock:
             return (task_uuid, attempt) in self._marks
 
-    def record_final(self, task_uuid: str, source_id: str, attempt: int = 0) -> bool:
+    def record_final(
+        self, task_uuid: str, source_id: str, attempt: int = 0, settlement: Settlement | None = None
+    ) -> bool:
         with self._lock:
             if (task_uuid, attempt) in self._marks:
                 return False
             self._marks[(task_uuid, attempt)] = source_id
+            if settlement is not None:
+                if self.ledger is None:
+                    raise RuntimeError("a settlement needs the fake's FakeSpendLedger")
+                self.ledger.settle(settlement)
             if has_job(source_id):
                 job = self._jobs.get(source_id)
                 self._update(source_id, finals=(job.finals if job else 0) + 1)
@@ -485,6 +496,48 @@ class FakeJobRepository:
         with self._lock:
             drained, self.changes = self.changes, []
         return drained
+
+
+# -- spend caps -----------------------------------------------------------------------------------------
+
+
+class FakeSpendLedger:
+    """`ports.SpendLedger` in memory: committed dollars per budget, reserved all-or-none, never past a
+    budget; settlements arrive through a linked `FakeJobRepository.record_final`."""
+
+    def __init__(self, jobs: FakeJobRepository | None = None) -> None:
+        self._committed: dict[tuple[str, str], float] = {}
+        self._spent: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        if jobs is not None:
+            jobs.ledger = self
+
+    def reserve(self, budgets: Sequence[Budget], amount_usd: float) -> Budget | None:
+        with self._lock:
+            for budget in budgets:
+                now = self._committed.get((budget.scope, budget.name), 0.0)
+                if amount_usd > budget.limit_usd or now > budget.limit_usd - amount_usd:
+                    return budget
+            for budget in budgets:
+                key = (budget.scope, budget.name)
+                self._committed[key] = self._committed.get(key, 0.0) + amount_usd
+            return None
+
+    def release(self, budgets: Sequence[Budget], amount_usd: float) -> None:
+        with self._lock:
+            for budget in budgets:
+                key = (budget.scope, budget.name)
+                self._committed[key] = self._committed.get(key, 0.0) - amount_usd
+
+    def settle(self, settlement: Settlement) -> None:
+        with self._lock:
+            for key in settlement.reservation.budgets_of(settlement.source_id):
+                self._committed[key] = self._committed.get(key, 0.0) + settlement.change_usd
+                self._spent[key] = self._spent.get(key, 0.0) + settlement.cost_usd
+
+    def committed(self, scope: str, name: str) -> tuple[float, float]:
+        with self._lock:
+            return self._committed.get((scope, name), 0.0), self._spent.get((scope, name), 0.0)
 
 
 # -- the shared throttle ---------------------------------------------------------------------------------
@@ -663,6 +716,7 @@ if TYPE_CHECKING:  # mypy checks that every fake implements its port
         ports.RunwareSubmitter,
         ports.RunwarePoller,
         ports.ThrottleStore,
+        ports.SpendLedger,
     ] = (
         FakeTaskRepository(),
         FakeJobRepository(),
@@ -672,4 +726,5 @@ if TYPE_CHECKING:  # mypy checks that every fake implements its port
         FakeRunware(),
         FakeRunware(),
         FakeThrottleStore(),
+        FakeSpendLedger(),
     )

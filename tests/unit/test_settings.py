@@ -25,6 +25,7 @@ def test_values_are_read_and_converted() -> None:
         }
     )
     assert loaded.max_tasks_per_request == 25
+    assert (loaded.daily_budget_usd, loaded.estimated_cost_per_result_usd) == (0.0, 0.001)
     assert loaded.runware_api_url == "http://127.0.0.1:1/v1"
 
 
@@ -41,6 +42,8 @@ def test_values_are_read_and_converted() -> None:
             "MAX_TASKS_PER_REQUEST must be between 1 and 1000",
         ),
         ({"TABLE_NAME": "t", "MAX_WEBHOOK_BODY_BYTES": "10"}, "MAX_WEBHOOK_BODY_BYTES must be between 1024"),
+        ({"TABLE_NAME": "t", "DAILY_BUDGET_USD": "lots"}, "DAILY_BUDGET_USD must be a number of dollars"),
+        ({"TABLE_NAME": "t", "DAILY_BUDGET_USD": "-1"}, "DAILY_BUDGET_USD must be between 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(environ: dict[str, str], message: str) -> None:
@@ -50,4 +53,4 @@ def test_bad_values_are_refused_with_the_variable_named(environ: dict[str, str],
 
 def test_every_field_has_its_environment_name() -> None:
     assert "TABLE_NAME" in RuntimeSettings.environment_names()
-    assert len(RuntimeSettings.environment_names()) == 15
+    assert len(RuntimeSettings.environment_names()) == 17

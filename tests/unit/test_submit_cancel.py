@@ -16,6 +16,7 @@ from runrelay.inputs import control_message
 from runrelay.runware_errors import TransientRunwareError
 from runrelay.submit_logic import SubmitConfig, SubmitService
 from tests.support.fakes import FakeJobRepository, FakeRunware, FakeTaskRepository
+from tests.support.s3_events import s3_created_event
 
 SOURCE = "s3://b/in/batch.jsonl#e"
 
@@ -39,12 +40,7 @@ def service(
 
 
 def s3_event(size: int) -> str:
-    record = {
-        "eventSource": "aws:s3",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": "b"}, "object": {"key": "in/batch.jsonl", "eTag": "e", "size": size}},
-    }
-    return json.dumps({"Records": [record]})
+    return s3_created_event("b", "in/batch.jsonl", size)
 
 
 def jsonl(lines: int) -> bytes:

@@ -23,6 +23,7 @@ from runrelay.submit_logic import SubmitConfig, SubmitService
 from runrelay.task_ids import result_task_uuid, task_uuid_for
 from runrelay.webhook_token import token_is_valid
 from tests.support.fakes import FakeJobRepository, FakeRunware, FakeTaskRepository
+from tests.support.s3_events import s3_created_event
 
 
 def service(
@@ -44,15 +45,6 @@ def service(
     )
     svc.queue = queue  # type: ignore[attr-defined]
     return svc
-
-
-def s3_created_event(bucket: str, key: str, size: int) -> str:
-    record = {
-        "eventSource": "aws:s3",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": "e", "size": size}},
-    }
-    return json.dumps({"Records": [record]})
 
 
 def statuses(store: TaskRepository, uuids: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ from tests.support.fakes import (
     FakeRunware,
     FakeTaskRepository,
 )
+from tests.support.s3_events import s3_created_event
 
 SOURCE = "s3://b/in/batch.jsonl#e"
 SECRET = "s"
@@ -63,15 +64,8 @@ class Harness:
 
     def upload(self, lines: list[str]) -> None:
         self.data = "".join(line + "\n" for line in lines).encode()
-        record = {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {
-                "bucket": {"name": "b"},
-                "object": {"key": "in/batch.jsonl", "eTag": "e", "size": len(self.data)},
-            },
-        }
-        self.submit.process_record("m", json.dumps({"Records": [record]}), Deadline.after(60))
+        body = s3_created_event("b", "in/batch.jsonl", len(self.data))
+        self.submit.process_record("m", body, Deadline.after(60))
 
     def control(self, action: str, **options: Any) -> Any:
         return self.submit.process_record(

@@ -29,6 +29,9 @@ MAX_JSON_OBJECT_BYTES = 8 * 1024 * 1024  # a .json input is parsed whole; .jsonl
 MAX_PROMPT_OBJECT_BYTES = 1024 * 1024  # a plain-text prompt file
 CONTINUATION_KEY = "runrelayContinuation"
 CONTROL_KEY = "runrelayControl"
+BUDGET_KEY = "budgetUSD"
+TASKS_KEY = "tasks"
+BUDGET_METADATA = "runrelay-budget-usd"  # x-amz-meta-runrelay-budget-usd on an S3 input
 _READ_CHUNK = 256 * 1024
 
 
@@ -107,6 +110,7 @@ class S3ObjectRef:
 class SqsTaskMessage:
     message_id: str
     payload: Any
+    budget_usd: float | None = None  # `{"budgetUSD": …, "tasks": [...]}`: a spend cap for the message
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,34 @@ def classify_sqs_body(message_id: str, body: str) -> SqsBody:
                 return ControlMessage.model_validate(payload[CONTROL_KEY])
             except ValidationError as error:
                 return Rejection("malformedControl", f"control message refused: {_problems(error)}")
+        if BUDGET_KEY in payload or set(payload) == {TASKS_KEY}:
+            return _budgeted_message(message_id, payload)
     return SqsTaskMessage(message_id, payload)
+
+
+def _budgeted_message(message_id: str, payload: dict[str, Any]) -> SqsTaskMessage | Rejection:
+    """`{"budgetUSD": 2.5, "tasks": [spec, …]}`: the tasks, and what the message may spend at most."""
+    if set(payload) - {BUDGET_KEY, TASKS_KEY} or not isinstance(payload.get(TASKS_KEY), list):
+        return Rejection(
+            "invalidBudget", f"a budgeted message is {{'{BUDGET_KEY}': number, '{TASKS_KEY}': [...]}}"
+        )
+    budget = payload.get(BUDGET_KEY)
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget < 1e9:
+        return Rejection(
+            "invalidBudget", f"'{BUDGET_KEY}' must be a positive number of dollars, got {budget!r}"
+        )
+    return SqsTaskMessage(message_id, payload[TASKS_KEY], float(budget))
+
+
+def budget_of_metadata(metadata: Mapping[str, str]) -> float | None:
+    """An S3 input's spend cap, from its user metadata `runrelay-budget-usd` (None: none, or not a
+    positive number)."""
+    raw = metadata.get(BUDGET_METADATA)
+    try:
+        budget = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return budget if budget is not None and 0 < budget < 1e9 else None
 
 
 def refused_message(message_id: str, rejection: Rejection) -> SourceItem:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from .domain.budgets import Budget, Settlement
 from .domain.cancellations import Cancellation
 from .domain.jobs import JobProgress
 from .domain.retries import Reopened
@@ -94,6 +95,20 @@ class ThrottleStore(Protocol):
         ...
 
 
+class SpendLedger(Protocol):
+    """Committed dollars per budget (`domain.budgets`); settled by `JobRepository.record_final`."""
+
+    def reserve(self, budgets: Sequence[Budget], amount_usd: float) -> Budget | None:
+        """Reserve on every budget or none; the first budget without room, or None when reserved."""
+        ...
+
+    def release(self, budgets: Sequence[Budget], amount_usd: float) -> None: ...
+
+    def committed(self, scope: str, name: str) -> tuple[float, float]:
+        """(committed, spent) dollars of a budget."""
+        ...
+
+
 class JobRepository(Protocol):
     def record_total(self, source_id: str, total: int, *, bucket: str, key: str, etag: str) -> None:
         """Set a file's task count once (raises `TotalMismatch` for a different count)."""
@@ -101,8 +116,11 @@ class JobRepository(Protocol):
 
     def final_recorded(self, task_uuid: str, attempt: int = 0) -> bool: ...
 
-    def record_final(self, task_uuid: str, source_id: str, attempt: int = 0) -> bool:
-        """Mark a final attempt of a task handled and count it in its job, once; False if done before."""
+    def record_final(
+        self, task_uuid: str, source_id: str, attempt: int = 0, settlement: Settlement | None = None
+    ) -> bool:
+        """Mark a final attempt of a task handled, count it in its job and settle its budgets, once;
+        False if done before."""
         ...
 
     def release_round(self, source_id: str, retry_round: int) -> None:

@@ -20,9 +20,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .domain.budgets import Reservation, Settlement
 from .domain.events import Event, job_completed, task_completed
 from .domain.jobs import JobBecameComplete, JobProgress, has_job
-from .domain.tasks import TaskBecameFinal, TaskStatus, summed_usage
+from .domain.tasks import TaskBecameFinal, TaskStatus, summed_cost, summed_usage
 from .ports import EventPublisher, JobRepository
 from .results_file import ResultsWriter, TasksNotVisibleYet, WrittenResults
 
@@ -57,6 +58,7 @@ class _FinalTask:
     source_id: str
     attempt: int
     event: Event
+    settlement: Settlement | None = None
 
 
 class ResultsService:
@@ -99,7 +101,9 @@ class ResultsService:
         report.task_events += len(pending)
         while pending:
             final = pending[0]
-            counted = self.jobs.record_final(final.task_uuid, final.source_id, final.attempt)
+            counted = self.jobs.record_final(
+                final.task_uuid, final.source_id, final.attempt, final.settlement
+            )
             if counted and has_job(final.source_id):
                 report.tasks_counted += 1
             pending.pop(0)
@@ -118,7 +122,15 @@ class ResultsService:
         report.completion_tokens += usage.get("completionTokens", 0)
         event = task_completed(task)
         report.cost_usd += event.detail["cost"] or 0.0  # summed there already
-        return _FinalTask(change.sequence_number, task.task_uuid, task.source_id, task.attempt, event)
+        reservation = Reservation.from_document(task.budget)
+        settlement = (
+            Settlement(task.source_id, reservation, summed_cost(task.results) or 0.0, task.attempt)
+            if reservation
+            else None
+        )
+        return _FinalTask(
+            change.sequence_number, task.task_uuid, task.source_id, task.attempt, event, settlement
+        )
 
     def complete_job(self, source_id: str) -> None:
         """Write the results file and announce the job, skipping whichever a previous try finished."""

@@ -43,6 +43,9 @@ class RuntimeSettings:
     # shared: after a 429/503 every environment obeys one throttle record in the table (back_pressure.py);
     # local: each environment backs off alone.
     runware_back_pressure: str = _env("RUNWARE_BACK_PRESSURE", "shared")
+    # Spend caps (domain/budgets.py): the stack's per UTC day (0: none), and a result's reckoned cost.
+    daily_budget_usd: float = _env("DAILY_BUDGET_USD", 0.0)
+    estimated_cost_per_result_usd: float = _env("ESTIMATED_COST_PER_RESULT_USD", 0.001)
 
     def __post_init__(self) -> None:
         if self.runware_back_pressure not in BACK_PRESSURE_MODES:
@@ -65,6 +68,8 @@ class RuntimeSettings:
             default = f.metadata["default"]
             if f.type == "int":
                 values[f.name] = _bounded_int(name, raw, default, f.metadata)
+            elif f.type == "float":
+                values[f.name] = _dollars(name, raw, default)
             elif raw:
                 values[f.name] = raw
             elif f.type == "str" and default is None:
@@ -84,6 +89,18 @@ def _bounded_int(name: str, raw: str, default: Any, bounds: Mapping[str, Any]) -
     low, high = bounds.get("ge"), bounds.get("le")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"environment variable {name} must be between {low} and {high or '∞'}, got {value}")
+    return value
+
+
+def _dollars(name: str, raw: str, default: float) -> float:
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number of dollars, got {raw!r}") from None
+    if not 0 <= value < 1e9:
+        raise ValueError(f"environment variable {name} must be between 0 and 1e9 dollars, got {value}")
     return value
 
 

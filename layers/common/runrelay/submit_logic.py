@@ -5,7 +5,9 @@ derived from the idempotency key. A crash anywhere heals on redelivery: rows sti
 with the same taskUUID, and Runware's conflictTaskUUID answer counts as accepted. A task that wants N
 results goes to Runware as N tasks of one result (`task_ids.result_task_uuid`), and becomes SUBMITTED
 once Runware has all N. Before each chunk the source's cancellation is read (`domain.cancellations`): a
-cancelled source's lines are written CANCELLED and nothing more is sent. A retry (`domain.retries`)
+cancelled source's lines are written CANCELLED and nothing more is sent. Under a budget (`domain.budgets`)
+each chunk first reserves its estimated cost; a chunk without room is written CANCELLED (budgetExceeded),
+and so is the rest of its source in this invocation. A retry (`domain.retries`)
 reopens a file's failed tasks as new attempts and sends just those lines again, read back from the file.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 from .back_pressure import DEFAULT_POSTS_IN_FLIGHT
 from .contract import TextInferenceTask
 from .deadline import Deadline
+from .domain.budgets import Budget, Reservation, daily_budget
 from .domain.cancellations import Cancellation
 from .domain.jobs import has_job
 from .domain.retries import RetryRefused, RetryRequest, refusal_for_job
@@ -44,7 +47,7 @@ from .inputs import (
     split_jsonl,
 )
 from .models import DEFAULT_MODEL, ModelEntry
-from .ports import JobRepository, RunwareSubmitter, TaskRepository
+from .ports import JobRepository, RunwareSubmitter, SpendLedger, TaskRepository
 from .task_ids import result_task_uuid, task_uuid_for
 from .webhook_token import webhook_url_for
 
@@ -57,6 +60,7 @@ class SubmitReport:
     already_known: int = 0
     rejected: int = 0
     cancelled: int = 0
+    over_budget: int = 0  # lines CANCELLED unsent because a budget had no room for them
     retried: int = 0  # failed tasks reopened as a new attempt by a retry
     retries: int = 0
     http_requests: int = 0
@@ -72,6 +76,7 @@ class SubmitReport:
         self.already_known += other.already_known
         self.rejected += other.rejected
         self.cancelled += other.cancelled
+        self.over_budget += other.over_budget
         self.retried += other.retried
         self.retries += other.retries
         self.http_requests += other.http_requests
@@ -94,6 +99,10 @@ class SubmitConfig:
     # size, each queued as its own message, so that several invocations submit it at once (0: never).
     fan_out_range_bytes: int = 16 * 1024 * 1024
     model: ModelEntry = DEFAULT_MODEL
+    # Spend caps (`domain.budgets`): the whole stack's per UTC day (0: none), and what a result is
+    # reckoned to cost until Runware reports its real cost.
+    daily_budget_usd: float = 0.0
+    estimated_cost_per_result_usd: float = 0.001
 
 
 @dataclass
@@ -118,9 +127,15 @@ class SubmitService:
         open_object: Callable[[S3ObjectRef], Any] | None = None,
         enqueue: Callable[[str], None] | None = None,
         jobs: JobRepository | None = None,
+        ledger: SpendLedger | None = None,
+        object_budget: Callable[[S3ObjectRef], float | None] | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs  # None: no JOB records, hence no results files for S3 inputs
+        self.ledger = ledger  # None: no spend caps
+        self._object_budget = object_budget
+        self._source_budgets: dict[str, float | None] = {}
+        self._over_budget: dict[str, dict[str, Any]] = {}  # sources refused in this record, and why
         self.runware = runware
         self.config = config
         self._open_object = open_object
@@ -129,12 +144,14 @@ class SubmitService:
 
     def process_record(self, message_id: str, body: str, deadline: Deadline) -> SubmitReport:
         """Handle one ingest-queue record. Raises on transient trouble so SQS redelivers the record."""
+        self._over_budget.clear()  # a full budget is found again by each record (real costs free room)
         kind = classify_sqs_body(message_id, body)
         if isinstance(kind, IgnoredMessage):
             return SubmitReport(ignored=kind.reason)
         if isinstance(kind, Rejection):
             return self._submit_items([refused_message(message_id, kind)], deadline)
         if isinstance(kind, SqsTaskMessage):
+            self._source_budgets[f"sqs:{kind.message_id}"] = kind.budget_usd
             return self._submit_items(items_of_message(kind), deadline)
         if isinstance(kind, ControlMessage) and kind.action == "retry":
             return self._retry(kind.retry_request(), deadline)
@@ -215,6 +232,8 @@ class SubmitService:
             if fanned is not None:
                 return fanned
         with self._opened(ref) as body:
+            if self._object_budget is not None:  # read off the object as it was opened
+                self._source_budgets[ref.source_id] = self._object_budget(ref)
             report = SubmitReport()
             tasks_so_far = ref.start_task
             offsets = items_of_object(ref, body)
@@ -345,18 +364,26 @@ class SubmitService:
 
     def _submit_chunk(self, planned: list[_Planned], deadline: Deadline) -> SubmitReport:
         report = SubmitReport(task_uuids=[p.task.task_uuid for p in planned])
-        cancellation = self._cancellation_of(planned[0].task.source_id)  # a chunk has one source
+        source = planned[0].task.source_id  # a chunk has one source
+        cancellation = self._cancellation_of(source)
         cancelled = cancellation.error() if cancellation else None
+        budgets: list[Budget] = []
+        if cancelled is None:
+            budgets, planned, cancelled = self._reserve(source, planned)
         statuses = self.store.create_many(
             [(plan.task, self._rejection_error(plan)) for plan in planned], cancelled=cancelled
         )
         sent: list[_Planned] = []
+        known_cost = 0.0  # reserved again for lines that were there already
         for plan, existing in zip(planned, statuses, strict=True):
+            if existing is not None and plan.task.budget:
+                known_cost += float(plan.task.budget["reservedUSD"])
             if plan.rejection is not None:
                 report.rejected += existing is None
                 report.already_known += existing is not None
             elif cancelled is not None and existing is None:
                 report.cancelled += 1
+                report.over_budget += source in self._over_budget
             elif cancelled is not None and existing == TaskStatus.PENDING:
                 # Left PENDING by an earlier attempt: maybe sent, maybe not; it is not sent again.
                 report.cancelled += self.store.mark_cancelled(plan.task.task_uuid, cancelled)
@@ -365,7 +392,54 @@ class SubmitService:
                 sent.append(plan)
             else:
                 report.already_known += 1
+        if known_cost and self.ledger is not None:
+            self.ledger.release(budgets, known_cost)
         return self._send(sent, deadline, report)
+
+    def _budgets_of(self, source: str) -> list[Budget]:
+        budgets = []
+        if self.config.daily_budget_usd > 0:
+            budgets.append(daily_budget(self.config.daily_budget_usd, time.time()))
+        source_budget = self._source_budgets.get(source)
+        if source_budget is not None:
+            budgets.append(Budget("source", source, source_budget))
+        return budgets
+
+    def _reserve(
+        self, source: str, planned: list[_Planned]
+    ) -> tuple[list[Budget], list[_Planned], dict[str, Any] | None]:
+        """Reserve the chunk's estimated cost on its budgets: (the budgets, the plans with what each
+        reserved, None), or when a budget has no room (or had none earlier): ([], plans, the error the
+        lines are CANCELLED with)."""
+        budgets = self._budgets_of(source) if self.ledger is not None else []
+        if not budgets:
+            return [], planned, None
+        assert self.ledger is not None
+        if source in self._over_budget:
+            return [], planned, self._over_budget[source]
+        per_result = self.config.estimated_cost_per_result_usd
+        amount = per_result * sum(len(plan.requests) for plan in planned if plan.rejection is None)
+        if amount <= 0:
+            return [], planned, None
+        full = self.ledger.reserve(budgets, amount)
+        if full is not None:
+            self._over_budget[source] = full.exceeded_error(amount)
+            return [], planned, self._over_budget[source]
+        day = next((b.name for b in budgets if b.scope == "day"), None)
+        has_source_budget = any(b.scope == "source" for b in budgets)
+        reserved = [
+            replace(
+                plan,
+                task=replace(
+                    plan.task,
+                    budget=Reservation(per_result * len(plan.requests), day, has_source_budget).as_document(),
+                ),
+            )
+            if plan.rejection is None
+            else plan
+            for plan in planned
+        ]
+        return budgets, reserved, None
 
     def _send(self, sent: list[_Planned], deadline: Deadline, report: SubmitReport) -> SubmitReport:
         """POST the planned tasks (their PENDING rows exist) and mark what Runware took SUBMITTED."""

@@ -94,7 +94,20 @@ def _open_object(ref: S3ObjectRef) -> Any:
         extra["Range"] = f"bytes={ref.start_byte}-{ref.end_byte - 1}"
     elif ref.start_byte:
         extra["Range"] = f"bytes={ref.start_byte}-"
-    return client("s3").get_object(Bucket=ref.bucket, Key=ref.key, **extra)["Body"]
+    response = client("s3").get_object(Bucket=ref.bucket, Key=ref.key, **extra)
+    _opened_metadata[ref.source_id] = response.get("Metadata") or {}
+    return response["Body"]
+
+
+# The user metadata of the objects opened last (GetObject returns it: no HeadObject needed), read by
+# `_object_budget` right after the open.
+_opened_metadata: dict[str, dict[str, str]] = {}
+
+
+def _object_budget(ref: S3ObjectRef) -> float | None:
+    from .inputs import budget_of_metadata  # the webhook's cold start must not import the inputs
+
+    return budget_of_metadata(_opened_metadata.pop(ref.source_id, {}))
 
 
 def _enqueue(body: str) -> None:
@@ -104,6 +117,7 @@ def _enqueue(body: str) -> None:
 
 @cache
 def submit_service() -> SubmitService:
+    from .adapters.dynamodb.budgets import DynamoSpendLedger
     from .submit_logic import SubmitConfig, SubmitService
 
     config = settings()
@@ -113,6 +127,8 @@ def submit_service() -> SubmitService:
         webhook_secret=signing_secret(secret_id),
         max_tasks_per_request=config.max_tasks_per_request,
         fan_out_range_bytes=config.fan_out_range_bytes,
+        daily_budget_usd=config.daily_budget_usd,
+        estimated_cost_per_result_usd=config.estimated_cost_per_result_usd,
     )
     return SubmitService(
         task_repository(),
@@ -121,6 +137,8 @@ def submit_service() -> SubmitService:
         open_object=_open_object,
         enqueue=_enqueue,
         jobs=job_repository(),
+        ledger=DynamoSpendLedger(config.table_name, retention_days=config.task_retention_days),
+        object_budget=_object_budget,
     )
 
 

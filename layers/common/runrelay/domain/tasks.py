@@ -63,6 +63,7 @@ class NewTask:
     number_results: int = 1
     caller_id: str | None = None
     metadata: Mapping[str, Any] | None = None
+    budget: Mapping[str, Any] | None = None  # what was reserved for it (`domain.budgets.Reservation`)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class TaskRecord:
     attempt: int = 0  # 0 for the first run; each retry adds one (`task_ids.attempt_task_uuid`)
     attempts: list[dict[str, Any]] = field(default_factory=list)  # the earlier ones, oldest first
     retried_at: float | None = None  # when the current attempt was opened by a retry
+    budget: dict[str, Any] | None = None  # the reservation it was sent under (`domain.budgets`)
 
     @property
     def is_final(self) -> bool:

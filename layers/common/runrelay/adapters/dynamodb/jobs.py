@@ -25,8 +25,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ...aws_clients import client
+from ...domain.budgets import Settlement
 from ...domain.cancellations import Cancellation
 from ...domain.jobs import JobProgress, TotalMismatch, has_job
+from .budgets import settlement_actions
 from .codec import from_dynamo, to_dynamo
 from .schema import cancellation_key, final_mark_key, job_key, job_progress
 from .writes import is_condition_failure, transact, write_one
@@ -70,9 +72,12 @@ class DynamoJobRepository:
         )
         return "Item" in answer
 
-    def record_final(self, task_uuid: str, source_id: str, attempt: int = 0) -> bool:
-        """Mark a final task handled and, for an S3 input, add it to its job's `finals`: both in one
-        transaction, conditioned on the mark being new. False if it was recorded before.
+    def record_final(
+        self, task_uuid: str, source_id: str, attempt: int = 0, settlement: Settlement | None = None
+    ) -> bool:
+        """Mark a final task handled and, for an S3 input, add it to its job's `finals` (and settle its
+        budgets): all in one transaction, conditioned on the mark being new. False if it was recorded
+        before.
 
         The mark is its own small item (not a flag on the task item): the write then costs the same
         whatever the size of the task's results, and makes no second stream record for the task.
@@ -90,8 +95,10 @@ class DynamoJobRepository:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+        # A task sent under budgets replaces its estimate by its cost there, counted with the same mark.
+        settled = settlement_actions(self.table_name, settlement) if settlement else []
         if not has_job(source_id):
-            return self._transact([mark])
+            return self._transact([mark, *settled])
         count = {
             "Update": {
                 "TableName": self.table_name,
@@ -105,7 +112,7 @@ class DynamoJobRepository:
                 },
             }
         }
-        return self._transact([mark, count])
+        return self._transact([mark, count, *settled])
 
     def _transact(self, actions: list[dict[str, Any]]) -> bool:
         if len(actions) == 1:  # a plain conditional put: half the price of a transaction

@@ -6,7 +6,8 @@ One table holds five kinds of item:
 - a final mark, one per final task: pk=`FINAL#<taskUUID>` (`FINAL#<taskUUID>#attempt<n>` for a
   retried attempt), sk=`FINAL`, written once its TaskCompleted event went out and it was counted in its job;
 - a cancellation, one per cancelled source: pk=`CANCEL#<sourceId>`, sk=`CANCEL` (see `jobs.py`);
-- the shared throttle after Runware's 429/503: pk=`THROTTLE#runware`, sk=`THROTTLE` (see `throttle.py`).
+- the shared throttle after Runware's 429/503: pk=`THROTTLE#runware`, sk=`THROTTLE` (see `throttle.py`);
+- a budget's spend: pk=`SPEND#day#<YYYY-MM-DD>` or `SPEND#source#<sourceId>`, sk=`SPEND` (see `budgets.py`).
 Indexes: `OpenTasks` (sparse: open tasks only, by shard and age), `BySource` (a source's tasks in input
 order), `ByCaller` (tasks by the caller's `id`).
 """
@@ -27,6 +28,8 @@ FINAL_PREFIX = "FINAL#"
 FINAL_SK = "FINAL"
 CANCEL_PREFIX = "CANCEL#"
 CANCEL_SK = "CANCEL"
+SPEND_PREFIX = "SPEND#"
+SPEND_SK = "SPEND"
 THROTTLE_PREFIX = "THROTTLE#"
 THROTTLE_SK = "THROTTLE"
 OPEN_TASKS_INDEX = "OpenTasks"
@@ -45,6 +48,10 @@ def job_key(source_id: str) -> dict[str, Any]:
 
 def cancellation_key(source_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"{CANCEL_PREFIX}{source_id}"}, "sk": {"S": CANCEL_SK}}
+
+
+def spend_key(scope: str, name: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{SPEND_PREFIX}{scope}#{name}"}, "sk": {"S": SPEND_SK}}
 
 
 def throttle_key(service: str) -> dict[str, Any]:
@@ -92,6 +99,7 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
         attempt=int(item.get("attempt", 0)),
         attempts=list(item.get("attempts") or []),
         retried_at=_number(item.get("retriedAt")),
+        budget=item.get("budget") or None,
     )
 
 

@@ -116,6 +116,8 @@ class DynamoTaskRepository:
             item["callerId"] = {"S": task.caller_id}
         if task.metadata:
             item["metadata"] = to_dynamo(dict(task.metadata))
+        if task.budget:
+            item["budget"] = to_dynamo(dict(task.budget))
         if status in OPEN_STATUSES:
             item["openShard"] = {"S": self._shard_of(task.task_uuid)}
             item["openSince"] = {"N": str(int(now))}
