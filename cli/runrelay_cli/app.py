@@ -706,7 +706,7 @@ def retry(
     ids: Annotated[
         list[str],
         typer.Argument(
-            help="A file name or S3 key, s3://bucket/key#etag, or a caller id / taskUUID of a line.",
+            help="A file name or S3 key, s3://bucket/key#etag, sqs:<messageId>, or a caller id / taskUUID.",
             show_default=False,
         ),
     ],
@@ -726,33 +726,37 @@ def retry(
     where: TargetChoice = _DEFAULT_TARGET,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a file's FAILED lines again, each as a new attempt; COMPLETED lines never run again.
+    """Run the FAILED lines of a file (or tasks of an SQS message) again, each as a new attempt.
 
-    Each retried line gets taskUUIDs of its own (so the attempt is itself exactly-once) and keeps its earlier
-    attempts. Once every retried line is final, the results file is rewritten (latest attempt per line)
-    and JobCompleted is published again with the round. Sent as a control message on the ingest queue."""
+    COMPLETED lines never run again. Each retried line gets taskUUIDs of its own (so the attempt is itself
+    exactly-once) and keeps its earlier attempts. Once every retried line of a file is final, its results
+    file is rewritten (latest attempt per line) and JobCompleted is published again with the round. Sent
+    as a control message on the ingest queue."""
     requested_by = by or _user_name()
     request_options = {"errorCodes": error_codes or None, "maxAttempts": max_attempts}
     planned: list[dict[str, Any]] = []
     with _user_errors():
         session = _Session(where.resolve())
         jobs = DynamoJobRepository(session.target.table_name, dynamodb=session.dynamodb)
-        for source_id in _files_named(session, ids):
+        for source_id in _sources_of(session, ids):
             request = RetryRequest(
                 source_id,
                 requested_by,
                 frozenset(error_codes) if error_codes else None,
                 max_attempts or MAX_ATTEMPTS,
             )
-            job = jobs.get(source_id)
-            if job is None:
-                raise CliError(f"{source_id} has no job: nothing of it has been submitted yet")
-            refusal = refusal_for_job(job.expected, job.finals, job.held, job.announced)
-            if refusal is not None:
-                raise CliError(f"{source_id}: {refusal}")
+            next_round = None
+            if has_job(source_id):  # a file: retried as a whole round, once it is done
+                job = jobs.get(source_id)
+                if job is None:
+                    raise CliError(f"{source_id} has no job: nothing of it has been submitted yet")
+                refusal = refusal_for_job(job.expected, job.finals, job.held, job.announced)
+                if refusal is not None:
+                    raise CliError(f"{source_id}: {refusal}")
+                next_round = job.retry_round + 1
             tasks = list(session.store.tasks_in_order(session.store.task_uuids_of_source(source_id)))
             lines = [task.source_seq for task in tasks if request.wants(task)]
-            planned.append({"sourceId": source_id, "lines": lines, "round": job.retry_round + 1})
+            planned.append({"sourceId": source_id, "lines": lines, "round": next_round})
         sqs = session.target.client("sqs")
         for plan in planned:
             if plan["lines"]:
@@ -766,26 +770,30 @@ def retry(
             text = f"nothing to retry in {plan['sourceId']}: no FAILED line matches"
         else:
             shown = ", ".join(map(str, plan["lines"][:10])) + (" …" if len(plan["lines"]) > 10 else "")
+            round_note = f"round {plan['round']}, " if plan["round"] else ""
             text = (
-                f"retry requested for {plan['sourceId']} (round {plan['round']}, by {requested_by}): "
+                f"retry requested for {plan['sourceId']} ({round_note}by {requested_by}): "
                 f"{len(plan['lines'])} failed line(s) will run again: {shown}; see `runrelay status`"
             )
         render.console().print(text, highlight=False, soft_wrap=True)
 
 
-def _files_named(session: _Session, ids: list[str]) -> list[str]:
-    """The files named, directly or by one of their lines, each once, in the order given."""
-    files: list[str] = []
-    for ref in session.resolve(ids):
-        source_id = session.task(ref).source_id if isinstance(ref, TaskRef) else ref.source_id
-        if not has_job(source_id):
-            raise CliError(
-                f"{ref.label} is not a file's: only files can be retried (their lines are read again); "
-                "send an SQS task again under a new id instead"
-            )
-        if source_id not in files:
-            files.append(source_id)
-    return files
+def _sources_of(session: _Session, ids: list[str]) -> list[str]:
+    """The sources named, directly or by one of their tasks, each once, in the order given."""
+    sources: list[str] = []
+    for text in ids:
+        for ref in _refs_named(session, text):
+            source_id = session.task(ref).source_id if isinstance(ref, TaskRef) else ref.source_id
+            if source_id not in sources:
+                sources.append(source_id)
+    return sources
+
+
+def _refs_named(session: _Session, text: str) -> list[Ref]:
+    name = text.strip()
+    return (
+        [SourceRef(name)] if name.startswith("sqs:") and len(name) > len("sqs:") else session.resolve([text])
+    )
 
 
 def _sources_named(session: _Session, text: str) -> list[SourceRef]:

@@ -649,6 +649,19 @@ def test_only_the_current_attempt_stores_or_fails(
     assert (task.status, [r["text"] for r in task.results]) == (TaskStatus.COMPLETED, ["attempt 1"])
 
 
+def test_an_sqs_task_keeps_its_spec_and_reopens_without_a_job(tasks: TaskRepository) -> None:
+    source = f"sqs:{uuid.uuid4().hex}"
+    task = new_task(source, 1, spec={"prompt": "again", "numberResults": 1})
+    tasks.create_many([(task, None)])
+    tasks.mark_failed(task.task_uuid, {"code": "timeoutProvider", "message": "slow"})
+    [failed] = _records(tasks, task.task_uuid)
+    assert failed.spec == {"prompt": "again", "numberResults": 1}
+    assert tasks.reopen_for_retry(source, 0, [failed]) == [Reopened(task.task_uuid, 1, 1)]
+    assert tasks.reopen_for_retry(source, 0, [failed]) == []
+    [reopened] = _records(tasks, task.task_uuid)
+    assert (reopened.status, reopened.attempt) == (TaskStatus.PENDING, 1)
+
+
 def test_a_retry_round_needs_an_announced_job(
     tasks: TaskRepository, jobs: JobRepository, source: str
 ) -> None:

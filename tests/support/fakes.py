@@ -118,6 +118,7 @@ class _Row:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     retried_at: float | None = None
     budget: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = None
 
     def record(self) -> TaskRecord:
         results = [copy.deepcopy(entry) for _, entry in sorted(self.results.items(), key=_slot_order)]
@@ -141,6 +142,7 @@ class _Row:
             attempts=copy.deepcopy(self.attempts),
             retried_at=self.retried_at,
             budget=copy.deepcopy(self.budget),
+            spec=copy.deepcopy(self.spec),
         )
 
 
@@ -212,6 +214,7 @@ class FakeTaskRepository:
             caller_id=task.caller_id,
             metadata=_plain(dict(task.metadata)) if task.metadata else None,
             budget=_plain(dict(task.budget)) if task.budget else None,
+            spec=_plain(dict(task.spec)) if task.spec else None,
             created_at=now,
             updated_at=now,
             open_since=int(now) if status in OPEN_STATUSES else None,
@@ -307,10 +310,10 @@ class FakeTaskRepository:
     def reopen_for_retry(
         self, source_id: str, retry_round: int, tasks: Sequence[TaskRecord]
     ) -> list[Reopened]:
-        if self.jobs is None:
+        if self.jobs is None and has_job(source_id):
             raise RuntimeError("a retry changes the job too: give the fake its FakeJobRepository")
         now = _now()
-        with self._lock, self.jobs.lock:
+        with self._lock, self.jobs.lock if self.jobs is not None else self._lock:
             movable = [
                 self._rows[task.task_uuid]
                 for task in tasks
@@ -320,7 +323,9 @@ class FakeTaskRepository:
             ]
             if not movable:
                 return []
-            self.jobs.hold_for_retry(source_id, retry_round, len(movable))
+            if has_job(source_id):
+                assert self.jobs is not None
+                self.jobs.hold_for_retry(source_id, retry_round, len(movable))
             reopened = []
             for row in movable:
                 row.attempts.append(_plain(attempt_record(row.record(), now)))

@@ -199,16 +199,16 @@ def test_a_late_answer_to_an_old_attempt_changes_nothing(harness: Harness) -> No
     )
 
 
-def test_a_running_job_a_cancelled_file_and_an_sqs_message_are_refused(harness: Harness) -> None:
+def test_a_running_job_a_cancelled_file_and_an_unknown_source_are_refused(harness: Harness) -> None:
     harness.upload(lines(2))
     running = harness.control("retry")
     assert running.refused is not None
     assert "still running" in running.refused
-    message = harness.submit.process_record(
-        "ctl", control_message("retry", "sqs:m1", "alice"), Deadline.after(60)
+    unknown = harness.submit.process_record(
+        "ctl", control_message("retry", "s3x:elsewhere", "alice"), Deadline.after(60)
     )
-    assert message.refused is not None
-    assert "only a file" in message.refused
+    assert unknown.refused is not None
+    assert "a source is a file" in unknown.refused
     harness.answer_all(fail={1: "timeoutProvider"})
     harness.control("cancel")
     cancelled = harness.control("retry")
@@ -273,3 +273,29 @@ def test_an_attempts_webhook_address_must_derive_its_task_uuid(harness: Harness)
     assert (malformed.status, malformed.body["error"]) == (400, "invalidAddress")
     right, _ = harness.webhooks.receive(body, token, task=task.task_uuid, slot="0", attempt="1")
     assert right.body["outcomes"] == [StoreOutcome.COMPLETED.value]
+
+
+def test_an_sqs_messages_failed_tasks_are_rebuilt_from_their_kept_specs(harness: Harness) -> None:
+    body = json.dumps([{"id": "a", "prompt": "first", "seed": 7}, {"id": "b", "prompt": "second"}])
+    harness.submit.process_record("m1", body, Deadline.after(60))
+    first, second = harness.tasks.tasks_of_source("sqs:m1")
+    assert first.spec == {"id": "a", "prompt": "first", "seed": 7, "numberResults": 1}
+    harness.webhook(first, error="timeoutProvider")
+    harness.webhook(second)
+    before = sent_uuids(harness.runware)
+    report = harness.submit.process_record(
+        "ctl", control_message("retry", "sqs:m1", "alice"), Deadline.after(60)
+    )
+    assert (report.retried, report.submitted, report.refused) == (1, 1, None)
+    [request] = [task for batch in harness.runware.requests[-1:] for task in batch]
+    assert request["taskUUID"] == attempt_task_uuid(first.task_uuid, 1)
+    assert (request["seed"], request["messages"]) == (7, [{"role": "user", "content": "first"}])
+    assert "attempt=1" in request["webhookURL"]
+    assert sent_uuids(harness.runware)[: len(before)] == before
+    [retried] = [t for t in harness.tasks.tasks_of_source("sqs:m1") if t.source_seq == 1]
+    harness.webhook(retried)
+    assert [t.status for t in harness.tasks.tasks_of_source("sqs:m1")] == [TaskStatus.COMPLETED] * 2
+    again = harness.submit.process_record(
+        "ctl", control_message("retry", "sqs:m1", "alice"), Deadline.after(60)
+    )
+    assert again.refused == "nothing to retry: no failed task matches"

@@ -180,8 +180,10 @@ class SubmitService:
 
     def _run_retry(self, request: RetryRequest, deadline: Deadline) -> SubmitReport:
         source = request.source_id
-        if self.jobs is None or not has_job(source):
-            raise RetryRefused("only a file (s3://bucket/key#etag) can be retried: its lines are read again")
+        if not has_job(source):
+            return self._retry_message(request, deadline)
+        if self.jobs is None:
+            raise RetryRefused("retrying a file needs the job repository")
         job = self.jobs.get(source)
         if job is None or not (job.bucket and job.key and job.etag):
             raise RetryRefused(f"no file job {source}")
@@ -213,6 +215,38 @@ class SubmitService:
                 planned = [self._plan(item, wanted[item.seq]) for item in chunk]
                 report.add(self._send(planned, deadline, SubmitReport()))
         self.jobs.release_round(source, retry_round)
+        return report
+
+    def _retry_message(self, request: RetryRequest, deadline: Deadline) -> SubmitReport:
+        """An SQS message's failed tasks, rebuilt from the specs their rows keep (it has no job, hence
+        no round and no results file)."""
+        source = request.source_id
+        if not source.startswith("sqs:"):
+            raise RetryRefused("a source is a file (s3://bucket/key#etag) or an SQS message (sqs:<id>)")
+        if self.jobs is not None and self.jobs.cancellation(source) is not None:
+            raise RetryRefused("the message was cancelled")
+        tasks = list(self.store.tasks_in_order(self.store.task_uuids_of_source(source)))
+        chosen = [task for task in tasks if request.wants(task)]
+        unkept = [task.source_seq for task in chosen if not task.spec]
+        if unkept:
+            raise RetryRefused(f"tasks {unkept} of {source} keep no spec (made before specs were kept)")
+        # Reopened by an earlier try of this retry that stopped before sending: they go now.
+        attempts = {t.task_uuid: t.attempt for t in tasks if t.attempt and t.status == TaskStatus.PENDING}
+        report = SubmitReport(control=f"retry {source} by {request.requested_by}")
+        if not chosen and not attempts:
+            report.refused = "nothing to retry: no failed task matches"
+            return report
+        reopened = self.store.reopen_for_retry(source, 0, chosen)
+        report.retried = len(reopened)
+        attempts |= {task.task_uuid: task.attempt for task in reopened}
+        kept = {task.task_uuid: task for task in tasks if task.task_uuid in attempts}
+        items = [
+            SourceItem(source, t.source_seq, t.idempotency_key, TaskSpec.model_validate(t.spec), t.caller_id)
+            for t in kept.values()
+        ]
+        for chunk in _chunks(items, self.config.max_tasks_per_request):
+            planned = [self._plan(item, attempts[str(task_uuid_for(item.idempotency_key))]) for item in chunk]
+            report.add(self._send(planned, deadline, SubmitReport()))
         return report
 
     def _cancellation_of(self, source_id: str) -> Cancellation | None:
@@ -350,6 +384,10 @@ class SubmitService:
             number_results=spec.numberResults if spec else 1,
             caller_id=item.caller_id,
             metadata=spec.metadata if spec else None,
+            # An SQS message is gone once taken: its spec is kept, so that a retry can rebuild the task.
+            spec=spec.model_dump(mode="json", exclude_none=True)
+            if spec and not has_job(item.source_id)
+            else None,
         )
 
     def _request_for(self, task_uuid: str, spec: TaskSpec, slot: int, attempt: int) -> TextInferenceTask:

@@ -598,6 +598,13 @@ def test_retry_sends_a_control_message_for_a_finished_file_and_refuses_what_it_c
     assert _queued(deployed) == []
 
     _completed_task(deployed, "c1", app_ids.caller_task_uuid("c1"), "sqs:m1", 0)
-    message = invoke("retry", "c1", "--stack", "rr")
-    assert message.exit_code == 2
-    assert "only files can be retried" in message.output
+    failed = NewTask(app_ids.caller_task_uuid("c2"), "id:c2", "sqs:m1", 1, caller_id="c2")
+    deployed.create_many([(failed, None)])
+    deployed.mark_failed(failed.task_uuid, {"code": "timeoutProvider", "message": "slow"})
+    message = invoke("retry", "c1", "--stack", "rr", "--json")  # a task of a message: the message
+    assert message.exit_code == 0, message.output
+    assert json.loads(message.output)["retryRequested"] == [
+        {"sourceId": "sqs:m1", "lines": [1], "round": None}
+    ]
+    [body] = _queued(deployed)
+    assert body["runrelayControl"]["sourceId"] == "sqs:m1"

@@ -64,6 +64,7 @@ class NewTask:
     caller_id: str | None = None
     metadata: Mapping[str, Any] | None = None
     budget: Mapping[str, Any] | None = None  # what was reserved for it (`domain.budgets.Reservation`)
+    spec: Mapping[str, Any] | None = None  # an SQS task's spec, kept to retry it (the message is gone)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class TaskRecord:
     attempts: list[dict[str, Any]] = field(default_factory=list)  # the earlier ones, oldest first
     retried_at: float | None = None  # when the current attempt was opened by a retry
     budget: dict[str, Any] | None = None  # the reservation it was sent under (`domain.budgets`)
+    spec: dict[str, Any] | None = None  # an SQS task's spec (`NewTask.spec`)
 
     @property
     def is_final(self) -> bool:

@@ -100,6 +100,7 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
         attempts=list(item.get("attempts") or []),
         retried_at=_number(item.get("retriedAt")),
         budget=item.get("budget") or None,
+        spec=item.get("spec") or None,
     )
 
 

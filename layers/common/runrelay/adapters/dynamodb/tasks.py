@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from ...aws_clients import client
+from ...domain.jobs import has_job
 from ...domain.retries import Reopened, RetryRefused, attempt_record
 from ...domain.tasks import (
     FINAL_STATUSES,
@@ -118,6 +119,8 @@ class DynamoTaskRepository:
             item["metadata"] = to_dynamo(dict(task.metadata))
         if task.budget:
             item["budget"] = to_dynamo(dict(task.budget))
+        if task.spec:
+            item["spec"] = to_dynamo(dict(task.spec))
         if status in OPEN_STATUSES:
             item["openShard"] = {"S": self._shard_of(task.task_uuid)}
             item["openSince"] = {"N": str(int(now))}
@@ -307,9 +310,17 @@ class DynamoTaskRepository:
         Each transaction reopens up to 99 tasks and, in the same write, takes them out of the job's
         `finals` and holds the job (`retryHeld`: not complete, so no results file is written while the
         round is being set up). A task changed since it was read (another retry took it) is left out;
-        a job that cannot take this round raises `RetryRefused`.
+        a job that cannot take this round raises `RetryRefused`. An SQS message has no job: its tasks
+        are reopened alone (`retry_round` unused).
         """
         now = time.time()
+        if not has_job(source_id):
+            outcome = self._write_conditionally([self._reopen_action(task, now) for task in tasks])
+            return [
+                Reopened(task.task_uuid, task.source_seq, task.attempt + 1)
+                for task, old in zip(tasks, outcome, strict=True)
+                if old is _WRITTEN
+            ]
         reopened: list[Reopened] = []
         for start in range(0, len(tasks), TRANSACTION_LIMIT - 1):
             chunk = list(tasks[start : start + TRANSACTION_LIMIT - 1])
