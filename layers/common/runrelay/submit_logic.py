@@ -144,7 +144,9 @@ class SubmitService:
 
     def process_record(self, message_id: str, body: str, deadline: Deadline) -> SubmitReport:
         """Handle one ingest-queue record. Raises on transient trouble so SQS redelivers the record."""
-        self._over_budget.clear()  # a full budget is found again by each record (real costs free room)
+        # Budgets are found again by each record: real costs free room, and a warm container keeps nothing.
+        self._over_budget.clear()
+        self._source_budgets.clear()
         kind = classify_sqs_body(message_id, body)
         if isinstance(kind, IgnoredMessage):
             return SubmitReport(ignored=kind.reason)
@@ -210,10 +212,8 @@ class SubmitService:
             reopened = self.store.reopen_for_retry(source, retry_round, chosen) if chosen else []
             report.retried = len(reopened)
             wanted = unsent | {task.source_seq: task.attempt for task in reopened}
-            lines = (item for item, _ in items_of_object(ref, body) if item.seq in wanted)
-            for chunk in _chunks(lines, self.config.max_tasks_per_request):
-                planned = [self._plan(item, wanted[item.seq]) for item in chunk]
-                report.add(self._send(planned, deadline, SubmitReport()))
+            lines = ((item, wanted[item.seq]) for item, _ in items_of_object(ref, body) if item.seq in wanted)
+            self._send_attempts(lines, deadline, report)
         self.jobs.release_round(source, retry_round)
         return report
 
@@ -239,15 +239,26 @@ class SubmitService:
         reopened = self.store.reopen_for_retry(source, 0, chosen)
         report.retried = len(reopened)
         attempts |= {task.task_uuid: task.attempt for task in reopened}
-        kept = {task.task_uuid: task for task in tasks if task.task_uuid in attempts}
-        items = [
-            SourceItem(source, t.source_seq, t.idempotency_key, TaskSpec.model_validate(t.spec), t.caller_id)
-            for t in kept.values()
-        ]
-        for chunk in _chunks(items, self.config.max_tasks_per_request):
-            planned = [self._plan(item, attempts[str(task_uuid_for(item.idempotency_key))]) for item in chunk]
-            report.add(self._send(planned, deadline, SubmitReport()))
+        rebuilt = (
+            (
+                SourceItem(
+                    source, t.source_seq, t.idempotency_key, TaskSpec.model_validate(t.spec), t.caller_id
+                ),
+                attempts[t.task_uuid],
+            )
+            for t in tasks
+            if t.task_uuid in attempts
+        )
+        self._send_attempts(rebuilt, deadline, report)
         return report
+
+    def _send_attempts(
+        self, lines: Iterable[tuple[SourceItem, int]], deadline: Deadline, report: SubmitReport
+    ) -> None:
+        """Send reopened lines (their rows are PENDING on the attempt given), a chunk per POST."""
+        for chunk in _chunks(lines, self.config.max_tasks_per_request):
+            planned = [self._plan(item, attempt) for item, attempt in chunk]
+            report.add(self._send(planned, deadline, SubmitReport()))
 
     def _cancellation_of(self, source_id: str) -> Cancellation | None:
         """Read before each chunk; once found it is kept (a cancellation is never lifted)."""

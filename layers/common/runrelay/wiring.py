@@ -95,11 +95,12 @@ def _open_object(ref: S3ObjectRef) -> Any:
     elif ref.start_byte:
         extra["Range"] = f"bytes={ref.start_byte}-"
     response = client("s3").get_object(Bucket=ref.bucket, Key=ref.key, **extra)
+    _opened_metadata.clear()  # only the object just opened: a warm container accumulates nothing
     _opened_metadata[ref.source_id] = response.get("Metadata") or {}
     return response["Body"]
 
 
-# The user metadata of the objects opened last (GetObject returns it: no HeadObject needed), read by
+# The user metadata of the object opened last (GetObject returns it: no HeadObject needed), read by
 # `_object_budget` right after the open.
 _opened_metadata: dict[str, dict[str, str]] = {}
 
