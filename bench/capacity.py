@@ -49,13 +49,11 @@ def run(args: argparse.Namespace) -> Report:
         store = DynamoTaskRepository(aws.stack.table_name, dynamodb=client)
         task = NewTask(str(task_uuid_for("capacity")), "capacity", "bench:capacity", 0)
         pending = consumed(client, lambda: store.create_pending(task))
-        submitted = consumed(client, lambda: store.mark_submitted(task.task_uuid))
         result = InferenceResult.model_validate(result_body(task.task_uuid)["data"][0])
         completion = consumed(client, lambda: store.store_result(result))
         duplicate = consumed(client, lambda: store.store_result(result))
         multi = NewTask(str(task_uuid_for("capacity-2")), "capacity-2", "bench:capacity", 1, number_results=2)
         store.create_pending(multi)
-        store.mark_submitted(multi.task_uuid)
         first_of_two = consumed(
             client, lambda: store.store_result(InferenceResult(taskUUID=multi.task_uuid, text="one", seed=1))
         )
@@ -64,7 +62,6 @@ def run(args: argparse.Namespace) -> Report:
         [Check("WCU per stored small completion", completion[0], 2.0, unit=" WCU", subject=completion[0])],
         notes={
             "create_pending (PutItem, both indexes)": f"{pending[0]:g} WCU",
-            "mark_submitted (UpdateItem, no index key changes)": f"{submitted[0]:g} WCU",
             "completion (one UpdateItem, OpenTasks entry removed)": (
                 f"{completion[0]:g} WCU, {completion[1]:g} RCU"
             ),

@@ -3,7 +3,7 @@ client that POSTs one task per request with `requests`.
 
 Subject: one child with the submit function's Lambda environment (DynamoDB Local, moto S3/Secrets
 Manager, RUNWARE_API_URL -> the emulator) runs `SubmitService.process_record` on the S3 notification
-of a fresh object: conditional PENDING rows, batched POSTs, SUBMITTED marks. Naive: a child POSTing the
+of a fresh object: conditional PENDING rows, batched POSTs. Naive: a child POSTing the
 same kind of task, one `requests.post` each. Both reach the same emulator process (webhooks dropped, so
 it spends nothing on deliveries) through `bench.wan.WanLink`, a proxy with the round-trip time of a
 wide-area link (`--rtt`, default 20 ms; a connection costs one round trip to open): Runware is a

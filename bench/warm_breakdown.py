@@ -1,7 +1,7 @@
 """Where a warm webhook's time goes: each layer of the handler against the same bare `put_item`.
 
 A diagnostic next to benchmark 4 (not part of `make bench`, nothing judged). One child interpreter with
-the webhook's Lambda environment runs, interleaved call by call in a rotating order, on fresh SUBMITTED
+the webhook's Lambda environment runs, interleaved call by call in a rotating order, on fresh PENDING
 rows each time:
 
 - `put_item`: the baseline of benchmark 4 (a bare boto3 client writing the completed item);

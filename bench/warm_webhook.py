@@ -1,7 +1,7 @@
 """Benchmark 4: warm webhook invocations vs a bare boto3 `put_item` of the same item.
 
 One child interpreter with the webhook's Lambda environment (DynamoDB Local, moto for Secrets Manager)
-imports the handler once, then alternates blocks of handler invocations (a fresh SUBMITTED task each,
+imports the handler once, then alternates blocks of handler invocations (a fresh PENDING task each,
 realistic HTTP API v2 events, function logs discarded) with blocks of `put_item` calls on a plain
 boto3 client. p50 and p99 of per-call latency are compared.
 """
@@ -40,14 +40,14 @@ class _Context:
 
 
 def _seed_rows(client: Any, table: str, uuids: list[str]) -> None:
-    """SUBMITTED rows as the submitter leaves them, written 25 at a time (set-up, not measured)."""
+    """PENDING rows as the submitter leaves them, written 25 at a time (set-up, not measured)."""
     from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
     from runrelay.domain.tasks import NewTask, TaskStatus
 
     store = DynamoTaskRepository(table, dynamodb=client)
     now = time.time()
     items = [
-        store._new_item(NewTask(uuid, f"warm:{i}", "bench:warm", i), TaskStatus.SUBMITTED, now)
+        store._new_item(NewTask(uuid, f"warm:{i}", "bench:warm", i), TaskStatus.PENDING, now)
         for i, uuid in enumerate(uuids)
     ]
     for start in range(0, len(items), 25):

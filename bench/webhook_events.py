@@ -79,7 +79,7 @@ def api_event(task_uuid: str, secret: str) -> dict[str, Any]:
 
 
 def submitted_tasks(store: DynamoTaskRepository, prefix: str, count: int) -> list[str]:
-    """`count` SUBMITTED single-result task rows, as the submitter leaves them; their taskUUIDs."""
+    """`count` PENDING single-result task rows, as the submitter leaves them; their taskUUIDs."""
     from concurrent.futures import ThreadPoolExecutor
 
     tasks = [
@@ -88,8 +88,7 @@ def submitted_tasks(store: DynamoTaskRepository, prefix: str, count: int) -> lis
     ]
 
     def create(task: NewTask) -> str:
-        if store.create_pending(task) is None:
-            store.mark_submitted(task.task_uuid)
+        store.create_pending(task)
         return task.task_uuid
 
     with ThreadPoolExecutor(8) as pool:

@@ -877,7 +877,7 @@ def redrive(
 
     ingest: the ingest DLQ's messages go back to the ingest queue (their tasks keep their taskUUIDs).
     results: the results DLQ's stream batches are replayed through the results logic, which writes only the
-    FINAL# marks, TaskCompleted/JobCompleted events and results files still missing."""
+    tallies, TaskCompleted/JobCompleted events and results files still missing."""
     from runrelay_cli.redrive import RedriveReport, ResultsRedrive, redrive_ingest
 
     report = RedriveReport()

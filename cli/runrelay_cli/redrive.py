@@ -7,7 +7,7 @@
 - results: each message of the results DLQ is Lambda's record of a stream batch given up
   (`DDBStreamBatchInfo`: stream, shard, first and last sequence number). Those stream records are read
   again (the stream keeps them 24 hours) and handed to the same `ResultsService` the ResultsFunction
-  runs; it skips whatever was done (FINAL# marks, job markers), so the redrive writes exactly the missing
+  runs; it skips whatever was done (tally marks, job markers), so the redrive writes exactly the missing
   marks, events and results files. A message is deleted only once its batch went through.
 """
 

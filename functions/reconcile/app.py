@@ -21,7 +21,9 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = wiring.reconcile_service().run(Deadline.for_invocation(context))
     metrics.add_metric(
-        name="ReconciledTasks", unit=MetricUnit.Count, value=report.results_stored + report.failed
+        name="ReconciledTasks",
+        unit=MetricUnit.Count,
+        value=report.results_stored + report.failed + report.cancelled,
     )
     metrics.add_metric(name="OverdueTasks", unit=MetricUnit.Count, value=report.still_processing)
     logger.info("reconcile finished", **asdict(report))

@@ -7,6 +7,12 @@ wraps botocore's `BaseClient._make_api_call`, i.e. every API call of every clien
 `<folder>/<pid>.jsonl`: the function (AWS_LAMBDA_FUNCTION_NAME), the service, the operation and the
 resources the call names (`resources_of`). Nothing of the payload (items, bodies, messages) is kept.
 
+With RUNRELAY_AWS_CALL_CAPACITY=1 as well, every DynamoDB call that can report it asks for its consumed
+capacity (`ReturnConsumedCapacity: INDEXES`) and the line carries it (`capacity`: write and read units,
+table and indexes summed), and a call refused by DynamoDB carries its error code (`error`): what the
+capacity benchmark (`bench/write_units.py`) sums. The functions never read that field, so asking for it
+changes nothing they do.
+
 This file imports only the standard library and botocore: it runs in the workers, where only the
 function's code, its layers and the runtime's packages are importable.
 """
@@ -20,6 +26,25 @@ from pathlib import Path
 from typing import Any
 
 ENV_VAR = "RUNRELAY_AWS_CALL_LOG"
+CAPACITY_ENV_VAR = "RUNRELAY_AWS_CALL_CAPACITY"
+# The DynamoDB operations that take ReturnConsumedCapacity.
+CAPACITY_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+        "ExecuteTransaction",
+    }
+)
 
 # Parameters that name what a call acts on (the IAM resource), and nothing else.
 _NAMING_PARAMETERS = ("TableName", "IndexName", "Bucket", "Key", "QueueUrl", "SecretId")
@@ -50,27 +75,61 @@ def resources_of(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
-def install(folder: str) -> Any:
+_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
+
+
+def consumed_units(operation: str, response: Mapping[str, Any]) -> dict[str, float]:
+    """Units a DynamoDB response reports: `write` and `read` (table and indexes summed), and of the
+    writes, those of the indexes (`index_write`): AWS charges a transaction's table writes twice,
+    which DynamoDB Local does not report (`bench/write_units.py` doubles them)."""
+    capacity = response.get("ConsumedCapacity")
+    entries = capacity if isinstance(capacity, list) else [capacity] if capacity else []
+    write = read = index_write = 0.0
+    for entry in entries:
+        entry_write = entry.get("WriteCapacityUnits") or 0.0
+        entry_read = entry.get("ReadCapacityUnits") or 0.0
+        if not entry_write and not entry_read:  # only the total: the operation says which it is
+            total = entry.get("CapacityUnits") or 0.0
+            entry_read, entry_write = (total, 0.0) if operation in _READS else (0.0, total)
+        write += entry_write
+        read += entry_read
+        if entry_write:
+            for index in (entry.get("GlobalSecondaryIndexes") or {}).values():
+                index_write += index.get("WriteCapacityUnits") or index.get("CapacityUnits") or 0.0
+    return {"write": write, "read": read, "index_write": index_write}
+
+
+def install(folder: str, *, capacity: bool = False) -> Any:
     """Wrap every client's API calls in this process; returns a function that undoes it."""
     from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
 
     original = BaseClient._make_api_call
     path = os.path.join(folder, f"{os.getpid()}.jsonl")
 
     def make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
-        line = {
+        service = self.meta.service_model.endpoint_prefix
+        line: dict[str, Any] = {
             "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""),
-            "service": self.meta.service_model.endpoint_prefix,
+            "service": service,
             "operation": operation_name,
             "resources": resources_of(operation_name, api_params or {}),
         }
-        data = (json.dumps(line, sort_keys=True) + "\n").encode()
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        measured = capacity and service == "dynamodb" and operation_name in CAPACITY_OPERATIONS
+        if measured and not api_params.get("ReturnConsumedCapacity"):
+            api_params = {**api_params, "ReturnConsumedCapacity": "INDEXES"}
         try:
-            os.write(descriptor, data)  # one small O_APPEND write: the threads' lines never mix
+            response = original(self, operation_name, api_params)
+        except ClientError as error:
+            if measured:
+                line["error"] = error.response.get("Error", {}).get("Code", "")
+            raise
+        else:
+            if measured:
+                line["capacity"] = consumed_units(operation_name, response)
+            return response
         finally:
-            os.close(descriptor)
-        return original(self, operation_name, api_params)
+            _append(path, line)
 
     BaseClient._make_api_call = make_api_call
 
@@ -78,6 +137,15 @@ def install(folder: str) -> Any:
         BaseClient._make_api_call = original
 
     return uninstall
+
+
+def _append(path: str, line: Mapping[str, Any]) -> None:
+    data = (json.dumps(line, sort_keys=True) + "\n").encode()
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, data)  # one small O_APPEND write: the threads' lines never mix
+    finally:
+        os.close(descriptor)
 
 
 def read_calls(folder: str | Path) -> Iterator[dict[str, Any]]:
@@ -93,7 +161,7 @@ def install_from_environment() -> None:
     folder = os.environ.get(ENV_VAR)
     if folder:
         os.makedirs(folder, exist_ok=True)
-        install(folder)
+        install(folder, capacity=os.environ.get(CAPACITY_ENV_VAR) == "1")
 
 
 if __name__ == "<run_path>":  # run as a preload file by local/stack/lambda_bootstrap.py

@@ -8,7 +8,7 @@ broken S3 bodies (`local/stack/aws_faults.py`, loaded into every worker process)
 for a while (DynamoDB for 60 s by default). Afterwards every expected task is read back and checked:
 lost (missing, not final, results missing), duplicated (a result stored twice), re-run (the emulator
 executed a taskUUID more than once), wrong outcome (COMPLETED/FAILED not as the emulator decided); every
-final task must have its FINAL# mark and a TaskCompleted event (repeats only with the same eventKey),
+final task must be recorded in its tally and have a TaskCompleted event (repeats only with the same eventKey),
 every input file its results file and JobCompleted, and both dead-letter queues must be empty. Exit
 status 0 only if all of that holds.
 """
@@ -158,7 +158,7 @@ class ChaosReport:
             f"wrong outcome    {self.wrong_outcome}",
             f"unexpected rows  {self.unexpected_rows}",
             f"DLQ depth        ingest {self.dlq_depth}, results {self.results_dlq_depth}",
-            f"FINAL# missing   {self.missing_marks}",
+            f"unrecorded       {self.missing_marks}",
             f"TaskCompleted    missing {self.missing_task_events}, "
             f"wrong eventKey {self.mismatched_event_keys}",
             f"input files      {self.files}: results file missing {self.missing_results_files}, "
@@ -376,7 +376,7 @@ def read_aftermath(
 ) -> Aftermath:
     assert stack.clients is not None
     s3, bucket = stack.clients.s3, stack.endpoints.bucket_name
-    marked = inspector(stack).final_marked(final_tasks)
+    marked = inspector(stack).final_recorded(final_tasks)
     events = tap.drain()
     task_events: dict[str, list[str]] = {}
     job_keys: set[str] = set()
@@ -494,7 +494,7 @@ def run_chaos(settings: ChaosSettings, *, progress: Any = None, **stack_options:
             report.missing_results_files = len(aftermath.missing_results_files)
             report.missing_job_events = len(aftermath.missing_job_events)
             for example in (aftermath.missing_marks + aftermath.missing_task_events)[:3]:
-                report.examples.append(f"{example}: FINAL# mark or TaskCompleted missing")
+                report.examples.append(f"{example}: not recorded in its tally, or TaskCompleted missing")
             report.aws_faults = count_faults(str(fault_log))
     report.wall_seconds = time.monotonic() - started
     return report

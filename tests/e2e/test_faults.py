@@ -4,7 +4,7 @@ Runware-side faults (the emulator) and AWS-side faults in the functions' own cal
 resets, lost responses, transaction conflicts, refused PutEvents entries, broken S3 bodies, and a
 DynamoDB outage). Every figure `local.tools.chaos` prints is checked: nothing lost, nothing stored twice,
 nothing run twice at Runware, every task COMPLETED or FAILED exactly as the emulator decided, every
-final task with its FINAL# mark and TaskCompleted event, the file with its results file and
+final task recorded in its tally, with its TaskCompleted event, the file with its results file and
 JobCompleted, both DLQs empty.
 """
 

@@ -93,6 +93,7 @@ CALLS = [
     ("WebhookFunction", _call("s3", "PutObject", Bucket=BUCKET, Key="completions/t/r.json")),
     ("WebhookFunction", _call("secretsmanager", "GetSecretValue", SecretId=WEBHOOK_SECRET_ARN)),
     ("ReconcileFunction", _call("dynamodb", "Query", TableName="tasks", IndexName="OpenTasks")),
+    ("ReconcileFunction", _call("dynamodb", "Query", TableName="tasks", IndexName="BySource")),
     ("ReconcileFunction", _call("dynamodb", "BatchGetItem", Tables=["tasks"])),
     ("ReconcileFunction", _call("dynamodb", "UpdateItem", TableName="tasks")),
     ("ReconcileFunction", _call("dynamodb", "GetItem", TableName="tasks")),
@@ -101,7 +102,7 @@ CALLS = [
     ("ReconcileFunction", _call("secretsmanager", "GetSecretValue", SecretId="runrelay/runware-api-key")),
     ("ResultsFunction", _call("dynamodb", "GetItem", TableName="tasks")),
     ("ResultsFunction", _call("dynamodb", "TransactWriteItems", TransactItems=[
-        {"Action": "Put", "TableName": "tasks"}, {"Action": "Update", "TableName": "tasks"}])),
+        {"Action": "Update", "TableName": "tasks"}, {"Action": "Update", "TableName": "tasks"}])),
     ("ResultsFunction", _call("dynamodb", "Query", TableName="tasks", IndexName="BySource")),
     ("ResultsFunction", _call("dynamodb", "BatchGetItem", Tables=["tasks"])),
     ("ResultsFunction", _call("s3", "PutObject", Bucket=BUCKET, Key="results/incoming/a.jsonl")),

@@ -1,5 +1,5 @@
 """The DynamoDB job repository on DynamoDB Local: real transactions under concurrency count every final
-task exactly once."""
+task exactly once, one at a time or a stream batch at a time."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.domain.tasks import NewTask
 from runrelay.task_ids import task_uuid_for
+from tests.support.finals import record_final
 
 SOURCE = "s3://bucket/incoming/many.jsonl#etag"
 
@@ -23,9 +24,11 @@ def test_concurrent_duplicate_finals_are_counted_exactly_once(
     for task in tasks:
         store.create_rejected(task, {"code": "bad", "message": "no"})
     jobs.record_total(SOURCE, len(tasks), bucket="bucket", key="incoming/many.jsonl", etag="etag")
-    deliveries = [task.task_uuid for task in tasks] * 4  # every final seen four times, all at once
+    deliveries = tasks * 4  # every final seen four times, all at once
     with ThreadPoolExecutor(16) as pool:
-        wins = list(pool.map(lambda uuid: jobs.record_final(uuid, SOURCE), deliveries))
+        wins = list(
+            pool.map(lambda task: record_final(jobs, task.task_uuid, SOURCE, seq=task.source_seq), deliveries)
+        )
     assert wins.count(True) == len(tasks)
     job = jobs.get(SOURCE)
     assert job is not None

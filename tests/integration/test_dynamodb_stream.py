@@ -15,6 +15,7 @@ from runrelay.ports import JobRepository, TaskRepository
 from runrelay.task_ids import task_uuid_for
 from runrelay.webhook_results import WebhookResult
 from tests.support.fakes import FakeJobRepository, FakeTaskRepository
+from tests.support.finals import record_final
 
 SOURCE = "s3://in/stream.jsonl#etag"
 
@@ -29,7 +30,6 @@ def _writes(tasks: TaskRepository, jobs: JobRepository) -> None:
     result, every final counted, the total last."""
     one, two, three, four = _task(1), _task(2, number_results=2), _task(3), _task(4)
     tasks.create_many([(one, None), (two, None), (three, {"code": "bad", "message": "no"}), (four, None)])
-    tasks.mark_submitted_many([one.task_uuid, two.task_uuid, four.task_uuid])
     for task_uuid, text in ((one.task_uuid, "a"), (one.task_uuid, "a"), (two.task_uuid, "b1")):
         tasks.store_result(WebhookResult.parse({"taskUUID": task_uuid, "text": text, "usage": {}}, task_uuid))
     second = WebhookResult.parse({"taskUUID": two.task_uuid, "text": "b2"}, two.task_uuid)
@@ -37,7 +37,7 @@ def _writes(tasks: TaskRepository, jobs: JobRepository) -> None:
     tasks.mark_failed(four.task_uuid, {"code": "boom", "message": "x"})
     tasks.store_result(WebhookResult.parse({"taskUUID": four.task_uuid, "text": "late"}, four.task_uuid))
     for task in (one, two, three, four):
-        jobs.record_final(task.task_uuid, SOURCE)
+        record_final(jobs, task.task_uuid, SOURCE, seq=task.source_seq)
     jobs.record_total(SOURCE, 4, bucket="in", key="stream.jsonl", etag="etag")
     jobs.mark_results_written(SOURCE, "s3://in/results/stream.jsonl", {"COMPLETED": 2})
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import InferenceResult
+from runrelay.domain.jobs import FinalLine
 from runrelay.domain.tasks import NewTask, SlotResult, StoreOutcome, TaskStatus
 from runrelay.task_ids import task_uuid_for
 
@@ -23,7 +25,6 @@ def test_concurrent_deliveries_store_each_result_once(provisioned_stack: Any, aw
     tasks = [NewTask(str(task_uuid_for(f"c{i}")), f"c{i}", "src", i, number_results=4) for i in range(5)]
     for task in tasks:
         store.create_pending(task)
-        store.mark_submitted(task.task_uuid)
     deliveries = [
         SlotResult(task.task_uuid, n, {"text": f"{task.task_uuid} result {n}", "seed": n})
         for task in tasks
@@ -48,6 +49,8 @@ def test_overdue_tasks_come_from_the_index(provisioned_stack: Any, aws_clients: 
     for task in (open_task, done_task):
         store.create_pending(task)
     store.store_result(InferenceResult(taskUUID=done_task.task_uuid, text="t"))
+    jobs = DynamoJobRepository(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
+    jobs.record_finals([FinalLine(done_task.task_uuid, "src", 1)])
     assert list(store.open_tasks_since_before(2**31)) == [open_task.task_uuid]
 
 
@@ -55,7 +58,6 @@ def test_a_small_completion_costs_at_most_two_write_units(provisioned_stack: Any
     store = store_for(provisioned_stack, aws_clients)
     task = NewTask(str(task_uuid_for("wcu")), "wcu", "src", 0)
     store.create_pending(task)
-    store.mark_submitted(task.task_uuid)
     consumed: list[float] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:
@@ -78,26 +80,19 @@ def test_a_small_completion_costs_at_most_two_write_units(provisioned_stack: Any
 
 
 def test_chunk_writes_keep_the_single_write_conditions(provisioned_stack: Any, aws_clients: Any) -> None:
-    """Transactions of 100: rows that exist keep their status, completed tasks are not marked SUBMITTED."""
+    """A chunk's rows written in parallel: rows that exist keep their status and are answered with it."""
     store = store_for(provisioned_stack, aws_clients)
     tasks = [NewTask(str(task_uuid_for(f"chunk{i}")), f"chunk{i}", "chunk-src", i) for i in range(150)]
     assert store.create_many([(t, None) for t in tasks[:40:2]]) == [None] * 20  # every other of the first 40
-    store.mark_submitted(tasks[0].task_uuid)
     store.store_result(InferenceResult(taskUUID=tasks[2].task_uuid, text="early webhook"))
 
     rows = [(t, {"code": "bad", "message": "refused"} if i == 149 else None) for i, t in enumerate(tasks)]
     statuses = store.create_many(rows)
-    assert statuses[0] is TaskStatus.SUBMITTED
     assert statuses[2] is TaskStatus.COMPLETED
-    assert all(statuses[i] is TaskStatus.PENDING for i in range(4, 40, 2))
+    assert all(statuses[i] is TaskStatus.PENDING for i in range(0, 40, 2) if i != 2)
     assert all(statuses[i] is None for i in range(1, 150, 2))
     assert all(statuses[i] is None for i in range(40, 150))
-
-    moved = store.mark_submitted_many([t.task_uuid for t in tasks[:149]])
-    assert moved[0] is False  # already SUBMITTED
-    assert moved[2] is False  # completed by the early webhook
-    assert sum(moved) == 147
     views = {v.task_uuid: v.status for v in store.tasks_of_source("chunk-src")}
     assert views[tasks[2].task_uuid] == TaskStatus.COMPLETED
     assert views[tasks[149].task_uuid] == TaskStatus.REJECTED
-    assert sum(status == TaskStatus.SUBMITTED for status in views.values()) == 148
+    assert sum(status == TaskStatus.PENDING for status in views.values()) == 148

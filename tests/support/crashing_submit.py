@@ -6,8 +6,8 @@ The environment must point at a running local stack (`LocalStack.environments["S
 Crash points, injected by wrapping library functions here (the product has no crash code path):
 - `none`          — run to the end and print the handler's response as JSON;
 - `before-post`   — the PENDING rows are written, then the process dies as the Runware POST starts;
-- `after-accept`  — Runware answered the POST (tasks accepted), then the process dies before it can
-                    write SUBMITTED.
+- `after-accept`  — Runware answered the POST (tasks accepted), then the process dies before the
+                    record is answered.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 They keep the real adapters' semantics, and `tests/contract/test_ports.py` runs the same contract tests
 on them and on the adapters (DynamoDB Local, moto):
 - `FakeTaskRepository`: conditional creation answering the status already there, transitions only
-  along `domain.tasks.TRANSITIONS` (PENDING → SUBMITTED only from PENDING, FAILED only from an open
+  along `domain.tasks.TRANSITIONS` (FAILED only from an open
   status, REJECTED only from PENDING), each result stored once under its slot,
   completion once `numberResults` are in, an orphan row for a result of an unknown task, a final task
   never completed again, a result or failure of an attempt the task is not on ignored, a FAILED task
@@ -27,6 +27,7 @@ import itertools
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ from runrelay.contract import InferenceResult, RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
 from runrelay.domain.budgets import Budget, Settlement
 from runrelay.domain.cancellations import Cancellation
-from runrelay.domain.jobs import JobBecameComplete, JobProgress, TotalMismatch, has_job
+from runrelay.domain.jobs import FinalLine, JobBecameComplete, JobProgress, TotalMismatch, has_job
 from runrelay.domain.retries import Reopened, RetryRefused, attempt_record
 from runrelay.domain.tasks import (
     FINAL_STATUSES,
@@ -222,27 +223,14 @@ class FakeTaskRepository:
 
     # -- transitions -------------------------------------------------------------------------------
 
-    def mark_submitted_many(self, task_uuids: Sequence[str]) -> list[bool]:
-        return [self.mark_submitted(uuid) for uuid in task_uuids]
-
-    def mark_submitted(self, task_uuid: str) -> bool:
-        with self._lock:
-            row = self._rows.get(task_uuid)
-            if row is None or row.status != TaskStatus.PENDING:
-                return False
-            row.status = TaskStatus.SUBMITTED
-            row.submitted_at = row.updated_at = _now()  # openSince stays: the overdue clock runs on
-            self.writes += 1
-            return True
-
     def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         return self._finalise(task_uuid, TaskStatus.REJECTED, error)
 
     def mark_failed(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
         return self._finalise(task_uuid, TaskStatus.FAILED, error, attempt)
 
-    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
-        return self._finalise(task_uuid, TaskStatus.CANCELLED, error)
+    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
+        return self._finalise(task_uuid, TaskStatus.CANCELLED, error, attempt)
 
     def _finalise(
         self, task_uuid: str, status: TaskStatus, error: Mapping[str, Any], attempt: int | None = None
@@ -277,8 +265,10 @@ class FakeTaskRepository:
             if row is not None and row.attempt != result.attempt:
                 return StoreOutcome.IGNORED  # an answer to another attempt than the current one
             if row is None:  # a result for a task we have no row for: kept rather than lost
-                orphan = NewTask(task_uuid, f"orphan:{task_uuid}", source_id="orphan", source_seq=0)
-                row = self._rows[task_uuid] = self._new_row(orphan, TaskStatus.SUBMITTED)
+                orphan = NewTask(
+                    task_uuid, f"orphan:{task_uuid}", source_id=f"orphan:{task_uuid}", source_seq=0
+                )
+                row = self._rows[task_uuid] = self._new_row(orphan, TaskStatus.PENDING)
                 self.writes += 1
             if rid in row.results:
                 return StoreOutcome.DUPLICATE
@@ -374,8 +364,8 @@ class FakeTaskRepository:
         records = [self.get_task(uuid) for uuid in self.task_uuids_of_source(source_id)]
         return [record for record in records if record is not None]
 
-    def tasks_in_order(self, task_uuids: Sequence[str]) -> Iterator[TaskRecord]:
-        for task_uuid in task_uuids:
+    def tasks_in_order(self, task_uuids: Sequence[str], *, consistent: bool = True) -> Iterator[TaskRecord]:
+        for task_uuid in task_uuids:  # one copy of each row: every read is consistent
             record = self.get_task(task_uuid, resolve_payloads=False)
             if record is not None:
                 yield record
@@ -383,7 +373,7 @@ class FakeTaskRepository:
     # -- test hooks: what no service does, to set up a situation -------------------------------------
 
     def force_status(self, task_uuid: str, status: TaskStatus) -> None:
-        """Overwrite a task's status (e.g. a crash that lost the SUBMITTED write)."""
+        """Overwrite a task's status (e.g. a SUBMITTED row an earlier version wrote)."""
         with self._lock:
             row = self._rows[task_uuid]
             row.status = status
@@ -406,10 +396,10 @@ class FakeJobRepository:
     def __init__(self) -> None:
         self.changes: list[JobBecameComplete] = []
         self._jobs: dict[str, JobProgress] = {}
-        self._marks: dict[tuple[str, int], str] = {}
+        self._marks: set[tuple[str, int]] = set()  # (source, FinalLine.mark): the tallies' marks
         self._cancellations: dict[str, Cancellation] = {}
         self.lock = self._lock = threading.RLock()
-        self.ledger: FakeSpendLedger | None = None  # the table's spend items, settled with the final marks
+        self.ledger: FakeSpendLedger | None = None  # the table's spend items, settled with the tallies
 
     def _update(self, source_id: str, **fields: Any) -> None:
         before = self._jobs.get(source_id) or JobProgress(source_id, expected=None, finals=0)
@@ -425,25 +415,27 @@ class FakeJobRepository:
                 raise TotalMismatch(f"{source_id}: {total} tasks now, another count before")
             self._update(source_id, expected=total, bucket=bucket, key=key, etag=etag)
 
-    def final_recorded(self, task_uuid: str, attempt: int = 0) -> bool:
+    def unrecorded(self, lines: Sequence[FinalLine]) -> list[FinalLine]:
         with self._lock:
-            return (task_uuid, attempt) in self._marks
+            return [line for line in lines if (line.source_id, line.mark) not in self._marks]
 
-    def record_final(
-        self, task_uuid: str, source_id: str, attempt: int = 0, settlement: Settlement | None = None
-    ) -> bool:
+    def record_finals(self, lines: Sequence[FinalLine]) -> list[FinalLine]:
         with self._lock:
-            if (task_uuid, attempt) in self._marks:
-                return False
-            self._marks[(task_uuid, attempt)] = source_id
-            if settlement is not None:
-                if self.ledger is None:
-                    raise RuntimeError("a settlement needs the fake's FakeSpendLedger")
-                self.ledger.settle(settlement)
-            if has_job(source_id):
+            recorded = []
+            for line in lines:
+                if (line.source_id, line.mark) in self._marks:
+                    continue
+                self._marks.add((line.source_id, line.mark))
+                recorded.append(line)
+                if line.settlement is not None:
+                    if self.ledger is None:
+                        raise RuntimeError("a settlement needs the fake's FakeSpendLedger")
+                    self.ledger.settle(line.settlement)
+            counted = Counter(line.source_id for line in recorded if has_job(line.source_id))
+            for source_id, count in counted.items():
                 job = self._jobs.get(source_id)
-                self._update(source_id, finals=(job.finals if job else 0) + 1)
-            return True
+                self._update(source_id, finals=(job.finals if job else 0) + count)
+            return recorded
 
     def get(self, source_id: str) -> JobProgress | None:
         with self._lock:
@@ -508,7 +500,7 @@ class FakeJobRepository:
 
 class FakeSpendLedger:
     """`ports.SpendLedger` in memory: committed dollars per budget, reserved all-or-none, never past a
-    budget; settlements arrive through a linked `FakeJobRepository.record_final`."""
+    budget; settlements arrive through a linked `FakeJobRepository.record_finals`."""
 
     def __init__(self, jobs: FakeJobRepository | None = None) -> None:
         self._committed: dict[tuple[str, str], float] = {}

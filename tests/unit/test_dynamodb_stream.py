@@ -120,11 +120,11 @@ def test_writes_that_make_no_task_final_are_no_change() -> None:
         record("REMOVE", task_key(UUID), None, completed, "5"),  # expired under TTL
         record(
             "INSERT",
-            {"pk": {"S": f"FINAL#{UUID}"}, "sk": {"S": "FINAL"}},
-            {"pk": {"S": f"FINAL#{UUID}"}, "sk": {"S": "FINAL"}, "sourceRef": {"S": SOURCE}},
+            {"pk": {"S": f"TALLY#{SOURCE}#0"}, "sk": {"S": "TALLY"}},
+            {"pk": {"S": f"TALLY#{SOURCE}#0"}, "sk": {"S": "TALLY"}, "marks": {"NS": ["16"]}},
             None,
             "6",
-        ),  # the final mark
+        ),  # a tally of final tasks
     ]
     assert table_changes(records) == []
 

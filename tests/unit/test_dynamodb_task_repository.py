@@ -10,15 +10,17 @@ from typing import Any
 import pytest
 
 from runrelay.adapters.dynamodb.codec import from_dynamo
+from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.schema import task_key
 from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, SOLE_RESULT_DUE, DynamoTaskRepository
 from runrelay.contract import InferenceResult
+from runrelay.domain.jobs import FinalLine
 from runrelay.domain.tasks import NewTask, SlotResult, StorableResult, StoreOutcome, TaskStatus
 from runrelay.task_ids import task_uuid_for
 from runrelay.webhook_logic import WebhookReceiver
 from runrelay.webhook_token import token_for
 
-from .conftest import BUCKET
+from .conftest import BUCKET, TABLE
 
 
 def item(store: DynamoTaskRepository, task_uuid: str) -> dict[str, Any]:
@@ -38,18 +40,33 @@ def result(task: NewTask, text: str = "hello", seed: int = 1, slot: int = 0) -> 
     return SlotResult(task.task_uuid, slot, polled.as_document()) if slot else polled
 
 
+def submitted_by_an_earlier_version(store: DynamoTaskRepository, task_uuid: str) -> None:
+    """What earlier versions wrote once Runware had taken a task: still read, and completed, as open."""
+    store.dynamodb.update_item(
+        TableName=store.table_name,
+        Key=task_key(task_uuid),
+        UpdateExpression="SET #s = :submitted, submittedAt = :now",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":submitted": {"S": "SUBMITTED"}, ":now": {"N": "1700000000"}},
+    )
+
+
 def test_create_pending_is_conditional(store: DynamoTaskRepository) -> None:
     task = new_task()
     assert store.create_pending(task) is None
     assert store.create_pending(task) is TaskStatus.PENDING
-    store.mark_submitted(task.task_uuid)
+    submitted_by_an_earlier_version(store, task.task_uuid)
     assert store.create_pending(task) is TaskStatus.SUBMITTED
 
 
-def test_single_result_completes_and_duplicate_is_ignored(store: DynamoTaskRepository) -> None:
+@pytest.mark.parametrize("earlier_version", [False, True], ids=["pending", "submitted-row"])
+def test_single_result_completes_and_duplicate_is_ignored(
+    store: DynamoTaskRepository, earlier_version: bool
+) -> None:
     task = new_task()
     store.create_pending(task)
-    store.mark_submitted(task.task_uuid)
+    if earlier_version:
+        submitted_by_an_earlier_version(store, task.task_uuid)
     assert store.store_result(result(task)) is StoreOutcome.COMPLETED
     assert store.store_result(result(task)) is StoreOutcome.DUPLICATE
     view = store.get_task(task.task_uuid)
@@ -70,11 +87,10 @@ def test_three_results_complete_only_after_the_third(store: DynamoTaskRepository
     assert len(view.results) == 3
 
 
-def test_webhook_before_submitted_is_kept_and_submit_does_not_move_back(store: DynamoTaskRepository) -> None:
+def test_a_completed_task_is_not_failed_afterwards(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)
     assert store.store_result(result(task)) is StoreOutcome.COMPLETED
-    assert store.mark_submitted(task.task_uuid) is False
     assert store.mark_failed(task.task_uuid, {"code": "late"}) is False
     view = store.get_task(task.task_uuid)
     assert view is not None
@@ -116,14 +132,27 @@ def test_result_for_unknown_task_is_kept(store: DynamoTaskRepository) -> None:
     assert view.results[0]["text"] == "hello"
 
 
-def test_open_tasks_and_source_order(store: DynamoTaskRepository) -> None:
-    tasks = [new_task(f"k{i}", seq=i, source="s3://b/k#e") for i in (2, 0, 1)]
+def test_open_tasks_come_from_open_tallies_and_source_order(store: DynamoTaskRepository) -> None:
+    """A task is listed as maybe open until its final is recorded in its tally; a tally whose lines are
+    all recorded leaves the index (no task item is in it)."""
+    source = "s3://b/k#e"
+    tasks = [new_task(f"k{i}", seq=i, source=source) for i in (2, 0, 1, 150)]
     for task in tasks:
         store.create_pending(task)
+    assert set(store.open_tasks_since_before(cutoff_epoch=2**31)) == {t.task_uuid for t in tasks}
+    assert set(store.open_tasks_since_before(cutoff_epoch=0)) == set()
+    jobs = DynamoJobRepository(TABLE, dynamodb=store.dynamodb)
     store.store_result(result(tasks[0]))
-    open_uuids = set(store.open_tasks_since_before(cutoff_epoch=2**31))
-    assert open_uuids == {tasks[1].task_uuid, tasks[2].task_uuid}
-    assert [v.source_seq for v in store.tasks_of_source("s3://b/k#e")] == [0, 1, 2]
+    jobs.record_finals([FinalLine(tasks[0].task_uuid, source, 2)])
+    assert set(store.open_tasks_since_before(cutoff_epoch=2**31)) == {t.task_uuid for t in tasks[1:]}
+    for task in tasks[1:]:
+        store.store_result(result(task))
+    jobs.record_finals([FinalLine(t.task_uuid, source, t.source_seq) for t in tasks[1:]])
+    assert list(store.open_tasks_since_before(cutoff_epoch=2**31)) == []
+    index = store.dynamodb.scan(TableName=TABLE, IndexName="OpenTasks")["Items"]
+    assert [item["pk"]["S"] for item in index if source in item["pk"]["S"]] == []
+    assert all("openShard" not in item(store, t.task_uuid) for t in tasks)
+    assert [v.source_seq for v in store.tasks_of_source(source)] == [0, 1, 2, 150]
 
 
 def test_unknown_result_fields_are_kept(store: DynamoTaskRepository) -> None:
@@ -149,7 +178,6 @@ def _calls(store: DynamoTaskRepository) -> list[str]:
 def test_the_usual_completion_is_one_update_and_leaves_no_marker(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)
-    store.mark_submitted(task.task_uuid)
     assert item(store, task.task_uuid)[SOLE_RESULT_DUE] == 0  # due for the first attempt
     calls = _calls(store)
     assert store.store_result(result(task)) is StoreOutcome.COMPLETED

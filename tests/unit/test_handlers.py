@@ -14,6 +14,7 @@ import pytest
 
 from runrelay import aws_clients, wiring
 from runrelay import settings as settings_module
+from runrelay.domain.jobs import FinalLine
 
 from .conftest import BUCKET, TABLE
 
@@ -192,5 +193,6 @@ def test_results_handler_on_the_stream_sample(
     assert answer == {"batchItemFailures": []}
     jobs = wiring.job_repository()
     for record in sample["Records"]:
-        task_uuid = record["dynamodb"]["NewImage"]["taskUUID"]["S"]
-        assert jobs.final_recorded(task_uuid)  # counted once: a redelivery of the batch counts nothing
+        image = record["dynamodb"]["NewImage"]
+        line = FinalLine(image["taskUUID"]["S"], image["sourceId"]["S"], int(image["sourceSeq"]["N"]))
+        assert jobs.unrecorded([line]) == []  # counted once: a redelivery of the batch counts nothing

@@ -62,7 +62,6 @@ def test_a_second_model_end_to_end_on_the_fakes() -> None:
     tasks = FakeTaskRepository()
     task_uuid = str(task_uuid_for(f"{SOURCE}:1"))
     tasks.create_many([(NewTask(task_uuid, f"{SOURCE}:1", SOURCE, 1, number_results=2), None)])
-    tasks.mark_submitted_many([task_uuid])
     receiver = WebhookReceiver(tasks, lambda: ["secret"], model=ACME_TINY)
     outcomes = []
     # Result 0, result 0 redelivered with a new seed, then result 1 (its own Runware task).

@@ -25,7 +25,6 @@ def poller(outcome: PollOutcome | Exception) -> FakeRunware:
 def open_task(tasks: FakeTaskRepository, key: str, number_results: int = 1) -> str:
     uuid = str(task_uuid_for(key))
     tasks.create_pending(NewTask(uuid, key, "src", 0, number_results))
-    tasks.mark_submitted(uuid)
     return uuid
 
 
@@ -52,7 +51,7 @@ def test_results_from_polling_complete_tasks_once(tasks: FakeTaskRepository) -> 
     assert (report.checked, report.results_stored, report.completed, report.failed) == (3, 2, 1, 1)
     assert report.still_processing == 1
     statuses = {u: tasks.get_task(u).status for u in (done, failing, waiting)}  # type: ignore[union-attr]
-    assert statuses == {done: TaskStatus.COMPLETED, failing: TaskStatus.FAILED, waiting: TaskStatus.SUBMITTED}
+    assert statuses == {done: TaskStatus.COMPLETED, failing: TaskStatus.FAILED, waiting: TaskStatus.PENDING}
     assert [r["text"] for r in tasks.get_task(done).results] == ["same", "same"]  # type: ignore[union-attr]
     assert tasks.get_task(str(task_uuid_for("never asked"))) is None
     again = service.run(Deadline.after(30), now=time.time() + 10)

@@ -29,6 +29,7 @@ from tests.support.fakes import (
     FakeRunware,
     FakeTaskRepository,
 )
+from tests.support.finals import record_final
 
 from .conftest import BUCKET
 
@@ -95,7 +96,6 @@ def _final_changes(harness: Harness) -> tuple[list[NewTask], list[Change]]:
     two_results, rejected, failed = _task(1, 2, "a"), _task(3, caller_id="c"), _task(4)
     changes: list[Change] = []
     tasks.create_pending(two_results)
-    tasks.mark_submitted(two_results.task_uuid)
     tasks.store_result(_result(two_results, 1))
     changes += harness.after(lambda: tasks.store_result(_result(two_results, 2)))
     changes += harness.after(
@@ -110,7 +110,7 @@ def _final_changes(harness: Harness) -> tuple[list[NewTask], list[Change]]:
 def test_a_task_is_counted_once_however_often_it_is_recorded(harness: Harness) -> None:
     task = _task(1)
     harness.tasks.create_rejected(task, {"code": "bad", "message": "no"})
-    outcomes = [harness.jobs.record_final(task.task_uuid, SOURCE) for _ in range(3)]
+    outcomes = [record_final(harness.jobs, task.task_uuid, SOURCE, seq=task.source_seq) for _ in range(3)]
     assert outcomes == [True, False, False]
     job = harness.jobs.get(SOURCE)
     assert job is not None

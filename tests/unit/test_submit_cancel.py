@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import pytest
 
+from runrelay.contract import RunwareError
 from runrelay.deadline import Deadline
 from runrelay.domain.cancellations import Cancellation
 from runrelay.domain.tasks import TaskStatus
 from runrelay.inputs import control_message
+from runrelay.reconcile_logic import ReconcileConfig, ReconcileService
+from runrelay.runware_client import PollOutcome
 from runrelay.runware_errors import TransientRunwareError
 from runrelay.submit_logic import SubmitConfig, SubmitService
+from runrelay.task_ids import result_task_uuid
 from tests.support.fakes import FakeJobRepository, FakeRunware, FakeTaskRepository
 from tests.support.s3_events import s3_created_event
 
@@ -65,7 +70,7 @@ def test_a_cancel_mid_file_sends_nothing_more_and_still_lists_every_line(
     assert (report.submitted, report.cancelled) == (10, 25)
     assert len(runware.requests) == 1  # one POST: the chunk already on its way
     views = tasks.tasks_of_source(SOURCE)
-    assert [v.status for v in views] == [TaskStatus.SUBMITTED] * 10 + [TaskStatus.CANCELLED] * 25
+    assert [v.status for v in views] == [TaskStatus.PENDING] * 10 + [TaskStatus.CANCELLED] * 25
     error = views[-1].error
     assert error is not None
     assert (error["code"], error["requestedBy"]) == ("cancelled", "alice")
@@ -90,21 +95,36 @@ def test_a_source_cancelled_before_it_arrives_sends_nothing(
     assert statuses == [TaskStatus.CANCELLED, TaskStatus.CANCELLED, TaskStatus.REJECTED]  # bad input says why
 
 
-def test_rows_left_pending_are_cancelled_when_their_record_comes_again(
+def test_rows_left_pending_are_not_sent_again_and_cancelled_once_runware_says_it_never_had_them(
     tasks: FakeTaskRepository, runware: FakeRunware, jobs: FakeJobRepository
 ) -> None:
+    """A PENDING row may be at Runware (nothing is written after a POST): a redelivery of a cancelled
+    source sends it no more and leaves it open; the reconciler's poll tells. Never had: CANCELLED; had:
+    its result is stored (billed, as cancel promises)."""
     svc = service(tasks, runware, jobs)
     runware.fail_next = 1  # the POST fails: the row stays PENDING and the record will come again
-    body = json.dumps({"prompt": "hi"})
+    body = json.dumps([{"prompt": "never sent"}, {"prompt": "sent"}])
     with pytest.raises(TransientRunwareError):  # SQS delivers the record again
         svc.process_record("m1", body, Deadline.after(60))
-    [pending] = tasks.tasks_of_source("sqs:m1")
-    assert pending.status == TaskStatus.PENDING
+    never, sent = tasks.tasks_of_source("sqs:m1")
+    assert (never.status, sent.status) == (TaskStatus.PENDING, TaskStatus.PENDING)
     svc.process_record("ctl", control_message("cancel", "sqs:m1", "carol"), Deadline.after(60))
     again = svc.process_record("m1", body, Deadline.after(60))
-    assert (again.submitted, again.cancelled) == (0, 1)
+    assert (again.submitted, again.cancelled, again.already_known) == (0, 0, 2)
     assert runware.requests == []
-    assert tasks.tasks_of_source("sqs:m1")[0].status == TaskStatus.CANCELLED
+
+    poll = PollOutcome(
+        results=[FakeRunware.result(result_task_uuid(sent.task_uuid, 0), "ran anyway")],
+        errors={result_task_uuid(never.task_uuid, 0): RunwareError(code="taskNotFound", message="unknown")},
+    )
+    runware.default_poll = poll
+    reconciler = ReconcileService(tasks, runware, ReconcileConfig(overdue_after_seconds=0), jobs.cancellation)
+    report = reconciler.run(Deadline.after(30), now=time.time() + 10)
+    assert (report.cancelled, report.completed) == (1, 1)
+    never, sent = tasks.tasks_of_source("sqs:m1")
+    assert (never.status, sent.status) == (TaskStatus.CANCELLED, TaskStatus.COMPLETED)
+    assert never.error is not None
+    assert (never.error["code"], never.error["requestedBy"]) == ("cancelled", "carol")
 
 
 def test_the_first_cancellation_is_kept(

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from local.runware_emulator.openapi_contract import request_item_schema
-from runrelay.contract import MAX_SEED
+from runrelay.contract import MAX_SEED, InferenceResult
 from runrelay.deadline import Deadline
 from runrelay.domain.tasks import TaskStatus
 from runrelay.inputs import S3ObjectRef
@@ -78,7 +78,7 @@ def test_message_tasks_are_sent_async_with_valid_requests(
         query = dict(parse_qsl(url.query))
         assert token_is_valid(query.pop("token"), task["taskUUID"], ["s"])
         assert query == ({"task": task_uuid, "result": str(slot)} if slot else {})
-    assert statuses(tasks, report.task_uuids) == ["SUBMITTED", "SUBMITTED"]
+    assert statuses(tasks, report.task_uuids) == ["PENDING", "PENDING"]  # open until their results
 
 
 def test_a_seeded_task_gives_each_result_the_next_seed(
@@ -107,12 +107,19 @@ def test_one_refused_result_rejects_its_task_once(tasks: FakeTaskRepository, run
     )
 
 
-def test_redelivery_sends_nothing_twice(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
+def test_redelivery_runs_nothing_twice(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
+    """A redelivered record sends its open rows again (whether Runware has them is not written down);
+    Runware answers conflictTaskUUID and runs nothing twice. A final row is not sent again."""
     svc = service(tasks, runware)
-    svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
-    again = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
-    assert again.already_known == 1
-    assert len(runware.requests) == 1
+    first = svc.process_record("m1", json.dumps([{"prompt": "hi"}, {"prompt": "yo"}]), Deadline.after(60))
+    tasks.store_result(InferenceResult(taskUUID=first.task_uuids[1], text="done"))
+    again = svc.process_record("m1", json.dumps([{"prompt": "hi"}, {"prompt": "yo"}]), Deadline.after(60))
+    assert (again.submitted, again.already_known) == (1, 1)
+    assert [[task["taskUUID"] for task in request] for request in runware.requests] == [
+        first.task_uuids,
+        first.task_uuids[:1],
+    ]
+    assert len(runware.known) == 2  # each accepted, and so run, once
 
 
 def test_transient_failure_leaves_pending_then_heals(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
@@ -122,18 +129,7 @@ def test_transient_failure_leaves_pending_then_heals(tasks: FakeTaskRepository, 
         svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     report = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
     assert report.submitted == 1
-    assert statuses(tasks, report.task_uuids) == ["SUBMITTED"]
-
-
-def test_crash_after_post_heals_through_conflict(tasks: FakeTaskRepository, runware: FakeRunware) -> None:
-    svc = service(tasks, runware)
-    report = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
-    # Simulate a crash between Runware's acceptance and our SUBMITTED write.
-    uuid = report.task_uuids[0]
-    tasks.force_status(uuid, TaskStatus.PENDING)
-    healed = svc.process_record("m1", json.dumps({"prompt": "hi"}), Deadline.after(60))
-    assert healed.submitted == 1
-    assert statuses(tasks, [uuid]) == ["SUBMITTED"]
+    assert statuses(tasks, report.task_uuids) == ["PENDING"]
     assert len(runware.known) == 1
 
 
@@ -284,6 +280,6 @@ def test_rejected_rows_keep_the_caller_id(tasks: FakeTaskRepository, runware: Fa
     svc.process_record("m", s3_created_event("b", "in/ids.jsonl", len(data)), Deadline.after(60))
     views = tasks.tasks_of_source("s3://b/in/ids.jsonl#e")
     assert [(v.source_seq, v.status, v.caller_id) for v in views] == [
-        (1, TaskStatus.SUBMITTED, "good"),
+        (1, TaskStatus.PENDING, "good"),
         (2, TaskStatus.REJECTED, "too-many"),
     ]

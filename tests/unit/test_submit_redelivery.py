@@ -44,4 +44,4 @@ def test_a_redelivered_record_resends_the_rows_its_failed_post_left_pending(runw
     assert report.already_known == 0
     assert len(runware.requests) == 1
     views = [store.get_task(task_uuid) for task_uuid in report.task_uuids]
-    assert [view.status if view else None for view in views] == [TaskStatus.SUBMITTED] * 2
+    assert [view.status if view else None for view in views] == [TaskStatus.PENDING] * 2

@@ -75,7 +75,7 @@ class Harness:
     def answer_all(self, fail: dict[int, str] | None = None) -> None:
         """A webhook for every open task's current attempt: an error for the lines in `fail`."""
         for task in self.tasks.tasks_of_source(SOURCE):
-            if task.status not in (TaskStatus.PENDING, TaskStatus.SUBMITTED):
+            if task.status != TaskStatus.PENDING:
                 continue
             self.webhook(task, error=(fail or {}).get(task.source_seq))
 
@@ -192,7 +192,7 @@ def test_a_late_answer_to_an_old_attempt_changes_nothing(harness: Harness) -> No
     failure = harness.webhook(task, attempt=0, error="timeoutProvider")
     assert failure.body["outcomes"] == [StoreOutcome.IGNORED.value]
     [task] = harness.tasks.tasks_of_source(SOURCE)
-    assert (task.status, task.attempt, task.results) == (TaskStatus.SUBMITTED, 1, [])
+    assert (task.status, task.attempt, task.results) == (TaskStatus.PENDING, 1, [])
     assert (
         harness.tasks.store_result(SlotResult(task.task_uuid, 0, {"text": "x"}, attempt=1))
         == StoreOutcome.COMPLETED

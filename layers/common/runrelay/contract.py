@@ -101,9 +101,13 @@ class StrictModel(BaseModel):
 
 
 class LenientModel(BaseModel):
-    """A response object: unknown keys are kept, never an error."""
+    """A response object: unknown keys are kept, never an error.
 
-    model_config = ConfigDict(extra="allow")
+    Built on first use rather than at import: the submit function parses Runware's answers only when
+    they carry errors or results, and the reconciler's polls are its only reader (bench/README.md,
+    cold_import_submit)."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class Message(StrictModel):
@@ -158,6 +162,8 @@ class AuthenticationTask(StrictModel):
 
 class GetResponseTask(StrictModel):
     """Runware's utility task to poll a task's results (how lost webhooks are healed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # the reconciler's alone
 
     taskType: Literal["getResponse"] = "getResponse"
     taskUUID: UUID

@@ -119,9 +119,12 @@ class IgnoredMessage:
 
 
 class ControlMessage(BaseModel):
-    """An operator's request about a whole source (the `runrelay` CLI sends them)."""
+    """An operator's request about a whole source (the `runrelay` CLI sends them).
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Built on first use: a control message is rare, and building its validators at import weighs on
+    every submit cold start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     action: Literal["cancel", "retry"]
     sourceId: StrictStr = Field(min_length=1, max_length=2048)

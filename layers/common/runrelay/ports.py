@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from .domain.budgets import Budget, Settlement
+from .domain.budgets import Budget
 from .domain.cancellations import Cancellation
-from .domain.jobs import JobProgress
+from .domain.jobs import FinalLine, JobProgress
 from .domain.retries import Reopened
 from .domain.tasks import NewTask, StorableResult, StoreOutcome, TaskRecord, TaskStatus
 from .domain.throttle import Throttle
@@ -35,20 +35,16 @@ class TaskRepository(Protocol):
         PENDING (with that error); per row None if new, else the status there."""
         ...
 
-    def mark_submitted_many(self, task_uuids: Sequence[str]) -> list[bool]:
-        """PENDING → SUBMITTED; per task whether it moved."""
-        ...
-
     def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         """PENDING → REJECTED."""
         ...
 
-    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
-        """PENDING → CANCELLED."""
+    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
+        """PENDING → CANCELLED, if the task is still on `attempt`."""
         ...
 
     def mark_failed(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
-        """PENDING/SUBMITTED → FAILED, if the task is still on `attempt`."""
+        """PENDING (or SUBMITTED, a row of an earlier version) → FAILED, if the task is still on `attempt`."""
         ...
 
     def reopen_for_retry(
@@ -74,8 +70,9 @@ class TaskRepository(Protocol):
         """A source's taskUUIDs in input order (may lag a moment behind writes)."""
         ...
 
-    def tasks_in_order(self, task_uuids: Sequence[str]) -> Iterator[TaskRecord]:
-        """The tasks named, in that order, payloads not resolved."""
+    def tasks_in_order(self, task_uuids: Sequence[str], *, consistent: bool = True) -> Iterator[TaskRecord]:
+        """The tasks named, in that order, payloads not resolved; `consistent=False` may return a task
+        as it was a moment ago (at half the read cost)."""
         ...
 
 
@@ -96,7 +93,7 @@ class ThrottleStore(Protocol):
 
 
 class SpendLedger(Protocol):
-    """Committed dollars per budget (`domain.budgets`); settled by `JobRepository.record_final`."""
+    """Committed dollars per budget (`domain.budgets`); settled by `JobRepository.record_finals`."""
 
     def reserve(self, budgets: Sequence[Budget], amount_usd: float) -> Budget | None:
         """Reserve on every budget or none; the first budget without room, or None when reserved."""
@@ -114,13 +111,13 @@ class JobRepository(Protocol):
         """Set a file's task count once (raises `TotalMismatch` for a different count)."""
         ...
 
-    def final_recorded(self, task_uuid: str, attempt: int = 0) -> bool: ...
+    def unrecorded(self, lines: Sequence[FinalLine]) -> list[FinalLine]:
+        """The lines, in order, that `record_finals` has not recorded yet."""
+        ...
 
-    def record_final(
-        self, task_uuid: str, source_id: str, attempt: int = 0, settlement: Settlement | None = None
-    ) -> bool:
-        """Mark a final attempt of a task handled, count it in its job and settle its budgets, once;
-        False if done before."""
+    def record_finals(self, lines: Sequence[FinalLine]) -> list[FinalLine]:
+        """Record each final attempt once: counted in its file's job, its budgets settled; the lines this
+        call recorded (the others were recorded before)."""
         ...
 
     def release_round(self, source_id: str, retry_round: int) -> None:

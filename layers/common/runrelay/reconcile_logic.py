@@ -3,11 +3,14 @@
 Overdue tasks come from the sparse OpenTasks index (never a Scan); each is read (one BatchGetItem per
 batch) to poll the Runware task of every result it wants. Results go through the same
 idempotent `TaskRepository.store_result` as webhooks, so a late webhook and a poll never double-store.
+A task Runware never had is failed once it is too old, or cancelled at once when its source was cancelled
+(a PENDING row may or may not have been sent: only Runware's answer tells).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +22,7 @@ from .runware_errors import TransientRunwareError
 from .task_ids import result_task_uuid
 
 if TYPE_CHECKING:
+    from .domain.cancellations import Cancellation
     from .runware_client import PollOutcome
 
 
@@ -30,6 +34,7 @@ class ReconcileReport:
     failed: int = 0
     still_processing: int = 0
     expired: int = 0
+    cancelled: int = 0
     polls: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -45,10 +50,17 @@ class ReconcileConfig:
 
 
 class ReconcileService:
-    def __init__(self, store: TaskRepository, runware: RunwarePoller, config: ReconcileConfig) -> None:
+    def __init__(
+        self,
+        store: TaskRepository,
+        runware: RunwarePoller,
+        config: ReconcileConfig,
+        cancellation_of: Callable[[str], Cancellation | None] = lambda source_id: None,
+    ) -> None:
         self.store = store
         self.runware = runware
         self.config = config
+        self.cancellation_of = cancellation_of  # `JobRepository.cancellation`
 
     def run(self, deadline: Deadline, now: float | None = None) -> ReconcileReport:
         now = time.time() if now is None else now
@@ -102,9 +114,18 @@ class ReconcileService:
                 continue
             task, _ = slots[runware_uuid]
             answered.add(runware_uuid)
-            # Runware may not know a task we never managed to submit: only give up once it is old.
-            if "notfound" in error.code.lower() and not self._too_old(task, now):
-                continue
+            # Runware does not know a task we never managed to submit: cancelled if its source was, else
+            # given up only once it is old (the submitter may yet send it).
+            if "notfound" in error.code.lower():
+                cancellation = self.cancellation_of(task.source_id)
+                if cancellation is not None:
+                    moved = self.store.mark_cancelled(
+                        task.task_uuid, cancellation.error(), attempt=task.attempt
+                    )
+                    report.cancelled += moved
+                    continue
+                if not self._too_old(task, now):
+                    continue
             failure = error.model_dump(exclude_none=True)
             if self.store.mark_failed(task.task_uuid, failure, attempt=task.attempt):
                 report.failed += 1

@@ -22,7 +22,8 @@ _SPOOL_BYTES = 8 * 1024 * 1024  # bigger files spill to /tmp and go up as a mult
 
 
 class TasksNotVisibleYet(RuntimeError):
-    """The source's task list (an eventually consistent index) lacks some tasks yet: try again shortly."""
+    """The source's task list (an eventually consistent index) lacks some tasks yet, or a task read
+    (eventually consistent too) is not final yet: try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ class ResultsWriter:
         lines = 0
         key = results_key(input_key)
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-            for task in self.tasks.tasks_in_order(uuids):
+            # Every task is final once the job is complete; an eventually consistent read (half the
+            # read units) that still shows one open is a moment behind, and the file is written again.
+            for task in self.tasks.tasks_in_order(uuids, consistent=False):
+                if not task.is_final:
+                    raise TasksNotVisibleYet(f"{source_id}: {task.task_uuid} is not final yet as read")
                 line = result_line(task, self.model)
                 counts[line["status"]] = counts.get(line["status"], 0) + 1
                 spool.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")

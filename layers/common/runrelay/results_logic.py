@@ -4,8 +4,8 @@ Runs off the webhook's hot path (a DynamoDB Streams consumer). Each trigger is a
 happens in exactly one stream record, so duplicate webhooks and reconcile/webhook races (which never
 make a second transition) produce nothing twice:
 - a task item whose status becomes final (INSERT as REJECTED or CANCELLED, or a MODIFY from an open one):
-  publish `TaskCompleted`, then mark it handled and count it in its job (`JobStore.record_final`,
-  conditional, so a redelivered record is skipped);
+  publish `TaskCompleted`, then record it (`JobRepository.record_finals`: counted in its job, budgets
+  settled; conditional, so a redelivered record is skipped), a whole batch's finals at once;
 - a JOB item that becomes complete (`finals` reaches `expected`): write the results file, then
   publish `JobCompleted`; markers on the JOB item make a retried record skip what is done.
 
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .domain.budgets import Reservation, Settlement
-from .domain.events import Event, job_completed, task_completed
-from .domain.jobs import JobBecameComplete, JobProgress, has_job
-from .domain.tasks import TaskBecameFinal, TaskStatus, summed_cost, summed_usage
+from .domain.events import job_completed, task_completed
+from .domain.jobs import FinalLine, JobBecameComplete, JobProgress, has_job
+from .domain.tasks import TaskBecameFinal, TaskRecord, TaskStatus, summed_cost, summed_usage
 from .ports import EventPublisher, JobRepository
 from .results_file import ResultsWriter, TasksNotVisibleYet, WrittenResults
 
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 _INDEX_WAIT_ATTEMPTS = 6
 _INDEX_WAIT_SECONDS = 0.5
-_EVENTS_PER_FLUSH = 10  # one PutEvents call
 
 
 @dataclass
@@ -54,11 +53,8 @@ class StreamReport:
 @dataclass(frozen=True)
 class _FinalTask:
     sequence_number: str
-    task_uuid: str
-    source_id: str
-    attempt: int
-    event: Event
-    settlement: Settlement | None = None
+    task: TaskRecord
+    line: FinalLine
 
 
 class ResultsService:
@@ -70,7 +66,7 @@ class ResultsService:
     def process(self, changes: Sequence[TaskBecameFinal | JobBecameComplete]) -> StreamReport:
         """Handle a batch's changes in order (`adapters.dynamodb.stream.table_changes`)."""
         report = StreamReport()
-        pending: list[_FinalTask] = []  # events not yet sent, marks not yet written
+        pending: list[_FinalTask] = []  # events not yet sent, finals not yet recorded
         current = ""
         try:
             for change in changes:
@@ -81,11 +77,7 @@ class ResultsService:
                     self.complete_job(change.job.source_id)
                     report.jobs_completed.append(change.job.source_id)
                     continue
-                final = self._on_task_final(change, report)
-                if final is not None:
-                    pending.append(final)
-                if len(pending) >= _EVENTS_PER_FLUSH:
-                    self._flush(pending, report)
+                pending.append(_final_task(change))
             self._flush(pending, report)
         except Exception:
             # Retry from the earliest change whose work is not done: an unsent event's, or this one.
@@ -94,43 +86,19 @@ class ResultsService:
         return report
 
     def _flush(self, pending: list[_FinalTask], report: StreamReport) -> None:
-        """Publish, then mark (and count): a crash in between repeats an event rather than losing it."""
+        """Publish, then record: a crash in between repeats an event rather than losing it. Finals
+        recorded before (a redelivered stream record) are skipped."""
         if not pending:
             return
-        self.publisher.publish([final.event for final in pending])
-        report.task_events += len(pending)
-        while pending:
-            final = pending[0]
-            counted = self.jobs.record_final(
-                final.task_uuid, final.source_id, final.attempt, final.settlement
-            )
-            if counted and has_job(final.source_id):
-                report.tasks_counted += 1
-            pending.pop(0)
-
-    def _on_task_final(self, change: TaskBecameFinal, report: StreamReport) -> _FinalTask | None:
-        task = change.task
-        if self.jobs.final_recorded(task.task_uuid, task.attempt):
-            return None  # a redelivered record: its event went out and it was counted
-        report.tasks_final += 1
-        if task.status == TaskStatus.COMPLETED and task.completed_at is not None:
-            started = task.started_at
-            if started is not None:
-                report.latencies.append(max(0.0, task.completed_at - started))
-        usage = summed_usage(task.results) or {}
-        report.prompt_tokens += usage.get("promptTokens", 0)
-        report.completion_tokens += usage.get("completionTokens", 0)
-        event = task_completed(task)
-        report.cost_usd += event.detail["cost"] or 0.0  # summed there already
-        reservation = Reservation.from_document(task.budget)
-        settlement = (
-            Settlement(task.source_id, reservation, summed_cost(task.results) or 0.0, task.attempt)
-            if reservation
-            else None
-        )
-        return _FinalTask(
-            change.sequence_number, task.task_uuid, task.source_id, task.attempt, event, settlement
-        )
+        fresh_lines = set(self.jobs.unrecorded([final.line for final in pending]))
+        fresh = [final for final in pending if final.line in fresh_lines]
+        for final in fresh:
+            _account(final.task, report)
+        self.publisher.publish([task_completed(final.task) for final in fresh])
+        report.task_events += len(fresh)
+        recorded = self.jobs.record_finals([final.line for final in fresh])
+        report.tasks_counted += sum(has_job(line.source_id) for line in recorded)
+        pending.clear()
 
     def complete_job(self, source_id: str) -> None:
         """Write the results file and announce the job, skipping whichever a previous try finished."""
@@ -157,3 +125,28 @@ class ResultsService:
                     raise
                 time.sleep(_INDEX_WAIT_SECONDS)
         raise AssertionError("unreachable")
+
+
+def _final_task(change: TaskBecameFinal) -> _FinalTask:
+    task = change.task
+    reservation = Reservation.from_document(task.budget)
+    settlement = (
+        Settlement(task.source_id, reservation, summed_cost(task.results) or 0.0, task.attempt)
+        if reservation
+        else None
+    )
+    line = FinalLine(task.task_uuid, task.source_id, task.source_seq, task.attempt, settlement)
+    return _FinalTask(change.sequence_number, task, line)
+
+
+def _account(task: TaskRecord, report: StreamReport) -> None:
+    """A task made final here, in the batch's metrics."""
+    report.tasks_final += 1
+    if task.status == TaskStatus.COMPLETED and task.completed_at is not None:
+        started = task.started_at
+        if started is not None:
+            report.latencies.append(max(0.0, task.completed_at - started))
+    usage = summed_usage(task.results) or {}
+    report.prompt_tokens += usage.get("promptTokens", 0)
+    report.completion_tokens += usage.get("completionTokens", 0)
+    report.cost_usd += summed_cost(task.results) or 0.0

@@ -1,14 +1,17 @@
-"""Submit: ingest-queue records → PENDING rows → batched async POSTs to Runware → SUBMITTED.
+"""Submit: ingest-queue records → PENDING rows → batched async POSTs to Runware.
 
 Order matters for exactly-once: the row is written (conditionally) before the POST, and the taskUUID is
-derived from the idempotency key. A crash anywhere heals on redelivery: rows still PENDING are sent again
-with the same taskUUID, and Runware's conflictTaskUUID answer counts as accepted. A task that wants N
-results goes to Runware as N tasks of one result (`task_ids.result_task_uuid`), and becomes SUBMITTED
-once Runware has all N. Before each chunk the source's cancellation is read (`domain.cancellations`): a
-cancelled source's lines are written CANCELLED and nothing more is sent. Under a budget (`domain.budgets`)
-each chunk first reserves its estimated cost; a chunk without room is written CANCELLED (budgetExceeded),
-and so is the rest of its source in this invocation. A retry (`domain.retries`)
-reopens a file's failed tasks as new attempts and sends just those lines again, read back from the file.
+derived from the idempotency key. A PENDING row says the task may have been sent; nothing is written
+after the POST (the webhook's result, or the reconciler's getResponse, says what Runware did). A crash
+anywhere heals on redelivery: rows still PENDING are sent again with the same taskUUID, and Runware's
+conflictTaskUUID answer counts as accepted. A task that wants N results goes to Runware as N tasks of one
+result (`task_ids.result_task_uuid`), and counts as submitted once Runware has all N.
+
+Before each chunk the source's cancellation is read (`domain.cancellations`): a cancelled source's lines
+are written CANCELLED and nothing more is sent. Under a budget (`domain.budgets`) each chunk first
+reserves its estimated cost; a chunk without room is written CANCELLED (budgetExceeded), and so is the
+rest of its source in this invocation. A retry (`domain.retries`) reopens a file's failed tasks as new
+attempts and sends just those lines again, read back from the file.
 """
 
 from __future__ import annotations
@@ -434,8 +437,9 @@ class SubmitService:
                 report.cancelled += 1
                 report.over_budget += source in self._over_budget
             elif cancelled is not None and existing == TaskStatus.PENDING:
-                # Left PENDING by an earlier attempt: maybe sent, maybe not; it is not sent again.
-                report.cancelled += self.store.mark_cancelled(plan.task.task_uuid, cancelled)
+                # Left PENDING by an earlier attempt, most likely sent: not sent again, and left open so
+                # that its result is stored if Runware ran it (the reconciler fails it if it never had it).
+                report.already_known += 1
             elif existing is None or existing == TaskStatus.PENDING:  # == : equal across module copies
                 # New, or left PENDING by an earlier run that crashed or timed out: (re)send.
                 sent.append(plan)
@@ -491,7 +495,7 @@ class SubmitService:
         return budgets, reserved, None
 
     def _send(self, sent: list[_Planned], deadline: Deadline, report: SubmitReport) -> SubmitReport:
-        """POST the planned tasks (their PENDING rows exist) and mark what Runware took SUBMITTED."""
+        """POST the planned tasks (their PENDING rows exist): nothing is written for what Runware took."""
         refused_here = [plan for plan in sent if plan.rejection is not None]
         for plan in refused_here:  # a retried line whose spec no longer builds a Runware task
             report.rejected += self.store.mark_rejected(
@@ -504,11 +508,9 @@ class SubmitService:
         report.http_requests += outcome.http_requests
         report.retries += outcome.retries
         accepted = set(outcome.accepted)
-        # A task is SUBMITTED once Runware has every one of its results' tasks; one that is short of some
-        # stays PENDING, to be sent again (the others then answer conflictTaskUUID).
-        complete = [plan.task.task_uuid for plan in sent if accepted.issuperset(plan.runware_uuids)]
-        self.store.mark_submitted_many(complete)
-        report.submitted += len(complete)
+        # Submitted once Runware has every one of its results' tasks; one short of some is sent again on a
+        # redelivery (the others then answer conflictTaskUUID).
+        report.submitted += sum(accepted.issuperset(plan.runware_uuids) for plan in sent)
         for plan in sent:  # rare: our models already match Runware's schema
             refused = [outcome.rejected[uuid] for uuid in plan.runware_uuids if uuid in outcome.rejected]
             if refused:

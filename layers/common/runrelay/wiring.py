@@ -165,6 +165,7 @@ def reconcile_service() -> ReconcileService:
             overdue_after_seconds=config.overdue_after_seconds,
             max_task_age_seconds=config.max_task_age_seconds,
         ),
+        job_repository().cancellation,
     )
 
 

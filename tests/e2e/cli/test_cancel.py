@@ -22,7 +22,7 @@ LINES = 300
 def _wait_for_some_sent(pipeline: Pipeline, source: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(t.status in {"SUBMITTED", "COMPLETED"} for t in pipeline.store.tasks_of_source(source)):
+        if pipeline.emulator.stats()["executions"]:  # Runware has run some of it
             return
         time.sleep(0.1)
     raise AssertionError(f"nothing of {source} was sent in {timeout}s")

@@ -1,5 +1,5 @@
 """`runrelay redrive results`: stream batches the ResultsFunction gave up are replayed, and exactly the
-missing FINAL# marks, TaskCompleted/JobCompleted events and results file appear; a second redrive adds
+missing tally marks, TaskCompleted/JobCompleted events and results file appear; a second redrive adds
 nothing."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from local.stack.event_tap import EventTap
 from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
+from runrelay.domain.jobs import FinalLine
+from runrelay.domain.tasks import TaskRecord
 from runrelay.results_file import results_key
 from runrelay_cli import app
 
@@ -26,6 +28,10 @@ def _depth(pipeline: Pipeline, queue_url: str) -> int:
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return sum(int(value) for value in attributes.values())
+
+
+def _line(task: TaskRecord) -> FinalLine:
+    return FinalLine(task.task_uuid, task.source_id, task.source_seq, task.attempt)
 
 
 def _redrive(state_file: Path) -> dict[str, object]:
@@ -57,13 +63,13 @@ def test_a_results_dlq_redrive_makes_exactly_the_missing_marks_events_and_files(
         time.sleep(0.5)
     time.sleep(3)  # later records of the same shard reach the DLQ too
     assert _depth(pipeline, dlq) >= 1
-    assert not any(jobs.final_recorded(view.task_uuid) for view in tasks)
+    assert jobs.unrecorded([_line(view) for view in tasks]) == [_line(view) for view in tasks]
     assert tap.drain() == []
 
     first = _redrive(state_file)
 
     assert first["left"] == []
-    assert all(jobs.final_recorded(view.task_uuid) for view in tasks)
+    assert jobs.unrecorded([_line(view) for view in tasks]) == []
     task_events = [e for e in tap.drain() if e["detail-type"] == "TaskCompleted"]
     assert sorted(e["detail"]["taskUUID"] for e in task_events) == sorted(view.task_uuid for view in tasks)
     # Counting the finals completed the JOB item; its stream record fails in turn and is redriven too.

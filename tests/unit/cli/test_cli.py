@@ -33,6 +33,7 @@ from runrelay_cli.targets import (
     stack_from_samconfig,
     state_file_path,
 )
+from tests.support.finals import record_final
 
 from ..conftest import BUCKET, TABLE
 
@@ -566,7 +567,7 @@ def test_retry_sends_a_control_message_for_a_finished_file_and_refuses_what_it_c
     assert running.exit_code == 2
     assert "still running" in running.output
     for task in lines:
-        jobs.record_final(task.task_uuid, source)
+        record_final(jobs, task.task_uuid, source, seq=task.source_seq)
     jobs.mark_results_written(source, f"s3://{BUCKET}/results/incoming/batch.jsonl", {"FAILED": 2})
     jobs.mark_announced(source)
 

@@ -3,8 +3,9 @@
 A cancellation is recorded once per source and never lifted. The submitter reads it before each chunk it
 sends: from then on the source's lines are written CANCELLED instead of PENDING (still one row per line,
 so the job closes and its results file lists every line), and rows left PENDING by an earlier attempt
-are cancelled instead of sent. Tasks Runware already has cannot be cancelled (Runware has no cancel):
-their results are stored when they arrive, and they are billed.
+are not sent again. A PENDING row may be at Runware (nothing is written after the POST): it stays open,
+and the reconciler cancels it once Runware answers that it never had it. Tasks Runware already has cannot
+be cancelled (Runware has no cancel): their results are stored when they arrive, and they are billed.
 """
 
 from __future__ import annotations

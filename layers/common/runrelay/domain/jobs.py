@@ -1,9 +1,25 @@
-"""Jobs: one per S3 input file, counting its final tasks so that "all final" is known without a Scan."""
+"""Jobs: one per S3 input file, counting its final tasks so that "all final" is known without a Scan.
+
+Each final attempt of a task is recorded once (`FinalLine`): counted in its file's job, its budgets
+settled, its TaskCompleted event sent. What was recorded is kept per tally, one per `TALLY_LINES`
+consecutive lines of a source: a set of marks (line and attempt), so that recording a whole stream
+batch's finals of one tally is one write, and a line recorded before is known from the mark already in
+the set, however often its stream record comes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..task_ids import MAX_ATTEMPTS
+from .budgets import Settlement
+
+# Lines of a source per tally: a tally's marks must fit in one write's condition (DynamoDB's 4 KB
+# expression limit) and keep the item near 1 KB.
+TALLY_LINES = 100
+_ATTEMPT_SLOTS = 16  # marks per line: one per attempt
+assert MAX_ATTEMPTS <= _ATTEMPT_SLOTS
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,27 @@ class TotalMismatch(RuntimeError):
 def has_job(source_id: str) -> bool:
     """Only S3 input files have jobs (and results files); SQS messages do not."""
     return source_id.startswith("s3://")
+
+
+@dataclass(frozen=True)
+class FinalLine:
+    """An attempt of a task that became final, to be recorded once (`JobRepository.record_finals`)."""
+
+    task_uuid: str
+    source_id: str
+    seq: int  # the task's line (position) in its source
+    attempt: int = 0
+    settlement: Settlement | None = field(default=None, compare=False)
+
+    @property
+    def tally(self) -> int:
+        """Which tally of its source records it."""
+        return self.seq // TALLY_LINES
+
+    @property
+    def mark(self) -> int:
+        """What its tally keeps once it is recorded: the line and the attempt in one number."""
+        return self.seq * _ATTEMPT_SLOTS + self.attempt
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 
 class TaskStatus(StrEnum):
-    PENDING = "PENDING"
-    SUBMITTED = "SUBMITTED"
+    PENDING = "PENDING"  # written before it is sent: it may be at Runware (open until its outcome)
+    SUBMITTED = "SUBMITTED"  # rows of earlier versions, marked once Runware had taken them: open too
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
@@ -24,14 +24,9 @@ OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.SUBMITTED})
 # The transitions a repository may make, and no other: a final task never changes status again, except
 # a FAILED one that is retried.
 TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
+    # CANCELLED from PENDING: Runware never had it, and its source was cancelled (the reconciler).
     TaskStatus.PENDING: frozenset(
-        {
-            TaskStatus.SUBMITTED,
-            TaskStatus.COMPLETED,
-            TaskStatus.FAILED,
-            TaskStatus.REJECTED,
-            TaskStatus.CANCELLED,
-        }
+        {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED}
     ),
     TaskStatus.SUBMITTED: frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED}),
     TaskStatus.COMPLETED: frozenset(),

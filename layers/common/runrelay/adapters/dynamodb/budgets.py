@@ -3,8 +3,8 @@
 Item: pk=`SPEND#<scope>#<name>`, sk=`SPEND`: `committedUSD` (costs of final tasks + estimates of tasks in
 flight), `spentUSD` (costs of final tasks alone), `limitUSD` (the budget last reserved against). A
 reservation is one conditional ADD: DynamoDB applies it atomically, so two submitters can never both fit
-into the last room of a budget. Settlements are written by `DynamoJobRepository.record_final`, in the
-transaction that counts the final task (`settlement_actions`).
+into the last room of a budget. Settlements are written by `DynamoJobRepository.record_finals`, in the
+write that counts the final tasks (`settlement_actions`).
 """
 
 from __future__ import annotations
@@ -79,19 +79,23 @@ class DynamoSpendLedger:
         return float(item.get("committedUSD", {}).get("N", 0)), float(item.get("spentUSD", {}).get("N", 0))
 
 
-def settlement_actions(table_name: str, settlement: Settlement) -> list[dict[str, Any]]:
-    """The updates that settle a final task against each budget it was sent under."""
+def settlement_actions(table_name: str, settlements: Sequence[Settlement]) -> list[dict[str, Any]]:
+    """The updates that settle final tasks against each budget they were sent under, one per budget
+    (a transaction may change an item only once)."""
+    changes: dict[tuple[str, str], list[float]] = {}
+    for settlement in settlements:
+        for budget in settlement.reservation.budgets_of(settlement.source_id):
+            change = changes.setdefault(budget, [0.0, 0.0])
+            change[0] += settlement.change_usd
+            change[1] += settlement.cost_usd
     return [
         {
             "Update": {
                 "TableName": table_name,
                 "Key": spend_key(scope, name),
                 "UpdateExpression": "ADD committedUSD :change, spentUSD :cost",
-                "ExpressionAttributeValues": {
-                    ":change": _usd(settlement.change_usd),
-                    ":cost": _usd(settlement.cost_usd),
-                },
+                "ExpressionAttributeValues": {":change": _usd(change), ":cost": _usd(cost)},
             }
         }
-        for scope, name in settlement.reservation.budgets_of(settlement.source_id)
+        for (scope, name), (change, cost) in changes.items()
     ]

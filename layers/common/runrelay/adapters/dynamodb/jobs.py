@@ -4,9 +4,11 @@
 Item: pk=`JOB#<sourceId>`, sk=`JOB` in the tasks table. Two writers, neither ever overwriting the other:
 - the submitter sets `expected` (the file's task count) once it has written every task row of the
   file; only the invocation that reaches the end of the file knows the count (continuations!);
-- the results consumer adds 1 to `finals` for each task that became final, in one transaction with a
-  mark item `FINAL#<taskUUID>` that must not exist yet, so a task is counted once however often its
-  stream record comes (the same mark, for every task, says its TaskCompleted event went out).
+- the results consumer adds to `finals` the tasks of a stream batch that became final, one transaction
+  per tally (`tallies.py`: 100 lines of a source) that adds their marks to the tally on the condition
+  that none is there yet, so a task is counted once however often its stream record comes (the same
+  mark says its TaskCompleted event went out). One tally write and one job write for up to 100 lines,
+  where a mark item per task cost a transactional put and a job update each.
 
 `finals` only grows and `expected` is set once, so exactly one write moves the item from "incomplete"
 to "complete" (`finals >= expected`): its stream record is what triggers the results file and the
@@ -19,19 +21,21 @@ once (the first request wins) and read by the submitter before each chunk.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ...aws_clients import client
-from ...domain.budgets import Settlement
 from ...domain.cancellations import Cancellation
-from ...domain.jobs import JobProgress, TotalMismatch, has_job
+from ...domain.jobs import TALLY_LINES, FinalLine, JobProgress, TotalMismatch, has_job
 from .budgets import settlement_actions
 from .codec import from_dynamo, to_dynamo
-from .schema import cancellation_key, final_mark_key, job_key, job_progress
+from .schema import cancellation_key, job_key, job_progress
+from .tallies import close_if_complete, read_tallies, record_action
 from .writes import is_condition_failure, transact, write_one
+
+_TALLY_RETRIES = 20
 
 
 class DynamoJobRepository:
@@ -64,61 +68,76 @@ class DynamoJobRepository:
                 raise TotalMismatch(f"{source_id}: {total} tasks now, another count before") from None
             raise
 
-    def final_recorded(self, task_uuid: str, attempt: int = 0) -> bool:
-        """True once `record_final` ran for this attempt of the task (a redelivered stream record must
-        skip it)."""
-        answer = self.dynamodb.get_item(
-            TableName=self.table_name, Key=final_mark_key(task_uuid, attempt), ConsistentRead=True
+    def unrecorded(self, lines: Sequence[FinalLine]) -> list[FinalLine]:
+        """The lines (in order) that `record_finals` has not recorded yet: one strongly consistent read
+        per tally involved, so a redelivered stream record sends no event again."""
+        tallies = read_tallies(
+            self.dynamodb, self.table_name, {(line.source_id, line.tally) for line in lines}
         )
-        return "Item" in answer
+        return [
+            line
+            for line in lines
+            if (line.source_id, line.tally) not in tallies
+            or line.mark not in tallies[(line.source_id, line.tally)].marks
+        ]
 
-    def record_final(
-        self, task_uuid: str, source_id: str, attempt: int = 0, settlement: Settlement | None = None
-    ) -> bool:
-        """Mark a final task handled and, for an S3 input, add it to its job's `finals` (and settle its
-        budgets): all in one transaction, conditioned on the mark being new. False if it was recorded
-        before.
+    def record_finals(self, lines: Sequence[FinalLine]) -> list[FinalLine]:
+        """Record each line once: its mark added to its tally, counted in its file's job, its budgets
+        settled, all in one write per tally (a transaction when it has more than the tally to change);
+        a tally whose lines are all closed then leaves the OpenTasks index. Returns the lines this call
+        recorded; the others were recorded before."""
+        groups: dict[tuple[str, int], dict[int, FinalLine]] = {}
+        for line in lines:
+            groups.setdefault((line.source_id, line.tally), {}).setdefault(line.mark, line)
+        recorded: list[FinalLine] = []
+        for (source_id, tally), by_mark in groups.items():
+            marks = list(by_mark.values())
+            for start in range(0, len(marks), TALLY_LINES):  # more only when one line has several attempts
+                recorded += self._record_tally(source_id, tally, marks[start : start + TALLY_LINES])
+            close_if_complete(self.dynamodb, self.table_name, source_id, tally)
+        return recorded
 
-        The mark is its own small item (not a flag on the task item): the write then costs the same
-        whatever the size of the task's results, and makes no second stream record for the task.
-        """
+    def _record_tally(self, source_id: str, tally: int, lines: list[FinalLine]) -> list[FinalLine]:
+        for _ in range(_TALLY_RETRIES):
+            if not lines:
+                return []
+            actions = self._tally_actions(source_id, tally, lines)
+            if len(actions) == 1:
+                written, _ = write_one(self.dynamodb, actions[0])
+            else:
+                written = not transact(self.dynamodb, actions)
+            if written:
+                return lines
+            # Some were recorded meanwhile (a redelivery, or another batch): record only the others.
+            state = read_tallies(self.dynamodb, self.table_name, [(source_id, tally)]).get((source_id, tally))
+            known = state.marks if state else set()
+            lines = [line for line in lines if line.mark not in known]
+        raise RuntimeError(f"could not record the finals of {source_id} tally {tally}: too much contention")
+
+    def _tally_actions(self, source_id: str, tally: int, lines: list[FinalLine]) -> list[dict[str, Any]]:
         now = time.time()
-        expires = {"N": str(int(now + self.retention_seconds))}
-        mark = {
-            "Put": {
-                "TableName": self.table_name,
-                "Item": {
-                    **final_mark_key(task_uuid, attempt),
-                    "sourceRef": {"S": source_id},
-                    "expiresAt": expires,
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        # A task sent under budgets replaces its estimate by its cost there, counted with the same mark.
-        settled = settlement_actions(self.table_name, settlement) if settlement else []
-        if not has_job(source_id):
-            return self._transact([mark, *settled])
-        count = {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": job_key(source_id),
-                "UpdateExpression": "ADD finals :one SET expiresAt = if_not_exists(expiresAt, :exp), "
-                "updatedAt = :now",
-                "ExpressionAttributeValues": {
-                    ":one": {"N": "1"},
-                    ":exp": expires,
-                    ":now": {"N": str(round(now, 3))},
-                },
-            }
-        }
-        return self._transact([mark, count, *settled])
-
-    def _transact(self, actions: list[dict[str, Any]]) -> bool:
-        if len(actions) == 1:  # a plain conditional put: half the price of a transaction
-            written, _ = write_one(self.dynamodb, actions[0])
-            return written
-        return not transact(self.dynamodb, actions)
+        expires = int(now + self.retention_seconds)
+        actions = [record_action(self.table_name, source_id, tally, lines, expires)]
+        if has_job(source_id):
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": job_key(source_id),
+                        "UpdateExpression": "ADD finals :count "
+                        "SET expiresAt = if_not_exists(expiresAt, :exp), updatedAt = :now",
+                        "ExpressionAttributeValues": {
+                            ":count": {"N": str(len(lines))},
+                            ":exp": {"N": str(expires)},
+                            ":now": {"N": str(round(now, 3))},
+                        },
+                    }
+                }
+            )
+        # Tasks sent under budgets replace their estimates by their costs, counted with the same marks.
+        settlements = [line.settlement for line in lines if line.settlement is not None]
+        actions += settlement_actions(self.table_name, settlements)
+        return actions
 
     def get(self, source_id: str) -> JobProgress | None:
         answer = self.dynamodb.get_item(

@@ -3,8 +3,8 @@
 One table holds five kinds of item:
 - a task: pk=`TASK#<taskUUID>`, sk=`TASK`, its results inside it (see `tasks.py`);
 - a job, one per S3 input file: pk=`JOB#<sourceId>`, sk=`JOB` (see `jobs.py`);
-- a final mark, one per final task: pk=`FINAL#<taskUUID>` (`FINAL#<taskUUID>#attempt<n>` for a
-  retried attempt), sk=`FINAL`, written once its TaskCompleted event went out and it was counted in its job;
+- a tally, one per 100 lines of a source: pk=`TALLY#<sourceId>#<n>`, sk=`TALLY`, the marks of the final
+  attempts recorded (their TaskCompleted event sent, counted in the job, budgets settled; see `jobs.py`);
 - a cancellation, one per cancelled source: pk=`CANCEL#<sourceId>`, sk=`CANCEL` (see `jobs.py`);
 - the shared throttle after Runware's 429/503: pk=`THROTTLE#runware`, sk=`THROTTLE` (see `throttle.py`);
 - a budget's spend: pk=`SPEND#day#<YYYY-MM-DD>` or `SPEND#source#<sourceId>`, sk=`SPEND` (see `budgets.py`).
@@ -24,8 +24,8 @@ TASK_PREFIX = "TASK#"
 TASK_SK = "TASK"
 JOB_PREFIX = "JOB#"
 JOB_SK = "JOB"
-FINAL_PREFIX = "FINAL#"
-FINAL_SK = "FINAL"
+TALLY_PREFIX = "TALLY#"
+TALLY_SK = "TALLY"
 CANCEL_PREFIX = "CANCEL#"
 CANCEL_SK = "CANCEL"
 SPEND_PREFIX = "SPEND#"
@@ -58,10 +58,9 @@ def throttle_key(service: str) -> dict[str, Any]:
     return {"pk": {"S": f"{THROTTLE_PREFIX}{service}"}, "sk": {"S": THROTTLE_SK}}
 
 
-def final_mark_key(task_uuid: str, attempt: int = 0) -> dict[str, Any]:
-    """One mark per attempt of a task that became final (a retried task becomes final once more)."""
-    suffix = f"#attempt{attempt}" if attempt else ""
-    return {"pk": {"S": f"{FINAL_PREFIX}{task_uuid}{suffix}"}, "sk": {"S": FINAL_SK}}
+def tally_key(source_id: str, tally: int) -> dict[str, Any]:
+    """The tally of lines `tally * TALLY_LINES` to `(tally + 1) * TALLY_LINES - 1` of a source."""
+    return {"pk": {"S": f"{TALLY_PREFIX}{source_id}#{tally}"}, "sk": {"S": TALLY_SK}}
 
 
 def task_uuid_of(item: Mapping[str, Any]) -> str:

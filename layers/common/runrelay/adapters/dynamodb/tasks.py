@@ -4,21 +4,27 @@ conditional write.
 Results live in the `results` map under their slot (which of the task's `numberResults` each is: every
 slot is its own Runware task, `task_ids.result_task_uuid`), so a repeated webhook can never store a
 result twice and two results with the same text are still two; `resultCount` doubles as an
-optimistic-lock version: two results of one task arriving at once cannot overwrite each other. Open
-tasks carry `openShard`/`openSince` (the sparse `OpenTasks` index the reconciler reads); final tasks
-drop them. `soleResultDue` marks the common state a webhook expects (open, one result wanted, none
-stored yet), so the usual completion is conditioned on one attribute; any stored result or final
-status removes it. Its value is the task's current attempt (`attempt`, absent for the first): a retried
-task (`reopen` in `jobs.py`) is the same item on a new attempt, and a late result of an earlier attempt
-must not land in it. Texts too large for DynamoDB's 400 KB item limit go to the payload store with a
-pointer in the item.
+optimistic-lock version: two results of one task arriving at once cannot overwrite each other.
+
+Which tasks are open is kept per hundred lines, in their tally (`tallies.py`: the submitter adds the
+lines before their rows, the results consumer closes them), and only open tallies are in the sparse
+`OpenTasks` index the reconciler reads: a task item is in no index but BySource.
+
+`soleResultDue` marks the common state a webhook expects (open, one result wanted, none stored yet), so
+the usual completion is conditioned on one attribute; any stored result or final status removes it. Its
+value is the task's current attempt (`attempt`, absent for the first): a retried task (`reopen` in
+`jobs.py`) is the same item on a new attempt, and a late result of an earlier attempt must not land in
+it. Texts too large for DynamoDB's 400 KB item limit go to the payload store with a pointer in the item.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -40,12 +46,22 @@ from .schema import (
     BY_CALLER_INDEX,
     BY_SOURCE_INDEX,
     OPEN_TASKS_INDEX,
+    TASK_PREFIX,
     job_key,
     task_key,
     task_record,
     task_uuid_of,
 )
-from .writes import TRANSACTION_LIMIT, is_condition_failure, transact, write_one
+from .tallies import (
+    line_range,
+    open_lines_action,
+    read_tallies,
+    reopen_lines_action,
+    shard_of,
+    source_and_tally,
+    tally_of,
+)
+from .writes import TRANSACTION_LIMIT, is_condition_failure, patiently, transact, write_one
 
 if TYPE_CHECKING:
     from ...ports import PayloadStore
@@ -53,15 +69,15 @@ if TYPE_CHECKING:
 # Results larger than this (as JSON) go to the payload store; four of them still fit well under 400 KB.
 INLINE_RESULT_LIMIT = 48 * 1024
 _OPTIMISTIC_RETRIES = 20
+# Rows of a chunk written at once: each is one round trip, and a chunk's 100 rows should take a few.
+_PARALLEL_WRITES = 16
 _BATCH_GET_LIMIT = 100
 _WRITTEN = object()  # marks an action whose condition held
-# Leaves openSince (the OpenTasks sort key) as the PENDING write set it: moving it would rewrite the
-# index entry (two more index writes per task) to shift a 15-minute overdue clock by milliseconds.
-_MARK_SUBMITTED = "SET #s = :to, submittedAt = :now, updatedAt = :now"
 # Present only while a task is open, wants one result and has none. Checking it alone is a cheaper
 # condition for the usual completion than the equivalent three (bench/README.md, warm_webhook).
 SOLE_RESULT_DUE = "soleResultDue"
-_CLOSE = f"REMOVE openShard, openSince, {SOLE_RESULT_DUE}"  # what a task loses when it becomes final
+# What a task loses when it becomes final (openShard/openSince: rows written before tallies had them).
+_CLOSE = f"REMOVE openShard, openSince, {SOLE_RESULT_DUE}"
 
 
 def on_attempt(attempt: int, values: dict[str, Any]) -> str:
@@ -87,6 +103,8 @@ class DynamoTaskRepository:
         self.open_shards = open_shards
         self.retention_seconds = retention_days * 86_400
         self.dynamodb = dynamodb if dynamodb is not None else client("dynamodb")
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     # -- creation -------------------------------------------------------------------------------
 
@@ -121,11 +139,8 @@ class DynamoTaskRepository:
             item["budget"] = to_dynamo(dict(task.budget))
         if task.spec:
             item["spec"] = to_dynamo(dict(task.spec))
-        if status in OPEN_STATUSES:
-            item["openShard"] = {"S": self._shard_of(task.task_uuid)}
-            item["openSince"] = {"N": str(int(now))}
-            if task.number_results == 1:
-                item[SOLE_RESULT_DUE] = {"N": "0"}
+        if status in OPEN_STATUSES and task.number_results == 1:
+            item[SOLE_RESULT_DUE] = {"N": "0"}
         return item
 
     def _put_action(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -145,12 +160,15 @@ class DynamoTaskRepository:
         *,
         cancelled: Mapping[str, Any] | None = None,
     ) -> list[TaskStatus | None]:
-        """`create_pending` (error None) or `create_rejected` for a whole chunk, 100 rows per round trip;
-        with `cancelled` (the cancellation's error), rows that would be PENDING are CANCELLED instead.
+        """`create_pending` (error None) or `create_rejected` for a whole chunk; with `cancelled` (the
+        cancellation's error), rows that would be PENDING are CANCELLED instead.
 
-        Same conditions as the single writes; per row: None if written, else the status already there.
+        Their lines go into their tallies first (one write per tally, whether the rows are new or
+        not: a crash between the two is healed by the redelivery). Same conditions as the single writes;
+        per row: None if written, else the status already there.
         """
         now = time.time()
+        self._open_lines([(task.source_id, task.source_seq) for task, _ in rows], now)
         actions = []
         for task, error in rows:
             if error is None and cancelled is None:
@@ -175,70 +193,54 @@ class DynamoTaskRepository:
                 statuses.append(TaskStatus(view.status) if view else TaskStatus.PENDING)
         return statuses
 
-    def mark_submitted_many(self, task_uuids: Sequence[str]) -> list[bool]:
-        """PENDING → SUBMITTED for a whole chunk, 100 per round trip; per task: whether it moved.
-
-        A task a webhook already completed is left alone (the condition fails).
-        """
-        now = time.time()
-        actions = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": task_key(uuid),
-                    "UpdateExpression": _MARK_SUBMITTED,
-                    "ConditionExpression": "#s = :pending",  # also false for a missing item
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {
-                        ":to": {"S": TaskStatus.SUBMITTED.value},
-                        ":pending": {"S": TaskStatus.PENDING.value},
-                        ":now": {"N": str(round(now, 3))},
-                    },
-                }
-            }
-            for uuid in task_uuids
-        ]
-        return [old is _WRITTEN for old in self._write_conditionally(actions)]
+    def _open_lines(self, lines: Sequence[tuple[str, int]], now: float) -> None:
+        expires = int(now + self.retention_seconds)
+        by_tally: dict[tuple[str, int], list[int]] = {}
+        for source_id, seq in lines:
+            by_tally.setdefault((source_id, tally_of(seq)), []).append(seq)
+        for (source_id, tally), seqs in by_tally.items():
+            shard = shard_of(source_id, tally, self.open_shards)
+            action = open_lines_action(
+                self.table_name, source_id, tally, seqs, shard=shard, now=now, expires=expires
+            )
+            patiently(functools.partial(self.dynamodb.update_item, **action["Update"]))
 
     def _write_conditionally(self, actions: list[dict[str, Any]]) -> list[Any]:
-        """Apply conditional Put/Update actions, each exactly once, in transactions of up to 100.
+        """Apply conditional Put/Update actions, each on its own, `_PARALLEL_WRITES` at a time.
 
-        Returns per action `_WRITTEN`, or the old item (possibly None) when its condition failed. A
-        cancelled transaction writes nothing, so it is retried without the actions whose condition
-        failed. A lone action skips the transaction (which costs twice the write units).
+        Returns per action `_WRITTEN`, or the old item (possibly None) when its condition failed. Each
+        row stands alone (nothing needs two rows to change together), so a transaction would buy
+        nothing and costs twice the write units of the same writes made one by one.
         """
-        outcome: list[Any] = [_WRITTEN] * len(actions)
-        for start in range(0, len(actions), TRANSACTION_LIMIT):
-            pending = list(range(start, min(start + TRANSACTION_LIMIT, len(actions))))
-            while pending:
-                if len(pending) == 1:
-                    written, old = write_one(self.dynamodb, actions[pending[0]])
-                    outcome[pending[0]] = _WRITTEN if written else old
-                    break
-                failed = transact(self.dynamodb, [actions[i] for i in pending])
-                for position, old in failed.items():
-                    outcome[pending[position]] = old
-                pending = [index for position, index in enumerate(pending) if position not in failed]
-                if not failed:
-                    break
-        return outcome
+        if len(actions) <= 1:
+            return [self._write_one(action) for action in actions]
+        return list(self._writers().map(self._write_one, actions))
+
+    def _write_one(self, action: dict[str, Any]) -> Any:
+        written, old = patiently(lambda: write_one(self.dynamodb, action))
+        return _WRITTEN if written else old
+
+    def _writers(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(_PARALLEL_WRITES, thread_name_prefix="rows")
+            return self._pool
 
     # -- transitions ----------------------------------------------------------------------------
-
-    def mark_submitted(self, task_uuid: str) -> bool:
-        """PENDING → SUBMITTED; a webhook that already completed the task is left alone."""
-        return self.mark_submitted_many([task_uuid])[0]
 
     def mark_rejected(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
         """PENDING → REJECTED (a permanent error at submit)."""
         return self._finalise(task_uuid, TaskStatus.REJECTED, error, from_statuses=(TaskStatus.PENDING,))
 
-    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any]) -> bool:
-        """PENDING → CANCELLED (its source was cancelled before it was sent)."""
-        return self._finalise(task_uuid, TaskStatus.CANCELLED, error, from_statuses=(TaskStatus.PENDING,))
+    def mark_cancelled(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
+        """PENDING → CANCELLED (Runware never had it, and its source was cancelled), if the task is still
+        on `attempt`."""
+        return self._finalise(
+            task_uuid, TaskStatus.CANCELLED, error, from_statuses=(TaskStatus.PENDING,), attempt=attempt
+        )
 
     def mark_failed(self, task_uuid: str, error: Mapping[str, Any], *, attempt: int = 0) -> bool:
-        """PENDING/SUBMITTED → FAILED (Runware reported an error, or the task outlived its maximum age),
+        """Open → FAILED (Runware reported an error, or the task outlived its maximum age),
         if the task is still on `attempt`."""
         return self._finalise(
             task_uuid,
@@ -307,14 +309,17 @@ class DynamoTaskRepository:
     ) -> list[Reopened]:
         """FAILED → PENDING on the next attempt, for round `retry_round` of the file's job.
 
-        Each transaction reopens up to 99 tasks and, in the same write, takes them out of the job's
-        `finals` and holds the job (`retryHeld`: not complete, so no results file is written while the
-        round is being set up). A task changed since it was read (another retry took it) is left out;
-        a job that cannot take this round raises `RetryRefused`. An SQS message has no job: its tasks
-        are reopened alone (`retry_round` unused).
+        Each transaction reopens up to 98 tasks of one tally and, in the same write, opens their lines in
+        the tally again, takes them out of the job's `finals` and holds the job (`retryHeld`: not
+        complete, so no results file is written while the round is being set up). A task changed since
+        it was read (another retry took it) is left out; a job that cannot take this round raises
+        `RetryRefused`. An SQS message has no job: its tallies are opened, then its tasks reopened
+        (`retry_round` unused).
         """
         now = time.time()
         if not has_job(source_id):
+            for tally, group in _by_tally(tasks).items():
+                self.dynamodb.update_item(**self._reopen_lines(source_id, tally, group, now)["Update"])
             outcome = self._write_conditionally([self._reopen_action(task, now) for task in tasks])
             return [
                 Reopened(task.task_uuid, task.source_seq, task.attempt + 1)
@@ -322,11 +327,20 @@ class DynamoTaskRepository:
                 if old is _WRITTEN
             ]
         reopened: list[Reopened] = []
-        for start in range(0, len(tasks), TRANSACTION_LIMIT - 1):
-            chunk = list(tasks[start : start + TRANSACTION_LIMIT - 1])
+        for tally, group in _by_tally(tasks).items():
+            reopened += self._reopen_in_job(source_id, retry_round, tally, group, now)
+        return reopened
+
+    def _reopen_in_job(
+        self, source_id: str, retry_round: int, tally: int, tasks: list[TaskRecord], now: float
+    ) -> list[Reopened]:
+        reopened: list[Reopened] = []
+        for start in range(0, len(tasks), TRANSACTION_LIMIT - 2):
+            chunk = tasks[start : start + TRANSACTION_LIMIT - 2]
             while chunk:
                 actions = [self._reopen_action(task, now) for task in chunk]
                 actions.append(self._hold_action(source_id, retry_round, len(chunk), now))
+                actions.append(self._reopen_lines(source_id, tally, chunk, now))
                 failed = transact(self.dynamodb, actions)
                 if len(chunk) in failed:
                     raise RetryRefused(
@@ -338,6 +352,13 @@ class DynamoTaskRepository:
                 chunk = [task for position, task in enumerate(chunk) if position not in failed]
         return reopened
 
+    def _reopen_lines(
+        self, source_id: str, tally: int, tasks: Sequence[TaskRecord], now: float
+    ) -> dict[str, Any]:
+        shard = shard_of(source_id, tally, self.open_shards)
+        seqs = [task.source_seq for task in tasks]
+        return reopen_lines_action(self.table_name, source_id, tally, seqs, shard=shard, now=now)
+
     def _reopen_action(self, task: TaskRecord, now: float) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":pending": {"S": TaskStatus.PENDING.value},
@@ -347,14 +368,11 @@ class DynamoTaskRepository:
             ":none": {"L": []},
             ":empty": {"M": {}},
             ":zero": {"N": "0"},
-            ":shard": {"S": self._shard_of(task.task_uuid)},
-            ":since": {"N": str(int(now))},
             ":now": {"N": str(round(now, 3))},
         }
         update = (
             "SET #s = :pending, attempt = :next, attempts = list_append(if_not_exists(attempts, :none), "
-            ":record), results = :empty, resultCount = :zero, openShard = :shard, openSince = :since, "
-            "retriedAt = :now, updatedAt = :now"
+            ":record), results = :empty, resultCount = :zero, retriedAt = :now, updatedAt = :now"
         )
         if task.number_results == 1:
             update += f", {SOLE_RESULT_DUE} = :next"
@@ -520,8 +538,10 @@ class DynamoTaskRepository:
 
     def _create_orphan(self, task_uuid: str) -> None:
         """A result for a task we have no row for (e.g. the row expired): keep it rather than lose it."""
-        orphan = NewTask(task_uuid, idempotency_key=f"orphan:{task_uuid}", source_id="orphan", source_seq=0)
-        write_one(self.dynamodb, self._put_action(self._new_item(orphan, TaskStatus.SUBMITTED, time.time())))
+        # Its own source: each orphan is recorded in a tally of its own (`domain.jobs.FinalLine`).
+        source = f"orphan:{task_uuid}"
+        orphan = NewTask(task_uuid, idempotency_key=source, source_id=source, source_seq=0)
+        write_one(self.dynamodb, self._put_action(self._new_item(orphan, TaskStatus.PENDING, time.time())))
 
     def _repair_completion(self, task_uuid: str, current: Mapping[str, Any]) -> None:
         """Heal a task whose results are all stored but whose status write never happened."""
@@ -567,7 +587,9 @@ class DynamoTaskRepository:
         return record
 
     def open_tasks_since_before(self, cutoff_epoch: int, limit: int = 1000) -> Iterator[str]:
-        """taskUUIDs still open since before `cutoff_epoch`, through the sparse OpenTasks index (no Scan)."""
+        """taskUUIDs that may still be open, of tallies open since before `cutoff_epoch`: the lines of
+        each not closed yet (a task final a moment ago may be among them; the caller reads them).
+        Through the sparse OpenTasks index, never a Scan."""
         yielded = 0
         for shard in range(self.open_shards):
             pages = self.dynamodb.get_paginator("query").paginate(
@@ -580,11 +602,36 @@ class DynamoTaskRepository:
                 },
             )
             for page in pages:
-                for item in page.get("Items", []):
-                    yield task_uuid_of(item)
+                keys = [str(item["pk"]["S"]) for item in page.get("Items", [])]
+                for task_uuid in self._unclosed_tasks(keys):
+                    yield task_uuid
                     yielded += 1
                     if yielded >= limit:
                         return
+
+    def _unclosed_tasks(self, keys: list[str]) -> Iterator[str]:
+        legacy = [key for key in keys if key.startswith(TASK_PREFIX)]  # rows written before tallies
+        yield from (key.removeprefix(TASK_PREFIX) for key in legacy)
+        named = [source_and_tally(key) for key in keys if key not in legacy]
+        for (source_id, tally), state in read_tallies(self.dynamodb, self.table_name, named).items():
+            unclosed = state.unclosed
+            if not unclosed:
+                continue
+            first, last = line_range(tally)
+            pages = self.dynamodb.get_paginator("query").paginate(
+                TableName=self.table_name,
+                IndexName=BY_SOURCE_INDEX,
+                KeyConditionExpression="sourceId = :source AND sourceSeq BETWEEN :first AND :last",
+                ExpressionAttributeValues={
+                    ":source": {"S": source_id},
+                    ":first": {"N": str(first)},
+                    ":last": {"N": str(last)},
+                },
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    if int(item["sourceSeq"]["N"]) in unclosed:
+                        yield task_uuid_of(item)
 
     def task_uuids_of_source(self, source_id: str) -> list[str]:
         """taskUUIDs of every task made from one input (an S3 object or an SQS message), in input order,
@@ -619,16 +666,17 @@ class DynamoTaskRepository:
         views = [self.get_task(uuid) for uuid in self.task_uuids_of_source(source_id)]
         return [view for view in views if view is not None]
 
-    def tasks_in_order(self, task_uuids: Sequence[str]) -> Iterator[TaskRecord]:
-        """Tasks in the order given, read consistently in batches of 100, payloads not resolved; a task
-        gone since (expired under TTL) is skipped."""
+    def tasks_in_order(self, task_uuids: Sequence[str], *, consistent: bool = True) -> Iterator[TaskRecord]:
+        """Tasks in the order given, read in batches of 100 (strongly consistent unless told otherwise:
+        an eventually consistent read costs half), payloads not resolved; a task gone since (expired
+        under TTL) is skipped."""
         for start in range(0, len(task_uuids), _BATCH_GET_LIMIT):
             batch = [task_key(uuid) for uuid in task_uuids[start : start + _BATCH_GET_LIMIT]]
             found: dict[str, dict[str, Any]] = {}
             pending: list[dict[str, Any]] = batch
             while pending:
                 answer = self.dynamodb.batch_get_item(
-                    RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}}
+                    RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": consistent}}
                 )
                 for item in answer.get("Responses", {}).get(self.table_name, []):
                     found[item["pk"]["S"]] = item
@@ -638,5 +686,9 @@ class DynamoTaskRepository:
                 if item is not None:
                     yield task_record(from_dynamo(item))
 
-    def _shard_of(self, task_uuid: str) -> str:
-        return f"OPEN#{int(task_uuid.replace('-', '')[:8], 16) % self.open_shards}"
+
+def _by_tally(tasks: Sequence[TaskRecord]) -> dict[int, list[TaskRecord]]:
+    groups: dict[int, list[TaskRecord]] = {}
+    for task in tasks:
+        groups.setdefault(tally_of(task.source_seq), []).append(task)
+    return groups

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 # TransactWriteItems takes at most 100 actions; one transaction is one round trip instead of 100.
 TRANSACTION_LIMIT = 100
 _CONFLICT_RETRIES = 8
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_PATIENT_ATTEMPTS = 6
+T = TypeVar("T")
 
 
 def error_code(error: ClientError) -> str:
@@ -24,6 +36,24 @@ def error_code(error: ClientError) -> str:
 
 def is_condition_failure(error: ClientError) -> bool:
     return error_code(error) == "ConditionalCheckFailedException"
+
+
+def patiently(call: Callable[[], T]) -> T:
+    """`call`, tried again after transient failures that got through botocore's own retries, for a few
+    seconds more. Botocore stops retrying once its retry quota is spent, and a chunk's rows are a hundred
+    calls: without this, a short throttling burst or outage would fail the record at once, and burn
+    its deliveries long before SQS's backoff could outlast the trouble."""
+    for attempt in range(_PATIENT_ATTEMPTS):
+        try:
+            return call()
+        except ClientError as error:
+            if error_code(error) not in _TRANSIENT_CODES or attempt + 1 == _PATIENT_ATTEMPTS:
+                raise
+        except (ConnectionError, HTTPClientError):
+            if attempt + 1 == _PATIENT_ATTEMPTS:
+                raise
+        time.sleep(random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 def write_one(dynamodb: Any, action: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:

@@ -1,0 +1,181 @@
+"""Tallies: one item per `domain.jobs.TALLY_LINES` lines of a source, shared by the task and job
+repositories. They replace a per-task index entry and a per-task mark item with one small item per
+hundred lines (bench/README.md, write_units).
+
+Item: pk=`TALLY#<sourceId>#<n>`, sk=`TALLY`, for lines n*100 .. n*100+99:
+- `lines` (number set): the lines that have a task row; the submitter adds them before it writes the
+  rows, so an open row is never missing from its tally;
+- `closed`: the lines whose current attempt is final and recorded; the results consumer adds them with
+  their marks, a retry takes its lines out again;
+- `marks`: every final attempt recorded (`FinalLine.mark`: line and attempt), so a redelivered stream
+  record, or a late one of an earlier attempt, is recognised and counted nothing;
+- `openShard`/`openSince` while a line is not closed: the sparse OpenTasks index, by shard and age,
+  which the reconciler reads to find tasks whose webhook may have been lost (the task items themselves
+  are in no index but BySource).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ...domain.jobs import TALLY_LINES, FinalLine
+from .schema import TALLY_PREFIX, tally_key
+from .writes import is_condition_failure
+
+_BATCH_GET_LIMIT = 100
+
+
+def tally_of(seq: int) -> int:
+    return seq // TALLY_LINES
+
+
+def line_range(tally: int) -> tuple[int, int]:
+    """The first and last line a tally covers."""
+    return tally * TALLY_LINES, (tally + 1) * TALLY_LINES - 1
+
+
+def source_and_tally(pk: str) -> tuple[str, int]:
+    """The source and tally number of a tally's key (a source id may itself hold '#')."""
+    source_id, number = pk.removeprefix(TALLY_PREFIX).rsplit("#", 1)
+    return source_id, int(number)
+
+
+def shard_of(source_id: str, tally: int, shards: int) -> str:
+    digest = hashlib.blake2b(f"{source_id}#{tally}".encode(), digest_size=4).digest()
+    return f"OPEN#{int.from_bytes(digest, 'big') % shards}"
+
+
+def _numbers(values: Iterable[int]) -> dict[str, list[str]]:
+    return {"NS": sorted({str(value) for value in values})}
+
+
+def open_lines_action(
+    table_name: str, source_id: str, tally: int, seqs: Iterable[int], *, shard: str, now: float, expires: int
+) -> dict[str, Any]:
+    """The submitter's write before it writes rows: their lines are in the tally, and it is open."""
+    return {
+        "Update": {
+            "TableName": table_name,
+            "Key": tally_key(source_id, tally),
+            "UpdateExpression": "ADD #lines :lines SET openShard = if_not_exists(openShard, :shard), "
+            "openSince = if_not_exists(openSince, :now), expiresAt = if_not_exists(expiresAt, :exp)",
+            "ExpressionAttributeNames": {"#lines": "lines"},
+            "ExpressionAttributeValues": {
+                ":lines": _numbers(seqs),
+                ":shard": {"S": shard},
+                ":now": {"N": str(int(now))},
+                ":exp": {"N": str(expires)},
+            },
+        }
+    }
+
+
+def reopen_lines_action(
+    table_name: str, source_id: str, tally: int, seqs: Iterable[int], *, shard: str, now: float
+) -> dict[str, Any]:
+    """A retry's side of a tally: its lines open again."""
+    return {
+        "Update": {
+            "TableName": table_name,
+            "Key": tally_key(source_id, tally),
+            "UpdateExpression": "DELETE closed :lines SET openShard = if_not_exists(openShard, :shard), "
+            "openSince = if_not_exists(openSince, :now)",
+            "ExpressionAttributeValues": {
+                ":lines": _numbers(seqs),
+                ":shard": {"S": shard},
+                ":now": {"N": str(int(now))},
+            },
+        }
+    }
+
+
+def record_action(
+    table_name: str, source_id: str, tally: int, lines: Sequence[FinalLine], expires: int
+) -> dict[str, Any]:
+    """The results consumer's write: the lines' marks added, on the condition that none is there yet
+    (so the same write may count them in their job), and the lines closed."""
+    marks = {f":m{i}": {"N": str(line.mark)} for i, line in enumerate(lines)}
+    return {
+        "Update": {
+            "TableName": table_name,
+            "Key": tally_key(source_id, tally),
+            "UpdateExpression": "ADD marks :marks, closed :closed "
+            "SET expiresAt = if_not_exists(expiresAt, :exp)",
+            # `contains` on a missing set is false: a new tally passes too.
+            "ConditionExpression": " AND ".join(f"NOT contains(marks, {name})" for name in marks),
+            "ExpressionAttributeValues": {
+                ":marks": _numbers(line.mark for line in lines),
+                ":closed": _numbers(line.seq for line in lines),
+                ":exp": {"N": str(expires)},
+                **marks,
+            },
+        }
+    }
+
+
+class TallyState:
+    """A tally as read: its lines, the closed ones, the marks."""
+
+    def __init__(self, item: Mapping[str, Any] | None) -> None:
+        item = item or {}
+        self.lines = _set(item, "lines")
+        self.closed = _set(item, "closed")
+        self.marks = _set(item, "marks")
+        self.open = "openShard" in item
+
+    @property
+    def unclosed(self) -> set[int]:
+        return self.lines - self.closed
+
+
+def _set(item: Mapping[str, Any], name: str) -> set[int]:
+    return {int(value) for value in item.get(name, {}).get("NS", [])}
+
+
+def read_tallies(
+    dynamodb: Any, table_name: str, tallies: Iterable[tuple[str, int]], *, consistent: bool = True
+) -> dict[tuple[str, int], TallyState]:
+    """The tallies named that exist."""
+    wanted = sorted(set(tallies))
+    found: dict[tuple[str, int], TallyState] = {}
+    for start in range(0, len(wanted), _BATCH_GET_LIMIT):
+        pending = [
+            tally_key(source_id, tally) for source_id, tally in wanted[start : start + _BATCH_GET_LIMIT]
+        ]
+        while pending:
+            answer = dynamodb.batch_get_item(
+                RequestItems={table_name: {"Keys": pending, "ConsistentRead": consistent}}
+            )
+            for item in answer.get("Responses", {}).get(table_name, []):
+                found[source_and_tally(item["pk"]["S"])] = TallyState(item)
+            pending = answer.get("UnprocessedKeys", {}).get(table_name, {}).get("Keys", [])
+    return found
+
+
+def close_if_complete(dynamodb: Any, table_name: str, source_id: str, tally: int) -> bool:
+    """Take a tally out of the OpenTasks index once every line it has is closed. Conditioned on the sets
+    as read, so a line added or reopened meanwhile keeps it open. Whether it closed it."""
+    state = read_tallies(dynamodb, table_name, [(source_id, tally)]).get((source_id, tally))
+    if state is None or not state.open or state.unclosed:
+        return False
+    try:
+        dynamodb.update_item(
+            TableName=table_name,
+            Key=tally_key(source_id, tally),
+            UpdateExpression="REMOVE openShard, openSince",
+            ConditionExpression="size(#lines) = :lines AND size(closed) = :closed",
+            ExpressionAttributeNames={"#lines": "lines"},
+            ExpressionAttributeValues={
+                ":lines": {"N": str(len(state.lines))},
+                ":closed": {"N": str(len(state.closed))},
+            },
+        )
+    except ClientError as error:
+        if is_condition_failure(error):
+            return False
+        raise
+    return True
