@@ -1,0 +1,152 @@
+"""The capacity plan's arithmetic: what 100 million tasks a day asks of each part of the stack, against
+the limit that applies, and what fails first (docs/capacity.md explains each line).
+
+    .venv/bin/python -m bench.capacity_plan                       # 100M/day, bursts 10x, defaults below
+    .venv/bin/python -m bench.capacity_plan --tasks-per-day 2e8 --results-per-task 2 --webhook-loss 0.05
+
+Two kinds of input, kept apart: figures measured on this machine by `make bench` (`Measured`, with the
+benchmark that gives each), and AWS's published default quotas (`Quotas`; most are soft and raised by a
+quota request). The model of the code's behaviour is in the functions below: how many writes and index
+writes a task makes (the write plan of docs/guarantees.md), how the results consumer groups a stream
+batch by tally, how much the reconciler polls per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Measured:
+    """From `make bench` (bench/README.md): each is a per-environment or per-task figure."""
+
+    webhook_seconds: float = 0.006  # benchmark 4: a warm webhook, p50 (DynamoDB Local; ~same on AWS)
+    submit_tasks_per_second: float = 288.0  # benchmark 5: one submitter, 20 ms to Runware
+    write_units_per_task: float = 3.45  # benchmark 8: table and indexes, submit to final
+    read_units_per_task: float = 0.65  # benchmark 8
+    # Not measured: one stream batch of 100 (events, tallies, job, the odd results file), generously.
+    results_seconds_per_batch: float = 1.0
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """AWS's default quotas per account and region (soft unless said), as published."""
+
+    lambda_concurrency: int = 1_000  # concurrent executions, all functions
+    lambda_scale_per_10s: int = 1_000  # each function may add this many environments every 10 s
+    sqs_event_source_max_concurrency: int = 1_000  # ScalingConfig.MaximumConcurrency ceiling (hard)
+    http_api_rps: int = 10_000  # API Gateway HTTP API, per account and region
+    http_api_burst: int = 5_000
+    dynamodb_table_wru: int = 40_000  # on-demand table maximum, per second
+    dynamodb_table_rru: int = 40_000
+    dynamodb_partition_wcu: int = 1_000  # per partition (hard): one item or one index key's writes
+    eventbridge_put_events_rps: int = 10_000  # PutEvents requests (us-east-1, us-west-2, eu-west-1)
+    stream_parallelization: int = 10  # ParallelizationFactor maximum per shard (hard)
+
+
+@dataclass(frozen=True)
+class Plan:
+    tasks_per_day: float = 100e6
+    burst_factor: float = 10.0
+    results_per_task: int = 1
+    webhook_loss: float = 0.02  # share of webhooks Runware never delivers (the reconciler polls them)
+    largest_file_share: float = 1.0  # share of the burst coming from one file (its job and BySource key)
+    tasks_per_tally_per_batch: float = 20.0  # a stream batch of 100 spread over this many tallies (5)
+    submit_max_concurrency: int = 10  # template: the ingest event source's MaximumConcurrency
+    parallelization_factor: int = 1  # template: the stream event source's (1 by default, up to 10)
+    open_shards: int = 4  # DynamoTaskRepository.open_shards
+    reconcile_tasks_per_run: int = 5_000  # ReconcileConfig.max_tasks_per_run
+    reconcile_period_seconds: float = 300.0  # template: rate(5 minutes)
+    tally_lines: int = 100  # domain.jobs.TALLY_LINES
+
+
+@dataclass(frozen=True)
+class Line:
+    part: str
+    needs: float
+    limit: float
+    unit: str
+    moves_it: str
+
+    @property
+    def load(self) -> float:
+        return self.needs / self.limit
+
+    def render(self) -> str:
+        verdict = "FAILS" if self.load > 1 else "ok"
+        return (
+            f"  {verdict:5}  {self.part:56} {self.needs:>12,.0f} of {self.limit:>10,.0f} {self.unit:10} "
+            f"({self.load:4.0%})  {self.moves_it}"
+        )
+
+
+def lines(plan: Plan, measured: Measured, quotas: Quotas) -> list[Line]:
+    average = plan.tasks_per_day / 86_400
+    burst = average * plan.burst_factor
+    webhooks = burst * plan.results_per_task
+    webhook_environments = webhooks * measured.webhook_seconds
+    submitters = burst / measured.submit_tasks_per_second
+    write_units = burst * measured.write_units_per_task
+    tallies_per_second = burst / plan.tally_lines
+    # The results consumer: one transaction per tally per batch, each writing the job item (2 units).
+    file_burst = burst * plan.largest_file_share
+    job_item_units = file_burst / plan.tasks_per_tally_per_batch * 2
+    shards = max(1, math.ceil(write_units / quotas.dynamodb_partition_wcu))  # a stream shard per partition
+    results_batches = burst / 100
+    lost = average * plan.results_per_task * plan.webhook_loss
+    reconcile_rate = plan.reconcile_tasks_per_run / plan.reconcile_period_seconds
+    return [
+        Line("Submit: environments for the burst (SQS MaximumConcurrency)", submitters,
+             plan.submit_max_concurrency, "envs", "ScalingConfig.MaximumConcurrency (up to 1,000)"),
+        Line("Webhook: concurrent environments for the burst", webhook_environments,
+             quotas.lambda_concurrency, "envs", "Lambda concurrency quota (shared by all functions)"),
+        Line("API Gateway: webhook requests per second", webhooks, quotas.http_api_rps, "req/s",
+             "HTTP API account throttle quota (or a stage per tenant)"),
+        Line("DynamoDB: write units per second, table and indexes", write_units, quotas.dynamodb_table_wru,
+             "WRU/s", "on-demand table maximum (quota), warm throughput before a launch"),
+        Line("DynamoDB: read units per second", burst * measured.read_units_per_task,
+             quotas.dynamodb_table_rru, "RRU/s", "on-demand table maximum (quota)"),
+        Line("DynamoDB: BySource writes of the largest file (one key)", file_burst,
+             quotas.dynamodb_partition_wcu, "WCU/s", "split a file into several; a sharded BySource key"),
+        Line("DynamoDB: writes to the largest file's JOB item", job_item_units,
+             quotas.dynamodb_partition_wcu, "WCU/s", "bigger stream batches; split the file"),
+        Line("DynamoDB: OpenTasks index writes per shard", tallies_per_second * 2 / plan.open_shards,
+             quotas.dynamodb_partition_wcu, "WCU/s", "DynamoTaskRepository.open_shards"),
+        Line("Results: environments for the stream batches", results_batches
+             * measured.results_seconds_per_batch, shards * plan.parallelization_factor, "envs",
+             f"ParallelizationFactor (1-{quotas.stream_parallelization} per shard)"),
+        Line("EventBridge: PutEvents requests per second (10 entries each)", math.ceil(burst / 10),
+             quotas.eventbridge_put_events_rps, "req/s", "PutEvents quota (lower outside 3 regions)"),
+        Line("Reconciler: lost webhooks per second vs tasks polled per second", lost, reconcile_rate,
+             "tasks/s", "ReconcileConfig.max_tasks_per_run, the schedule's rate"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for group in (Plan, Measured):
+        for spec in fields(group):
+            parser.add_argument(f"--{spec.name.replace('_', '-')}", type=float, default=None)
+    args = parser.parse_args()
+
+    def built(group: type) -> object:
+        given = {s.name: getattr(args, s.name) for s in fields(group) if getattr(args, s.name) is not None}
+        converted = {name: type(getattr(group(), name))(value) for name, value in given.items()}
+        return group(**converted)
+
+    plan, measured = built(Plan), built(Measured)
+    assert isinstance(plan, Plan)
+    assert isinstance(measured, Measured)
+    average = plan.tasks_per_day / 86_400
+    print(
+        f"{plan.tasks_per_day:,.0f} tasks a day: {average:,.0f}/s on average, bursts of "
+        f"{average * plan.burst_factor:,.0f}/s, {plan.results_per_task} result(s) a task"
+    )
+    for line in sorted(lines(plan, measured, Quotas()), key=lambda line: -line.load):
+        print(line.render())
+
+
+if __name__ == "__main__":
+    main()
