@@ -26,6 +26,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench.submit_throughput", ["--large-lines", "50000", "--range-bytes", "1048576"]),
     ("bench.submit_memory", []),
     ("bench.capacity", []),
+    ("bench.write_units", []),
 ]
 
 
