@@ -43,7 +43,7 @@ def measure(name: str, target: float, runs: int) -> Report:
 
 
 def run(args: argparse.Namespace) -> Report:
-    return measure("webhook", 1.5, 8 if args.quick else 40)
+    return measure("webhook", 1.2, 8 if args.quick else 40)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from bench.stats import Report
 
 
 def run(args: argparse.Namespace) -> Report:
-    return measure("submit", 1.8, 8 if args.quick else 40)
+    return measure("submit", 1.5, 8 if args.quick else 40)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> Report:
         "webhook environment start+import+first answer / boto3+client+put_item",
         subject_s,
         baseline_s,
-        1.5,
+        1.3,
     )
 
 

@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> Report:
         Check(
             f"submit {lines} lines vs naive POST-per-task ({link})",
             median(subject_rates) / median(naive_rates),
-            20.0,
+            40.0,
             "min",
             subject=median(subject_rates),
             baseline=median(naive_rates),

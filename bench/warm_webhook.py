@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> Report:
             Check(
                 "warm webhook p50 / put_item p50",
                 p50,
-                1.3,
+                1.15,
                 subject=median(subject) * ms,
                 baseline=median(baseline) * ms,
                 detail="ms",
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> Report:
             Check(
                 "warm webhook p99 / put_item p99",
                 p99,
-                1.5,
+                1.3,
                 subject=percentile(subject, 99) * ms,
                 baseline=percentile(baseline, 99) * ms,
                 detail="ms",
