@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from runrelay import aws_clients, wiring
+from runrelay import secrets as secrets_module
 from runrelay import settings as settings_module
 from runrelay.domain.jobs import FinalLine
 
@@ -51,8 +52,6 @@ def event(name: str) -> dict[str, Any]:
 
 def _clear_caches() -> None:
     """A fresh container: per-container clients and services built again for this test's moto."""
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
-
     settings_module.settings.cache_clear()
     for built in (
         wiring.task_repository,
@@ -65,13 +64,12 @@ def _clear_caches() -> None:
     ):
         built.cache_clear()
     aws_clients.cache_clear()
-    DEFAULT_PROVIDERS.pop("secrets", None)
+    secrets_module.cache_clear()
 
 
 @pytest.fixture
 def lambda_env(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     import boto3
-    from aws_lambda_powertools.utilities import parameters
 
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
     secrets.create_secret(Name="webhook", SecretString=json.dumps({"current": EVENTS_SECRET, "previous": ""}))
@@ -83,10 +81,8 @@ def lambda_env(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator
         "POWERTOOLS_SERVICE_NAME": "runrelay",
     }.items():
         monkeypatch.setenv(key, value)
-    parameters.clear_caches()
     _clear_caches()
     yield
-    parameters.clear_caches()
     _clear_caches()
 
 

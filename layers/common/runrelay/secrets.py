@@ -1,24 +1,36 @@
-"""Secrets from Secrets Manager through Powertools' cached parameters (never logged)."""
+"""Secrets from Secrets Manager, cached per container for a few minutes (never logged).
+
+A GetSecretValue and a dictionary, rather than Powertools' Parameters utility: importing that package
+loads every provider (SSM, AppConfig, DynamoDB, JMESPath transforms) and was the largest part of the
+webhook's cold import after boto3 (bench/README.md, cold_import); one call and a timestamp do what we use.
+"""
 
 from __future__ import annotations
 
 import json
-
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+import time
 
 from .aws_clients import client
 
 # Short enough that a rotated webhook secret or API key is picked up within minutes.
 SECRET_CACHE_SECONDS = 300
+_cache: dict[str, tuple[float, str]] = {}  # secret id -> (when read, text)
 
 
 def _secret_text(secret_id: str) -> str:
-    if "secrets" not in DEFAULT_PROVIDERS:
-        # Powertools would build its own boto3 session, a cold-start cost (bench/README.md); lend it ours.
-        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=client("secretsmanager"))
-    value = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS)
-    return value if isinstance(value, str) else value.decode("utf-8")
+    now = time.monotonic()
+    cached = _cache.get(secret_id)
+    if cached is not None and now - cached[0] < SECRET_CACHE_SECONDS:
+        return cached[1]
+    answer = client("secretsmanager").get_secret_value(SecretId=secret_id)
+    text = answer["SecretString"] if "SecretString" in answer else answer["SecretBinary"].decode("utf-8")
+    _cache[secret_id] = (now, text)
+    return str(text)
+
+
+def cache_clear() -> None:
+    """Forget every secret read (tests that change AWS endpoints between cases)."""
+    _cache.clear()
 
 
 def runware_api_key(secret_id: str) -> str:
