@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..task_ids import MAX_ATTEMPTS
-from .budgets import Settlement
+
+if TYPE_CHECKING:  # the webhook imports this module; budgets are the results consumer's
+    from .budgets import Settlement
 
 # Lines of a source per tally: a tally's marks must fit in one write's condition (DynamoDB's 4 KB
 # expression limit) and keep the item near 1 KB.
