@@ -15,10 +15,12 @@ order), `ByCaller` (tasks by the caller's `id`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...domain.jobs import JobProgress
 from ...domain.tasks import TaskRecord, TaskStatus
+
+if TYPE_CHECKING:  # jobs are read where they are used: not on the webhook's cold start
+    from ...domain.jobs import JobProgress
 
 TASK_PREFIX = "TASK#"
 TASK_SK = "TASK"
@@ -113,6 +115,8 @@ def _result_order(slot_and_entry: tuple[str, Mapping[str, Any]]) -> tuple[bool, 
 
 def job_progress(item: Mapping[str, Any]) -> JobProgress:
     """A job from its plain item (`codec.from_dynamo`)."""
+    from ...domain.jobs import JobProgress
+
     expected = item.get("expected")
     return JobProgress(
         source_id=str(item["pk"]).removeprefix(JOB_PREFIX),

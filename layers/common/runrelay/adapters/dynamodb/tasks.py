@@ -30,8 +30,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from ...aws_clients import client
-from ...domain.jobs import has_job
-from ...domain.retries import Reopened, RetryRefused, attempt_record
 from ...domain.tasks import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -52,18 +50,12 @@ from .schema import (
     task_record,
     task_uuid_of,
 )
-from .tallies import (
-    line_range,
-    open_lines_action,
-    read_tallies,
-    reopen_lines_action,
-    shard_of,
-    source_and_tally,
-    tally_of,
-)
 from .writes import TRANSACTION_LIMIT, is_condition_failure, patiently, transact, write_one
 
+# Retries and tallies are imported where they are used: the webhook, which only stores results, then
+# does not load them on its cold start (bench/README.md, cold_import).
 if TYPE_CHECKING:
+    from ...domain.retries import Reopened
     from ...ports import PayloadStore
 
 # Results larger than this (as JSON) go to the payload store; four of them still fit well under 400 KB.
@@ -194,6 +186,8 @@ class DynamoTaskRepository:
         return statuses
 
     def _open_lines(self, lines: Sequence[tuple[str, int]], now: float) -> None:
+        from .tallies import open_lines_action, shard_of, tally_of
+
         expires = int(now + self.retention_seconds)
         by_tally: dict[tuple[str, int], list[int]] = {}
         for source_id, seq in lines:
@@ -316,6 +310,9 @@ class DynamoTaskRepository:
         `RetryRefused`. An SQS message has no job: its tallies are opened, then its tasks reopened
         (`retry_round` unused).
         """
+        from ...domain.jobs import has_job
+        from ...domain.retries import Reopened
+
         now = time.time()
         if not has_job(source_id):
             for tally, group in _by_tally(tasks).items():
@@ -334,6 +331,8 @@ class DynamoTaskRepository:
     def _reopen_in_job(
         self, source_id: str, retry_round: int, tally: int, tasks: list[TaskRecord], now: float
     ) -> list[Reopened]:
+        from ...domain.retries import Reopened, RetryRefused
+
         reopened: list[Reopened] = []
         for start in range(0, len(tasks), TRANSACTION_LIMIT - 2):
             chunk = tasks[start : start + TRANSACTION_LIMIT - 2]
@@ -355,11 +354,15 @@ class DynamoTaskRepository:
     def _reopen_lines(
         self, source_id: str, tally: int, tasks: Sequence[TaskRecord], now: float
     ) -> dict[str, Any]:
+        from .tallies import reopen_lines_action, shard_of
+
         shard = shard_of(source_id, tally, self.open_shards)
         seqs = [task.source_seq for task in tasks]
         return reopen_lines_action(self.table_name, source_id, tally, seqs, shard=shard, now=now)
 
     def _reopen_action(self, task: TaskRecord, now: float) -> dict[str, Any]:
+        from ...domain.retries import attempt_record
+
         values: dict[str, Any] = {
             ":pending": {"S": TaskStatus.PENDING.value},
             ":failed": {"S": TaskStatus.FAILED.value},
@@ -610,6 +613,8 @@ class DynamoTaskRepository:
                         return
 
     def _unclosed_tasks(self, keys: list[str]) -> Iterator[str]:
+        from .tallies import line_range, read_tallies, source_and_tally
+
         legacy = [key for key in keys if key.startswith(TASK_PREFIX)]  # rows written before tallies
         yield from (key.removeprefix(TASK_PREFIX) for key in legacy)
         named = [source_and_tally(key) for key in keys if key not in legacy]
@@ -688,6 +693,8 @@ class DynamoTaskRepository:
 
 
 def _by_tally(tasks: Sequence[TaskRecord]) -> dict[int, list[TaskRecord]]:
+    from .tallies import tally_of
+
     groups: dict[int, list[TaskRecord]] = {}
     for task in tasks:
         groups.setdefault(tally_of(task.source_seq), []).append(task)
