@@ -99,7 +99,7 @@ def baseline_item(task_uuid: str) -> dict[str, Any]:
     """What the baseline `put_item` writes: the whole completed task item, the same result inside it."""
     from runrelay.webhook_results import WebhookResult
 
-    store = DynamoTaskRepository("unused")
+    store = DynamoTaskRepository("unused", dynamodb=object())  # builds items only: no client needed
     item = store._new_item(
         NewTask(task_uuid, f"base:{task_uuid}", "bench:base", 0), TaskStatus.COMPLETED, time.time()
     )
