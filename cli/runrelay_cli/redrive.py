@@ -2,8 +2,9 @@
 
 - ingest: messages of the ingest DLQ go back to the ingest queue. SQS gives a re-sent message a new
   message id, and a task spec without an `id` is keyed on its message id, so the first id travels
-  along as the `runrelayMessageId` attribute, which the submitter prefers (`inputs.idempotency_message_id`):
-  a redriven message makes the same taskUUIDs, so nothing accepted before runs again.
+  along as the `runrelayMessageId` attribute, which the submitter prefers
+  (`sqs_records.idempotency_message_id`): a redriven message makes the same taskUUIDs, so nothing
+  accepted before runs again.
 - results: each message of the results DLQ is Lambda's record of a stream batch given up
   (`DDBStreamBatchInfo`: stream, shard, first and last sequence number). Those stream records are read
   again (the stream keeps them 24 hours) and handed to the same `ResultsService` the ResultsFunction
@@ -22,9 +23,9 @@ from runrelay.adapters.dynamodb.stream import table_changes
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.adapters.eventbridge import EventBridgePublisher
 from runrelay.adapters.s3 import S3ObjectWriter
-from runrelay.inputs import REDRIVE_MESSAGE_ID_ATTRIBUTE
 from runrelay.results_file import ResultsWriter
 from runrelay.results_logic import ResultsService
+from runrelay.sqs_records import REDRIVE_MESSAGE_ID_ATTRIBUTE
 
 _SQS_BATCH = 10
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from runrelay import wiring
 from runrelay.deadline import Deadline
-from runrelay.inputs import idempotency_message_id
+from runrelay.sqs_records import idempotency_message_id
 
 logger = Logger()
 metrics = Metrics()

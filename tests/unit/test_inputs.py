@@ -159,7 +159,7 @@ def test_refused_specs_keep_the_caller_id_but_do_not_use_it_up() -> None:
 
 
 def test_a_redriven_message_is_keyed_on_its_first_message_id() -> None:
-    from runrelay.inputs import REDRIVE_MESSAGE_ID_ATTRIBUTE, idempotency_message_id
+    from runrelay.sqs_records import REDRIVE_MESSAGE_ID_ATTRIBUTE, idempotency_message_id
 
     record = {"messageId": "new-id", "messageAttributes": {}}
     assert idempotency_message_id(record) == "new-id"

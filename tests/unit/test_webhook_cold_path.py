@@ -1,7 +1,9 @@
-"""The webhook's cold start stays light: its handler imports neither pydantic nor requests.
+"""Cold starts stay light: the webhook's handler imports neither pydantic nor requests; no handler builds
+pydantic models at import.
 
 Both weigh on every cold start of the latency-critical function (bench/README.md, cold_import); the
-request models and the Runware client belong to the submit and reconcile functions only.
+request models and the Runware client belong to the submit and reconcile functions only, and are loaded
+with their service on the first event.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("pydantic", "requests", "runrelay.contract", "runrelay.runware_client")
 
 
-def test_the_webhook_handler_imports_no_pydantic_and_no_requests() -> None:
+def _loaded_at_import(function: str) -> list[str]:
     probe = (
         "import importlib, json, sys\n"
         f"sys.path[:0] = [{str(ROOT / 'layers' / 'common')!r}, {str(ROOT)!r}]\n"
-        "importlib.import_module('functions.webhook.app')\n"
+        f"importlib.import_module('functions.{function}.app')\n"
         f"print(json.dumps(sorted(n for n in {HEAVY!r} if n in sys.modules)))\n"
     )
     answer = subprocess.run(
@@ -32,4 +34,13 @@ def test_the_webhook_handler_imports_no_pydantic_and_no_requests() -> None:
         env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
     )
     assert answer.returncode == 0, answer.stderr
-    assert json.loads(answer.stdout.strip().splitlines()[-1]) == []
+    loaded: list[str] = json.loads(answer.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_the_webhook_handler_imports_no_pydantic_and_no_requests() -> None:
+    assert _loaded_at_import("webhook") == []
+
+
+def test_the_submit_handler_loads_its_models_with_its_service() -> None:
+    assert "pydantic" not in _loaded_at_import("submit")

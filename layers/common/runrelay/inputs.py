@@ -181,18 +181,6 @@ def caller_id_of(raw: Any) -> str | None:
     return caller_id if isinstance(caller_id, str) and 0 < len(caller_id) <= MAX_CALLER_ID_LENGTH else None
 
 
-# Set by `runrelay redrive` on a message it sends back from the ingest DLQ: SQS gives the re-sent message
-# a new id, and specs without an `id` are keyed on the message id; the first id keeps their taskUUIDs.
-REDRIVE_MESSAGE_ID_ATTRIBUTE = "runrelayMessageId"
-
-
-def idempotency_message_id(record: Mapping[str, Any]) -> str:
-    """The message id a Lambda SQS record's tasks are keyed on: the first id it had, across redrives."""
-    attribute = (record.get("messageAttributes") or {}).get(REDRIVE_MESSAGE_ID_ATTRIBUTE) or {}
-    first = attribute.get("stringValue")
-    return first if isinstance(first, str) and first else str(record["messageId"])
-
-
 def classify_sqs_body(message_id: str, body: str) -> SqsBody:
     """Tell what an ingest-queue message is, without touching S3 or DynamoDB."""
     try:

@@ -147,7 +147,7 @@ def submit_service() -> SubmitService:
 def webhook_receiver() -> WebhookReceiver:
     config = settings()
     secret_id = _required(config.webhook_secret_id, "WEBHOOK_SECRET_ID")
-    # Looked up per request through Powertools' cache, so a rotation is seen within minutes.
+    # Looked up per request through the secrets cache, so a rotation is seen within minutes.
     return WebhookReceiver(
         task_repository(), lambda: webhook_secrets(secret_id), config.max_webhook_body_bytes
     )
