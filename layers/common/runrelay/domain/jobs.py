@@ -18,8 +18,8 @@ from ..task_ids import MAX_ATTEMPTS
 if TYPE_CHECKING:  # the webhook imports this module; budgets are the results consumer's
     from .budgets import Settlement
 
-# Lines of a source per tally: a tally's marks must fit in one write's condition (DynamoDB's 4 KB
-# expression limit) and keep the item near 1 KB.
+# Lines of a source per tally: a tally's marks must fit in one write's condition (DynamoDB's 4 KB and
+# 300 operators per expression) and keep the item near 1 KB.
 TALLY_LINES = 100
 _ATTEMPT_SLOTS = 16  # marks per line: one per attempt
 assert MAX_ATTEMPTS <= _ATTEMPT_SLOTS
