@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .domain.budgets import Reservation, Settlement
-from .domain.events import job_completed, task_completed
+from .domain.events import Event, job_completed, task_completed
 from .domain.jobs import FinalLine, JobBecameComplete, JobProgress, has_job
 from .domain.tasks import TaskBecameFinal, TaskRecord, TaskStatus, summed_cost, summed_usage
 from .ports import EventPublisher, JobRepository
@@ -92,9 +92,10 @@ class ResultsService:
             return
         fresh_lines = set(self.jobs.unrecorded([final.line for final in pending]))
         fresh = [final for final in pending if final.line in fresh_lines]
-        for final in fresh:
-            _account(final.task, report)
-        self.publisher.publish([task_completed(final.task) for final in fresh])
+        events = [task_completed(final.task) for final in fresh]
+        for final, event in zip(fresh, events, strict=True):
+            _account(final.task, event, report)
+        self.publisher.publish(events)
         report.task_events += len(fresh)
         recorded = self.jobs.record_finals([final.line for final in fresh])
         report.tasks_counted += sum(has_job(line.source_id) for line in recorded)
@@ -139,7 +140,7 @@ def _final_task(change: TaskBecameFinal) -> _FinalTask:
     return _FinalTask(change.sequence_number, task, line)
 
 
-def _account(task: TaskRecord, report: StreamReport) -> None:
+def _account(task: TaskRecord, event: Event, report: StreamReport) -> None:
     """A task made final here, in the batch's metrics."""
     report.tasks_final += 1
     if task.status == TaskStatus.COMPLETED and task.completed_at is not None:
@@ -149,4 +150,4 @@ def _account(task: TaskRecord, report: StreamReport) -> None:
     usage = summed_usage(task.results) or {}
     report.prompt_tokens += usage.get("promptTokens", 0)
     report.completion_tokens += usage.get("completionTokens", 0)
-    report.cost_usd += summed_cost(task.results) or 0.0
+    report.cost_usd += event.detail["cost"] or 0.0  # summed there already

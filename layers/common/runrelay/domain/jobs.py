@@ -53,6 +53,11 @@ def has_job(source_id: str) -> bool:
     return source_id.startswith("s3://")
 
 
+def tally_of(seq: int) -> int:
+    """Which tally of its source a line is kept in."""
+    return seq // TALLY_LINES
+
+
 @dataclass(frozen=True)
 class FinalLine:
     """An attempt of a task that became final, to be recorded once (`JobRepository.record_finals`)."""
@@ -66,7 +71,7 @@ class FinalLine:
     @property
     def tally(self) -> int:
         """Which tally of its source records it."""
-        return self.seq // TALLY_LINES
+        return tally_of(self.seq)
 
     @property
     def mark(self) -> int:

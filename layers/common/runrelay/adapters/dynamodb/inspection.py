@@ -6,16 +6,15 @@ polling every half second costs a small read per open task, not the task's resul
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ...domain.jobs import FinalLine
 from ...domain.tasks import TaskRecord
 from .codec import from_dynamo
-from .schema import OPEN_TASKS_INDEX, TASK_PREFIX, TASK_SK, tally_key, task_key, task_record
+from .reads import batch_get
+from .schema import OPEN_TASKS_INDEX, TASK_PREFIX, TASK_SK, task_key, task_record
 from .tallies import read_tallies, source_and_tally
-
-_BATCH_GET_LIMIT = 100
 
 
 class TableInspector:
@@ -26,37 +25,30 @@ class TableInspector:
     def statuses(self, task_uuids: list[str]) -> dict[str, str]:
         """The status of each task named that exists (consistent reads of that attribute alone)."""
         found: dict[str, str] = {}
-        for batch in self._batches([task_key(uuid) for uuid in task_uuids], "taskUUID, #s"):
-            for item in batch:
-                found[item["taskUUID"]["S"]] = item["status"]["S"]
+        for item in self._read(task_uuids, "taskUUID, #s"):
+            found[item["taskUUID"]["S"]] = item["status"]["S"]
         return found
 
     def final_recorded(self, task_uuids: list[str]) -> set[str]:
         """The tasks among these whose current attempt is recorded final in its tally (TaskCompleted
         sent, counted in its job)."""
-        lines: list[FinalLine] = []
-        for batch in self._batches(
-            [task_key(uuid) for uuid in task_uuids], "taskUUID, sourceId, sourceSeq, attempt"
-        ):
-            for item in batch:
-                plain = from_dynamo(item)
-                lines.append(
-                    FinalLine(
-                        str(plain["taskUUID"]),
-                        str(plain["sourceId"]),
-                        int(plain["sourceSeq"]),
-                        int(plain.get("attempt", 0)),
-                    )
-                )
-        tallies = {(line.source_id, line.tally) for line in lines}
-        marks: dict[str, set[int]] = {}
-        for batch in self._batches([tally_key(source, tally) for source, tally in tallies], None):
-            for item in batch:
-                marks[str(item["pk"]["S"])] = {int(mark) for mark in item.get("marks", {}).get("NS", [])}
+        lines = [
+            FinalLine(
+                str(plain["taskUUID"]),
+                str(plain["sourceId"]),
+                int(plain["sourceSeq"]),
+                int(plain.get("attempt", 0)),
+            )
+            for plain in map(from_dynamo, self._read(task_uuids, "taskUUID, sourceId, sourceSeq, attempt"))
+        ]
+        tallies = read_tallies(
+            self.dynamodb, self.table_name, {(line.source_id, line.tally) for line in lines}
+        )
         return {
             line.task_uuid
             for line in lines
-            if line.mark in marks.get(tally_key(line.source_id, line.tally)["pk"]["S"], ())
+            if (line.source_id, line.tally) in tallies
+            and line.mark in tallies[(line.source_id, line.tally)].marks
         }
 
     def all_tasks(self) -> Iterator[TaskRecord]:
@@ -97,16 +89,8 @@ class TableInspector:
         tallies = read_tallies(self.dynamodb, self.table_name, named)
         return legacy + sum(len(state.unclosed) for state in tallies.values())
 
-    def _batches(self, keys: list[dict[str, Any]], projection: str | None) -> Iterable[list[dict[str, Any]]]:
-        for start in range(0, len(keys), _BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table_name: {"Keys": keys[start : start + _BATCH_GET_LIMIT], "ConsistentRead": True}
-            }
-            if projection:
-                request[self.table_name]["ProjectionExpression"] = projection
-                if "#s" in projection:
-                    request[self.table_name]["ExpressionAttributeNames"] = {"#s": "status"}
-            while request:
-                answer = self.dynamodb.batch_get_item(RequestItems=request)
-                yield answer.get("Responses", {}).get(self.table_name, [])
-                request = answer.get("UnprocessedKeys") or {}
+    def _read(self, task_uuids: list[str], projection: str) -> Iterator[dict[str, Any]]:
+        """Task items, consistently, only the attributes named (`#s` is `status`)."""
+        names = {"#s": "status"} if "#s" in projection else None
+        keys = [task_key(uuid) for uuid in task_uuids]
+        return batch_get(self.dynamodb, self.table_name, keys, projection=projection, names=names)

@@ -23,14 +23,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ...domain.jobs import TALLY_LINES, FinalLine
+from .reads import batch_get
 from .schema import TALLY_PREFIX, tally_key
 from .writes import is_condition_failure
-
-_BATCH_GET_LIMIT = 100
-
-
-def tally_of(seq: int) -> int:
-    return seq // TALLY_LINES
 
 
 def line_range(tally: int) -> tuple[int, int]:
@@ -141,20 +136,11 @@ def read_tallies(
     dynamodb: Any, table_name: str, tallies: Iterable[tuple[str, int]], *, consistent: bool = True
 ) -> dict[tuple[str, int], TallyState]:
     """The tallies named that exist."""
-    wanted = sorted(set(tallies))
-    found: dict[tuple[str, int], TallyState] = {}
-    for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-        pending = [
-            tally_key(source_id, tally) for source_id, tally in wanted[start : start + _BATCH_GET_LIMIT]
-        ]
-        while pending:
-            answer = dynamodb.batch_get_item(
-                RequestItems={table_name: {"Keys": pending, "ConsistentRead": consistent}}
-            )
-            for item in answer.get("Responses", {}).get(table_name, []):
-                found[source_and_tally(item["pk"]["S"])] = TallyState(item)
-            pending = answer.get("UnprocessedKeys", {}).get(table_name, {}).get("Keys", [])
-    return found
+    keys = [tally_key(source_id, tally) for source_id, tally in sorted(set(tallies))]
+    return {
+        source_and_tally(item["pk"]["S"]): TallyState(item)
+        for item in batch_get(dynamodb, table_name, keys, consistent=consistent)
+    }
 
 
 def close_if_complete(dynamodb: Any, table_name: str, source_id: str, tally: int) -> bool:

@@ -40,6 +40,7 @@ from ...domain.tasks import (
     TaskStatus,
 )
 from .codec import from_dynamo, to_dynamo
+from .reads import BATCH_GET_LIMIT, batch_get
 from .schema import (
     BY_CALLER_INDEX,
     BY_SOURCE_INDEX,
@@ -63,7 +64,6 @@ INLINE_RESULT_LIMIT = 48 * 1024
 _OPTIMISTIC_RETRIES = 20
 # Rows of a chunk written at once: each is one round trip, and a chunk's 100 rows should take a few.
 _PARALLEL_WRITES = 16
-_BATCH_GET_LIMIT = 100
 _WRITTEN = object()  # marks an action whose condition held
 # Present only while a task is open, wants one result and has none. Checking it alone is a cheaper
 # condition for the usual completion than the equivalent three (bench/README.md, warm_webhook).
@@ -186,7 +186,8 @@ class DynamoTaskRepository:
         return statuses
 
     def _open_lines(self, lines: Sequence[tuple[str, int]], now: float) -> None:
-        from .tallies import open_lines_action, shard_of, tally_of
+        from ...domain.jobs import tally_of
+        from .tallies import open_lines_action, shard_of
 
         expires = int(now + self.retention_seconds)
         by_tally: dict[tuple[str, int], list[int]] = {}
@@ -675,17 +676,12 @@ class DynamoTaskRepository:
         """Tasks in the order given, read in batches of 100 (strongly consistent unless told otherwise:
         an eventually consistent read costs half), payloads not resolved; a task gone since (expired
         under TTL) is skipped."""
-        for start in range(0, len(task_uuids), _BATCH_GET_LIMIT):
-            batch = [task_key(uuid) for uuid in task_uuids[start : start + _BATCH_GET_LIMIT]]
-            found: dict[str, dict[str, Any]] = {}
-            pending: list[dict[str, Any]] = batch
-            while pending:
-                answer = self.dynamodb.batch_get_item(
-                    RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": consistent}}
-                )
-                for item in answer.get("Responses", {}).get(self.table_name, []):
-                    found[item["pk"]["S"]] = item
-                pending = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+        for start in range(0, len(task_uuids), BATCH_GET_LIMIT):  # a chunk at a time: memory stays flat
+            batch = [task_key(uuid) for uuid in task_uuids[start : start + BATCH_GET_LIMIT]]
+            found = {
+                item["pk"]["S"]: item
+                for item in batch_get(self.dynamodb, self.table_name, batch, consistent=consistent)
+            }
             for key in batch:
                 item = found.get(key["pk"]["S"])
                 if item is not None:
@@ -693,7 +689,7 @@ class DynamoTaskRepository:
 
 
 def _by_tally(tasks: Sequence[TaskRecord]) -> dict[int, list[TaskRecord]]:
-    from .tallies import tally_of
+    from ...domain.jobs import tally_of
 
     groups: dict[int, list[TaskRecord]] = {}
     for task in tasks:
