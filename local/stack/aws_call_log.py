@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,51 @@ def resources_of(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         ]
     if operation in ("BatchGetItem", "BatchWriteItem"):
         found["Tables"] = sorted(params.get("RequestItems") or {})
+    if operation in ("BatchExecuteStatement", "ExecuteStatement"):
+        statements = params.get("Statements") or [params]
+        found["Statements"] = [partiql_target(str(s.get("Statement", ""))) for s in statements]
     if operation == "PutEvents":
         found["EventBusNames"] = sorted(
             {str(entry.get("EventBusName") or "default") for entry in params.get("Entries") or []}
         )
     return found
+
+
+_PARTIQL_TARGET = re.compile(
+    r'\s*(?P<verb>INSERT\s+INTO|UPDATE|DELETE\s+FROM|SELECT\s.*?\sFROM)\s+"(?P<table>[^"]+)"', re.I | re.S
+)
+
+
+def partiql_target(statement: str) -> dict[str, str]:
+    """A PartiQL statement's kind (Insert, Update, Delete, Select: IAM's PartiQL<kind> action) and table."""
+    match = _PARTIQL_TARGET.match(statement)
+    if match is None:
+        return {"Action": "Unknown", "TableName": ""}
+    return {"Action": match["verb"].split()[0].capitalize(), "TableName": match["table"]}
+
+
+_INSERTED_NAMES = re.compile(r"'(\w+)'\s*:\s*\?")
+
+
+def unmetered_inserts(params: Mapping[str, Any], response: Mapping[str, Any]) -> dict[str, Any]:
+    """What a BatchExecuteStatement wrote when DynamoDB reported no capacity for it (DynamoDB Local does
+    not; AWS does): each INSERT that succeeded, as its table and item (for `bench/write_units.py` to
+    have DynamoDB measure the same item's PutItem, which AWS charges the same), and how many were refused."""
+    items, refused = [], 0
+    for statement, answer in zip(
+        params.get("Statements") or [], response.get("Responses") or [], strict=False
+    ):
+        target = partiql_target(str(statement.get("Statement", "")))
+        if target["Action"] != "Insert":
+            continue
+        if answer.get("Error"):
+            refused += 1
+            continue
+        names = _INSERTED_NAMES.findall(statement["Statement"])
+        items.append(
+            {"TableName": target["TableName"], "Item": dict(zip(names, statement["Parameters"], strict=True))}
+        )
+    return {"items": items, "refused": refused}
 
 
 _READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
@@ -127,6 +168,8 @@ def install(folder: str, *, capacity: bool = False) -> Any:
         else:
             if measured:
                 line["capacity"] = consumed_units(operation_name, response)
+                if operation_name == "BatchExecuteStatement" and not response.get("ConsumedCapacity"):
+                    line["unmetered"] = unmetered_inserts(api_params, response)
             return response
         finally:
             _append(path, line)

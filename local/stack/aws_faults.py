@@ -41,6 +41,7 @@ WRITES = frozenset(
         "DeleteItem",
         "TransactWriteItems",
         "BatchWriteItem",
+        "BatchExecuteStatement",
         "SendMessage",
         "SendMessageBatch",
         "PutObject",

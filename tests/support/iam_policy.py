@@ -121,6 +121,12 @@ def permissions_for(call: Mapping[str, Any], arns: ArnBook) -> list[Permission]:
                 Permission(_TRANSACT_ACTIONS[item["Action"]], arns.table(item["TableName"]))
                 for item in resources["TransactItems"]
             ]
+        if operation in ("BatchExecuteStatement", "ExecuteStatement"):
+            # IAM checks each statement as PartiQLInsert / PartiQLUpdate / PartiQLDelete / PartiQLSelect.
+            return [
+                Permission(f"dynamodb:PartiQL{item['Action']}", arns.table(item["TableName"]))
+                for item in resources["Statements"]
+            ]
         if operation in ("BatchGetItem", "BatchWriteItem"):
             return [Permission(f"dynamodb:{operation}", arns.table(t)) for t in resources["Tables"]]
         if operation in _DYNAMODB_ITEM_OPERATIONS:

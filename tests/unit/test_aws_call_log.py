@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.stack.aws_call_log import install, read_calls
+from local.stack.aws_call_log import install, partiql_target, read_calls, resources_of, unmetered_inserts
 
 
 @pytest.fixture
@@ -73,3 +73,31 @@ def test_uninstall_stops_logging(tmp_path: Path) -> None:
         undo()
         boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="q")
     assert list(read_calls(tmp_path)) == []
+
+
+_INSERT = """INSERT INTO "rr-tasks" VALUE {'pk': ?, 'status': ?}"""
+
+
+def test_partiql_statements_name_their_iam_kind_and_table() -> None:
+    assert partiql_target(_INSERT) == {"Action": "Insert", "TableName": "rr-tasks"}
+    assert partiql_target('SELECT pk FROM "rr-tasks" WHERE pk = ?') == {
+        "Action": "Select",
+        "TableName": "rr-tasks",
+    }
+    assert partiql_target('delete from "t1" where pk = ?')["Action"] == "Delete"
+    params = {"Statements": [{"Statement": _INSERT, "Parameters": []}]}
+    assert resources_of("BatchExecuteStatement", params) == {"Statements": [partiql_target(_INSERT)]}
+
+
+def test_unmetered_inserts_are_the_items_written_and_the_refused_count() -> None:
+    statements = [
+        {"Statement": _INSERT, "Parameters": [{"S": f"TASK#{n}"}, {"S": "PENDING"}]} for n in range(3)
+    ]
+    answer = {"Responses": [{}, {"Error": {"Code": "DuplicateItem", "Message": "m"}}, {}]}
+    assert unmetered_inserts({"Statements": statements}, answer) == {
+        "items": [
+            {"TableName": "rr-tasks", "Item": {"pk": {"S": f"TASK#{n}"}, "status": {"S": "PENDING"}}}
+            for n in (0, 2)
+        ],
+        "refused": 1,
+    }

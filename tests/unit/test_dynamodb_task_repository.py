@@ -20,7 +20,7 @@ from runrelay.task_ids import task_uuid_for
 from runrelay.webhook_logic import WebhookReceiver
 from runrelay.webhook_token import token_for
 
-from .conftest import BUCKET, TABLE
+from .conftest import BUCKET
 
 
 def item(store: DynamoTaskRepository, task_uuid: str) -> dict[str, Any]:
@@ -57,6 +57,22 @@ def test_create_pending_is_conditional(store: DynamoTaskRepository) -> None:
     assert store.create_pending(task) is TaskStatus.PENDING
     submitted_by_an_earlier_version(store, task.task_uuid)
     assert store.create_pending(task) is TaskStatus.SUBMITTED
+
+
+def test_a_chunk_creates_only_the_rows_not_there_and_reports_the_others_status(
+    store: DynamoTaskRepository,
+) -> None:
+    tasks = [new_task(f"k{seq}", seq=seq) for seq in range(60)]  # three BatchExecuteStatement calls
+    assert store.create_pending(tasks[7]) is None
+    assert store.create_rejected(tasks[33], {"code": "invalidLine", "message": "m"}) is None
+    store.mark_failed(tasks[7].task_uuid, {"code": "x", "message": "m"})
+    statuses = store.create_many([(task, None) for task in tasks])
+    assert statuses == [
+        TaskStatus.FAILED if seq == 7 else TaskStatus.REJECTED if seq == 33 else None for seq in range(60)
+    ]
+    assert item(store, tasks[7].task_uuid)["status"] == "FAILED"  # never overwritten
+    assert item(store, tasks[59].task_uuid)["status"] == "PENDING"
+    assert store.create_many([(task, None) for task in tasks[:3]]) == [TaskStatus.PENDING] * 3
 
 
 @pytest.mark.parametrize("earlier_version", [False, True], ids=["pending", "submitted-row"])
@@ -141,7 +157,7 @@ def test_open_tasks_come_from_open_tallies_and_source_order(store: DynamoTaskRep
         store.create_pending(task)
     assert set(store.open_tasks_since_before(cutoff_epoch=2**31)) == {t.task_uuid for t in tasks}
     assert set(store.open_tasks_since_before(cutoff_epoch=0)) == set()
-    jobs = DynamoJobRepository(TABLE, dynamodb=store.dynamodb)
+    jobs = DynamoJobRepository(store.table_name, dynamodb=store.dynamodb)
     store.store_result(result(tasks[0]))
     jobs.record_finals([FinalLine(tasks[0].task_uuid, source, 2)])
     assert set(store.open_tasks_since_before(cutoff_epoch=2**31)) == {t.task_uuid for t in tasks[1:]}
@@ -149,7 +165,7 @@ def test_open_tasks_come_from_open_tallies_and_source_order(store: DynamoTaskRep
         store.store_result(result(task))
     jobs.record_finals([FinalLine(t.task_uuid, source, t.source_seq) for t in tasks[1:]])
     assert list(store.open_tasks_since_before(cutoff_epoch=2**31)) == []
-    index = store.dynamodb.scan(TableName=TABLE, IndexName="OpenTasks")["Items"]
+    index = store.dynamodb.scan(TableName=store.table_name, IndexName="OpenTasks")["Items"]
     assert [item["pk"]["S"] for item in index if source in item["pk"]["S"]] == []
     assert all("openShard" not in item(store, t.task_uuid) for t in tasks)
     assert [v.source_seq for v in store.tasks_of_source(source)] == [0, 1, 2, 150]

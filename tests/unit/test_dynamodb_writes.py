@@ -53,3 +53,51 @@ def test_it_gives_up_after_a_few_attempts() -> None:
     with pytest.raises(ClientError):
         writes.patiently(call)
     assert len(calls) == 6
+
+
+class _StatementsAnswered:
+    """A DynamoDB client whose BatchExecuteStatement answers each statement from a script: per call, a
+    list of error codes (None: written), in the order of the statements sent."""
+
+    def __init__(self, *answers: list[str | None]) -> None:
+        self.answers = list(answers)
+        self.sent: list[list[dict[str, Any]]] = []
+
+    def batch_execute_statement(self, Statements: list[dict[str, Any]]) -> dict[str, Any]:
+        self.sent.append(Statements)
+        codes = self.answers.pop(0)
+        assert len(codes) == len(Statements)
+        return {"Responses": [{"Error": {"Code": code, "Message": "m"}} if code else {} for code in codes]}
+
+
+def _items(count: int) -> list[dict[str, Any]]:
+    return [{"pk": {"S": f"TASK#{n}"}, "sk": {"S": "TASK"}, "status": {"S": "PENDING"}} for n in range(count)]
+
+
+def test_insert_batch_sends_again_only_the_statements_that_failed_transiently() -> None:
+    client = _StatementsAnswered(
+        [None, "ThrottlingError", "DuplicateItem", "InternalServerError"],
+        [None, "TransactionConflict"],
+        [None],
+    )
+    assert writes.insert_batch(client, "tasks-table", _items(4)) == [2]
+    resent = [[statement["Parameters"][0]["S"] for statement in call] for call in client.sent]
+    assert resent == [["TASK#0", "TASK#1", "TASK#2", "TASK#3"], ["TASK#1", "TASK#3"], ["TASK#3"]]
+    statement = client.sent[0][0]
+    assert statement["Statement"] == """INSERT INTO "tasks-table" VALUE {'pk': ?, 'sk': ?, 'status': ?}"""
+
+
+def test_insert_batch_raises_a_statement_error_of_ours_and_gives_up_on_lasting_throttling() -> None:
+    with pytest.raises(ClientError, match="ValidationError"):
+        writes.insert_batch(_StatementsAnswered([None, "ValidationError"]), "t", _items(2))
+    lasting = _StatementsAnswered(*[["ThrottlingError"]] * 10)
+    with pytest.raises(ClientError, match="ThrottlingError"):
+        writes.insert_batch(lasting, "t", _items(1))
+    assert len(lasting.sent) == 6
+
+
+def test_insert_batch_takes_25_items_and_only_plain_attribute_names() -> None:
+    with pytest.raises(ValueError, match="at most 25"):
+        writes.insert_batch(_StatementsAnswered(), "t", _items(26))
+    with pytest.raises(ValueError, match="cannot be written"):
+        writes.insert_batch(_StatementsAnswered(), "t", [{"pk": {"S": "x"}, "a'b": {"S": "y"}}])

@@ -17,7 +17,7 @@ from runrelay import secrets as secrets_module
 from runrelay import settings as settings_module
 from runrelay.domain.jobs import FinalLine
 
-from .conftest import BUCKET, TABLE
+from .conftest import BUCKET
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -74,7 +74,7 @@ def lambda_env(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
     secrets.create_secret(Name="webhook", SecretString=json.dumps({"current": EVENTS_SECRET, "previous": ""}))
     for key, value in {
-        "TABLE_NAME": TABLE,
+        "TABLE_NAME": aws["table"],
         "PAYLOAD_BUCKET": BUCKET,
         "WEBHOOK_SECRET_ID": "webhook",
         "POWERTOOLS_METRICS_NAMESPACE": "runrelay",

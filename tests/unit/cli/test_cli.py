@@ -35,7 +35,7 @@ from runrelay_cli.targets import (
 )
 from tests.support.finals import record_final
 
-from ..conftest import BUCKET, TABLE
+from ..conftest import BUCKET
 
 runner = CliRunner()
 
@@ -165,7 +165,7 @@ def test_missing_credentials_are_explained() -> None:
 def deployed(aws: dict[str, Any], store: DynamoTaskRepository) -> DynamoTaskRepository:
     queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="ingest")["QueueUrl"]
     outputs = {
-        "TasksTableName": TABLE,
+        "TasksTableName": aws["table"],
         "InputBucketName": BUCKET,
         "InputPrefix": "incoming/",
         "IngestQueueUrl": queue_url,
@@ -560,7 +560,7 @@ def test_retry_sends_a_control_message_for_a_finished_file_and_refuses_what_it_c
     deployed.mark_failed(lines[0].task_uuid, {"code": "timeoutProvider", "message": "slow"})
     deployed.mark_failed(lines[1].task_uuid, {"code": "invalidPrompt", "message": "no"})
     deployed.store_result(InferenceResult(taskUUID=lines[2].task_uuid, text="fine"))
-    jobs = DynamoJobRepository(TABLE, dynamodb=deployed.dynamodb)
+    jobs = DynamoJobRepository(deployed.table_name, dynamodb=deployed.dynamodb)
     jobs.record_total(source, 3, bucket=BUCKET, key="incoming/batch.jsonl", etag=etag)
 
     running = invoke("retry", "batch.jsonl", "--stack", "rr")
