@@ -45,9 +45,8 @@ ALLOWED_UNUSED = {
     # Rows found already there (a redelivered message, a duplicate S3 notification): their status read
     # back (tests/unit/test_dynamodb_task_repository.py and tests/e2e/test_submit_crash.py take it).
     ("SubmitFunction", "WriteTaskAndJobRows", "dynamodb:BatchGetItem"),
-    # Items the submitter puts only on paths this run does not take: a cancellation request, the shared
-    # cool-down after Runware's 429, a budget's first reservation (tests/e2e/test_back_pressure.py,
-    # test_budget.py and the CLI's cancel tests take them).
+    # Items the submitter puts only on paths this run does not take: a cancellation request and the
+    # shared cool-down after Runware's 429 (tests/e2e/test_back_pressure.py and the cancel tests take them).
     ("SubmitFunction", "WriteTaskAndJobRows", "dynamodb:PutItem"),
     # An object read without a version id: S3 notifications of the (versioned) bucket always carry one.
     ("SubmitFunction", "ReadInputObjects", "s3:GetObject"),
