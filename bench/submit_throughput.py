@@ -177,8 +177,9 @@ def run(args: argparse.Namespace) -> Report:
                     args, subject(wan, "large", args.large_lines, args.budget, args.range_bytes)
                 )
         with _link(base, args.rtt) as wan:
-            # Untimed: DynamoDB Local's JIT compiles its write path on the first thousands of writes.
-            subject(wan, "warm", 2000 if not args.quick else 300, 600)
+            # Untimed: DynamoDB Local's JIT compiles its write paths (PartiQL's the slowest) over the first
+            # thousands of writes.
+            subject(wan, "warm", 5000 if not args.quick else 300, 600)
             subject_rates, naive_rates, post_rates, cpu_per_task = [], [], [], []
             for round_no in range(rounds):
                 naive_rates.append(naive(wan, naive_tasks))
