@@ -123,7 +123,7 @@ class Tally:
         }
 
 
-def _empty_copy(dynamodb: Any, table_name: str) -> str:
+def empty_copy(dynamodb: Any, table_name: str) -> str:
     """A new table with the same keys and indexes as `table_name` (template.yaml's TasksTable)."""
     from local.stack.template_model import load_template, table_create_kwargs
 
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> Report:
             time.sleep(2)  # the last stream batch's marks
             message_calls = _calls(calls)
             # Made only now: a new table while the stack runs would be one more stream on DynamoDB Local.
-            meter = PutItemMeter(client, {endpoints.table_name: _empty_copy(client, endpoints.table_name)})
+            meter = PutItemMeter(client, {endpoints.table_name: empty_copy(client, endpoints.table_name)})
             file_run = Tally(file_calls, tasks, prefix, meter)
             message_run = Tally(message_calls, tasks, prefix, meter)
 
