@@ -21,6 +21,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench.cold_import", []),
     ("bench.cold_start", []),
     ("bench.cold_import_submit", []),
+    ("bench.cold_import_others", []),
     ("bench.warm_webhook", []),
     # Small ranges, so that an object quick to generate is cut into several, as a large file is by default.
     ("bench.submit_throughput", ["--large-lines", "50000", "--range-bytes", "1048576"]),

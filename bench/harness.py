@@ -24,7 +24,12 @@ RESULT_PREFIX = "BENCH-RESULT "
 # ships compiled, nobody pays for compiling source. Warmed by an untimed first run.
 PYCACHE = Path(tempfile.gettempdir()) / "runrelay-bench-pycache"
 
-LOGICAL_IDS = {"webhook": "WebhookFunction", "submit": "SubmitFunction", "reconcile": "ReconcileFunction"}
+LOGICAL_IDS = {
+    "webhook": "WebhookFunction",
+    "submit": "SubmitFunction",
+    "reconcile": "ReconcileFunction",
+    "results": "ResultsFunction",
+}
 
 
 def function_dir(name: str) -> Path:
