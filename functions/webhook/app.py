@@ -67,7 +67,8 @@ def receive_webhook(event: dict[str, Any]) -> Response:
     duplicates = report.outcomes.count(StoreOutcome.DUPLICATE)
     stored = sum(o in (StoreOutcome.STORED, StoreOutcome.COMPLETED) for o in report.outcomes)
     metrics.add_metric(name="CompletionsStored", unit=MetricUnit.Count, value=stored)
-    metrics.add_metric(name="DuplicateWebhooks", unit=MetricUnit.Count, value=duplicates)
+    if duplicates:
+        metrics.add_metric(name="DuplicateWebhooks", unit=MetricUnit.Count, value=duplicates)
     # Tokens and cost are counted by ResultsFunction when the task completes (polled results too):
     # more metrics here would lengthen every warm call (bench/README.md, warm_webhook).
     # The record of a stored webhook is the EMF line itself (searchable in Logs Insights by task_uuid):

@@ -101,3 +101,41 @@ def test_insert_batch_takes_25_items_and_only_plain_attribute_names() -> None:
         writes.insert_batch(_StatementsAnswered(), "t", _items(26))
     with pytest.raises(ValueError, match="cannot be written"):
         writes.insert_batch(_StatementsAnswered(), "t", [{"pk": {"S": "x"}, "a'b": {"S": "y"}}])
+
+
+class _FlakyReads:
+    """A DynamoDB client whose reads fail transiently `failures` times before answering."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise _error("ProvisionedThroughputExceededException")
+
+    def get_item(self, **_: Any) -> dict[str, Any]:
+        self._maybe_fail()
+        return {}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self._maybe_fail()
+        (table, request), *_ = RequestItems.items()
+        return {"Responses": {table: [{**key, "status": {"S": "PENDING"}} for key in request["Keys"]]}}
+
+
+def test_the_submitters_reads_before_each_chunk_ride_out_a_spent_retry_quota() -> None:
+    from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
+    from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+    from runrelay.domain.tasks import TaskStatus
+
+    flaky = _FlakyReads(failures=3)
+    assert DynamoJobRepository("t", dynamodb=flaky).cancellation("s3://b/k#e") is None
+    assert flaky.calls == 4
+    flaky = _FlakyReads(failures=3)
+    assert DynamoTaskRepository("t", dynamodb=flaky)._statuses(["a", "b"]) == {
+        "a": TaskStatus.PENDING,
+        "b": TaskStatus.PENDING,
+    }
+    assert flaky.calls == 4

@@ -33,7 +33,7 @@ from .budgets import settlement_actions
 from .codec import from_dynamo, to_dynamo
 from .schema import cancellation_key, job_key, job_progress
 from .tallies import close_if_complete, read_tallies, record_action
-from .writes import is_condition_failure, transact, write_one
+from .writes import is_condition_failure, patiently, transact, write_one
 
 _TALLY_RETRIES = 20
 
@@ -48,20 +48,22 @@ class DynamoJobRepository:
         """Set the file's task count, after every one of its task rows exists. Idempotent."""
         now = time.time()
         try:
-            self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key=job_key(source_id),
-                UpdateExpression="SET expected = :n, inputBucket = :b, inputKey = :k, inputEtag = :e, "
-                "expiresAt = if_not_exists(expiresAt, :exp), updatedAt = :now",
-                ConditionExpression="attribute_not_exists(expected) OR expected = :n",
-                ExpressionAttributeValues={
-                    ":n": {"N": str(total)},
-                    ":b": {"S": bucket},
-                    ":k": {"S": key},
-                    ":e": {"S": etag},
-                    ":exp": {"N": str(int(now + self.retention_seconds))},
-                    ":now": {"N": str(round(now, 3))},
-                },
+            patiently(
+                lambda: self.dynamodb.update_item(
+                    TableName=self.table_name,
+                    Key=job_key(source_id),
+                    UpdateExpression="SET expected = :n, inputBucket = :b, inputKey = :k, inputEtag = :e, "
+                    "expiresAt = if_not_exists(expiresAt, :exp), updatedAt = :now",
+                    ConditionExpression="attribute_not_exists(expected) OR expected = :n",
+                    ExpressionAttributeValues={
+                        ":n": {"N": str(total)},
+                        ":b": {"S": bucket},
+                        ":k": {"S": key},
+                        ":e": {"S": etag},
+                        ":exp": {"N": str(int(now + self.retention_seconds))},
+                        ":now": {"N": str(round(now, 3))},
+                    },
+                )
             )
         except ClientError as error:
             if is_condition_failure(error):
@@ -216,9 +218,13 @@ class DynamoJobRepository:
 
     def cancellation(self, source_id: str, *, consistent: bool = False) -> Cancellation | None:
         """The source's cancellation, if any. Eventually consistent by default: the submitter reads it
-        before every chunk, and a chunk more or less sent during a cancel is within what cancel promises."""
-        item = self.dynamodb.get_item(
-            TableName=self.table_name, Key=cancellation_key(source_id), ConsistentRead=consistent
+        before every chunk, and a chunk more or less sent during a cancel is within what cancel promises.
+        Read patiently: the submitter reads it before every chunk, and a record must not fail on it alone
+        while botocore's retry quota is spent (`writes.patiently`)."""
+        item = patiently(
+            lambda: self.dynamodb.get_item(
+                TableName=self.table_name, Key=cancellation_key(source_id), ConsistentRead=consistent
+            )
         ).get("Item")
         return None if item is None else _cancellation(source_id, item)
 

@@ -207,13 +207,20 @@ class DynamoTaskRepository:
         ]
 
     def _statuses(self, task_uuids: Sequence[str]) -> dict[str, TaskStatus]:
+        """The rows' statuses, read patiently: every redelivery of a record reads them."""
         keys = [task_key(task_uuid) for task_uuid in task_uuids]
-        return {
-            task_uuid_of(item): TaskStatus(item["status"]["S"])
-            for item in batch_get(
-                self.dynamodb, self.table_name, keys, projection="pk, #status", names={"#status": "status"}
+        items = patiently(
+            lambda: list(
+                batch_get(
+                    self.dynamodb,
+                    self.table_name,
+                    keys,
+                    projection="pk, #status",
+                    names={"#status": "status"},
+                )
             )
-        }
+        )
+        return {task_uuid_of(item): TaskStatus(item["status"]["S"]) for item in items}
 
     def _open_lines(self, lines: Sequence[tuple[str, int]], now: float) -> None:
         from ...domain.jobs import tally_of
