@@ -354,7 +354,8 @@ class DynamoTaskRepository:
         now = time.time()
         if not has_job(source_id):
             for tally, group in _by_tally(tasks).items():
-                self.dynamodb.update_item(**self._reopen_lines(source_id, tally, group, now)["Update"])
+                reopen = self._reopen_lines(source_id, tally, group, now)["Update"]
+                patiently(functools.partial(self.dynamodb.update_item, **reopen))
             outcome = self._write_conditionally([self._reopen_action(task, now) for task in tasks])
             return [
                 Reopened(task.task_uuid, task.source_seq, task.attempt + 1)
