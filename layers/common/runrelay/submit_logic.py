@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .back_pressure import DEFAULT_POSTS_IN_FLIGHT
 from .contract import TextInferenceTask
 from .deadline import Deadline
 from .domain.budgets import Budget, Reservation, daily_budget
@@ -95,9 +94,10 @@ class SubmitConfig:
     max_tasks_per_request: int = 100
     # Stop taking new chunks of a big object with this much time left; the rest is re-queued.
     continuation_reserve_seconds: float = 20.0
-    # Chunks of one object written and POSTed at once (the Runware client's adaptive window may allow
-    # fewer POSTs after a 429).
-    chunks_in_flight: int = DEFAULT_POSTS_IN_FLIGHT
+    # Chunks of one object in flight at once: their rows are written while earlier chunks' POSTs wait
+    # for the Runware client's window (back_pressure.DEFAULT_POSTS_IN_FLIGHT, fewer after a 429), so
+    # the table's round trips overlap the POSTs' (bench/README.md, submit_throughput).
+    chunks_in_flight: int = 8
     # A JSONL object with more than twice this much left is cut into line-aligned ranges of about this
     # size, each queued as its own message, so that several invocations submit it at once (0: never).
     fan_out_range_bytes: int = 16 * 1024 * 1024
