@@ -48,6 +48,15 @@ def _numbers(values: Iterable[int]) -> dict[str, list[str]]:
     return {"NS": sorted({str(value) for value in values})}
 
 
+# Both the submitter and a retry open a tally: in the OpenTasks index from the first open line on, its age
+# kept from then (a tally already open stays where it is in the index).
+_KEEP_OPEN = "openShard = if_not_exists(openShard, :shard), openSince = if_not_exists(openSince, :now)"
+
+
+def _open_values(shard: str, now: float) -> dict[str, Any]:
+    return {":shard": {"S": shard}, ":now": {"N": str(int(now))}}
+
+
 def open_lines_action(
     table_name: str, source_id: str, tally: int, seqs: Iterable[int], *, shard: str, now: float, expires: int
 ) -> dict[str, Any]:
@@ -56,14 +65,13 @@ def open_lines_action(
         "Update": {
             "TableName": table_name,
             "Key": tally_key(source_id, tally),
-            "UpdateExpression": "ADD #lines :lines SET openShard = if_not_exists(openShard, :shard), "
-            "openSince = if_not_exists(openSince, :now), expiresAt = if_not_exists(expiresAt, :exp)",
+            "UpdateExpression": f"ADD #lines :lines SET {_KEEP_OPEN}, "
+            "expiresAt = if_not_exists(expiresAt, :exp)",
             "ExpressionAttributeNames": {"#lines": "lines"},
             "ExpressionAttributeValues": {
                 ":lines": _numbers(seqs),
-                ":shard": {"S": shard},
-                ":now": {"N": str(int(now))},
                 ":exp": {"N": str(expires)},
+                **_open_values(shard, now),
             },
         }
     }
@@ -77,13 +85,8 @@ def reopen_lines_action(
         "Update": {
             "TableName": table_name,
             "Key": tally_key(source_id, tally),
-            "UpdateExpression": "DELETE closed :lines SET openShard = if_not_exists(openShard, :shard), "
-            "openSince = if_not_exists(openSince, :now)",
-            "ExpressionAttributeValues": {
-                ":lines": _numbers(seqs),
-                ":shard": {"S": shard},
-                ":now": {"N": str(int(now))},
-            },
+            "UpdateExpression": f"DELETE closed :lines SET {_KEEP_OPEN}",
+            "ExpressionAttributeValues": {":lines": _numbers(seqs), **_open_values(shard, now)},
         }
     }
 

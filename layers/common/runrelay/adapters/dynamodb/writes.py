@@ -69,8 +69,13 @@ def patiently(call: Callable[[], T]) -> T:
         except (ConnectionError, HTTPClientError):
             if attempt + 1 == _PATIENT_ATTEMPTS:
                 raise
-        time.sleep(random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**attempt))
+        _pause(attempt)
     raise AssertionError("unreachable")
+
+
+def _pause(attempt: int) -> None:
+    """The wait before trying again after `attempt` (from 0) failed: doubling, jittered, at most 5 s."""
+    time.sleep(random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**attempt))
 
 
 def insert_batch(dynamodb: Any, table_name: str, items: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -105,7 +110,7 @@ def insert_batch(dynamodb: Any, table_name: str, items: Sequence[Mapping[str, An
         if not retry:
             return sorted(existing)
         pending = retry
-        time.sleep(random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**attempt))
+        _pause(attempt)
     raise AssertionError("unreachable")
 
 
