@@ -14,7 +14,7 @@ from bench.stats import Check, Report
 def consumed(client: Any, action: Callable[[], object], meter: Any = None) -> tuple[float, float]:
     """(write units, read units) consumed by every DynamoDB call `action` makes, indexes included. The
     PartiQL INSERTs DynamoDB Local leaves unmetered are measured by `meter` (`write_units.PutItemMeter`)."""
-    from local.stack.aws_call_log import unmetered_inserts
+    from local.stack.aws_call_log import consumed_units, unmetered_inserts
 
     totals = [0.0, 0.0]
     sent: list[dict[str, Any]] = []  # the last call's parameters (the action's calls are sequential)
@@ -28,12 +28,9 @@ def consumed(client: Any, action: Callable[[], object], meter: Any = None) -> tu
             for item in unmetered_inserts(sent[0], parsed)["items"]:
                 totals[0] += meter.units(item["TableName"], item["Item"])
             return
-        capacity = parsed.get("ConsumedCapacity")
-        for entry in capacity if isinstance(capacity, list) else [capacity] if capacity else []:
-            totals[0] += entry.get("WriteCapacityUnits") or 0.0
-            totals[1] += entry.get("ReadCapacityUnits") or 0.0
-            if not entry.get("WriteCapacityUnits") and not entry.get("ReadCapacityUnits"):
-                totals[0] += entry.get("CapacityUnits") or 0.0
+        units = consumed_units(model.name, parsed)
+        totals[0] += units["write"]
+        totals[1] += units["read"]
 
     events = client.meta.events
     events.register("provide-client-params.dynamodb.*", ask)

@@ -26,7 +26,6 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +36,7 @@ TASKS = 1_000
 MESSAGE_SIZE = 10
 _REFUSED = {"ConditionalCheckFailedException", "TransactionCanceledException"}
 RECORDER = harness.ROOT / "local" / "stack" / "aws_call_log.py"
-
-
-def _wait(what: str, done: Callable[[], bool], timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"timed out waiting for {what}")
+_TIMEOUT = 600.0  # seconds for a run's tasks to become final
 
 
 def _clear(folder: Path) -> None:
@@ -133,6 +124,7 @@ def empty_copy(dynamodb: Any, table_name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> Report:
+    from local.net import wait_for
     from local.stack.aws_call_log import CAPACITY_ENV_VAR
     from local.stack.aws_call_log import ENV_VAR as CALL_LOG_ENV_VAR
     from local.stack.local_stack import LocalStack
@@ -184,7 +176,7 @@ def run(args: argparse.Namespace) -> Report:
                 job = jobs.get(source)
                 return job is not None and job.announced
 
-            _wait("the file's job to be announced", announced)
+            wait_for(announced, _TIMEOUT, "the file's job to be announced", interval=0.5)
             file_calls = _calls(calls)
 
             # The same number of tasks as SQS messages of 10 (no job: each final task is marked alone).
@@ -205,7 +197,7 @@ def run(args: argparse.Namespace) -> Report:
                     return False
                 return len(inspector.final_recorded([task.task_uuid for task in found])) == tasks
 
-            _wait("every message's tasks to be final and marked", messages_done)
+            wait_for(messages_done, _TIMEOUT, "every message's tasks to be final and marked", interval=0.5)
             time.sleep(2)  # the last stream batch's marks
             message_calls = _calls(calls)
             # Made only now: a new table while the stack runs would be one more stream on DynamoDB Local.

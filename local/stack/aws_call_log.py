@@ -5,13 +5,15 @@ Loaded into each worker process of the local runtime through RUNRELAY_LOCAL_PREL
 wraps botocore's `BaseClient._make_api_call`, i.e. every API call of every client in that process
 (once per call, not per retry; once per page of a paginator), and appends one JSON line per call to
 `<folder>/<pid>.jsonl`: the function (AWS_LAMBDA_FUNCTION_NAME), the service, the operation and the
-resources the call names (`resources_of`). Nothing of the payload (items, bodies, messages) is kept.
+resources the call names (`resources_of`). Nothing of the payload (items, bodies, messages) is kept,
+but for the capacity mode's unmetered INSERTs below.
 
 With RUNRELAY_AWS_CALL_CAPACITY=1 as well, every DynamoDB call that can report it asks for its consumed
 capacity (`ReturnConsumedCapacity: INDEXES`) and the line carries it (`capacity`: write and read units,
 table and indexes summed), and a call refused by DynamoDB carries its error code (`error`): what the
 capacity benchmark (`bench/write_units.py`) sums. The functions never read that field, so asking for it
-changes nothing they do.
+changes nothing they do. A BatchExecuteStatement DynamoDB reports no capacity for (DynamoDB Local) keeps
+the items its INSERTs wrote (`unmetered`), for the benchmark to measure them as PutItems.
 
 This file imports only the standard library and botocore: it runs in the workers, where only the
 function's code, its layers and the runtime's packages are importable.
