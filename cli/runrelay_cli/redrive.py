@@ -22,7 +22,7 @@ from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.stream import table_changes
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.adapters.eventbridge import EventBridgePublisher
-from runrelay.adapters.s3 import S3ObjectWriter
+from runrelay.adapters.s3_uploads import S3ObjectWriter
 from runrelay.results_file import ResultsWriter
 from runrelay.results_logic import ResultsService
 from runrelay.sqs_records import REDRIVE_MESSAGE_ID_ATTRIBUTE

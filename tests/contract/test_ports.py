@@ -22,7 +22,8 @@ from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, DynamoTaskRepository
 from runrelay.adapters.dynamodb.throttle import DynamoThrottleStore
 from runrelay.adapters.eventbridge import EventBridgePublisher
-from runrelay.adapters.s3 import S3ObjectWriter, S3PayloadStore
+from runrelay.adapters.s3 import S3PayloadStore
+from runrelay.adapters.s3_uploads import S3ObjectWriter
 from runrelay.domain.budgets import Budget, Reservation, Settlement
 from runrelay.domain.events import Event
 from runrelay.domain.jobs import TotalMismatch

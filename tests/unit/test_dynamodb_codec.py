@@ -52,6 +52,24 @@ def test_what_is_written_reads_back_as_the_json_value(value: Any) -> None:
     assert TypeDeserializer().deserialize(to_dynamo(value)) == expected
 
 
+def _plain_via_boto3(value: Any) -> Any:
+    """The reference reading: boto3's deserializer, its Decimals as the int or float they hold."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain_via_boto3(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_via_boto3(item) for item in value]
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON_LIKE)
+def test_items_read_back_as_boto3_reads_them(value: Any) -> None:
+    item = {"value": to_dynamo(value)}
+    assert from_dynamo(item) == {"value": _plain_via_boto3(TypeDeserializer().deserialize(item["value"]))}
+
+
 def test_unstorable_values_become_text() -> None:
     deep: Any = "leaf"
     for _ in range(MAX_STORED_DEPTH + 3):
@@ -132,3 +150,23 @@ def test_items_read_back_as_plain_values() -> None:
     }
     plain = {"cost": 0.000123, "tokens": 42, "nested": [{"a": None, "b": True}], "big": 10**40}
     assert from_dynamo(to_dynamo(plain)["M"]) == {**plain, "big": str(10**40)}
+
+
+def test_number_sets_binaries_and_exponents_read_back() -> None:
+    item = {
+        "numbers": {"NS": ["1", "-2", "1.5", "1E+2"]},
+        "blob": {"B": b"\x00\x01"},
+        "blobs": {"BS": [b"a"]},
+        "negative": {"N": "-0.5"},
+    }
+    assert from_dynamo(item) == {
+        "numbers": [1, -2, 1.5, 100],
+        "blob": b"\x00\x01",
+        "blobs": [b"a"],
+        "negative": -0.5,
+    }
+
+
+def test_an_unknown_attribute_type_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="'X' is not supported"):
+        from_dynamo({"odd": {"X": "1"}})

@@ -1,7 +1,7 @@
 """The architecture's rule: the services' unit tests import no boto3 and start no server.
 
 Each module is imported in a fresh interpreter, which then reports which AWS libraries got loaded. The
-services depend on the ports only; the adapters and `runrelay.wiring` are where boto3 comes in.
+services depend on the ports only; the adapters and `runrelay.wiring` are where the AWS SDK comes in.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def test_importing_them_loads_no_aws_library(modules: list[str]) -> None:
     assert {module: names for module, names in loaded.items() if names} == {}
 
 
-def test_the_probe_sees_boto3_where_it_is() -> None:
-    """The composition root and the DynamoDB adapter do import boto3: the probe would notice a service
-    that reached them."""
-    assert "boto3" in aws_libraries_loaded_by("runrelay.wiring")
+def test_the_probe_sees_the_sdk_where_it_is() -> None:
+    """The composition root and the adapters do import the SDK: the probe would notice a service that
+    reached them."""
+    assert "botocore" in aws_libraries_loaded_by("runrelay.wiring")
     assert "botocore" in aws_libraries_loaded_by("runrelay.adapters.dynamodb.tasks")
+    assert "boto3" in aws_libraries_loaded_by("runrelay.adapters.s3_uploads")

@@ -1,7 +1,10 @@
-"""One boto3 client per service per container, reused across invocations.
+"""One AWS client per service per container, reused across invocations.
 
-Endpoints come from boto3's standard variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, ...), so
-the local stack and AWS run the same code path.
+Clients are botocore's, made without boto3: boto3 adds resources, docs and the S3 transfer methods on top
+of the same clients, and importing it is a tenth of a cold start none of our handlers needs
+(bench/README.md, cold_import). The results writer's uploads use boto3's transfer manager explicitly
+(`adapters.s3_uploads`). Endpoints come from the SDK's standard variables (AWS_ENDPOINT_URL,
+AWS_ENDPOINT_URL_DYNAMODB, ...), so the local stack and AWS run the same code path.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import os
 import threading
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 _CONFIG = Config(
@@ -30,7 +33,7 @@ _CONFIG = Config(
 # retry and default config), so a second client is cheap on a cold start (bench/README.md).
 # Sessions are not thread-safe, and the submit pool's threads may ask for a client at once: a lock.
 _lock = threading.Lock()
-_session: boto3.session.Session | None = None
+_session: botocore.session.Session | None = None
 _clients: dict[str, Any] = {}
 
 
@@ -42,8 +45,8 @@ def client(service: str) -> Any:
     with _lock:
         if service not in _clients:
             if _session is None:
-                _session = boto3.session.Session()
-            _clients[service] = _session.client(service, config=_CONFIG)
+                _session = botocore.session.get_session()
+            _clients[service] = _session.create_client(service, config=_CONFIG)
         return _clients[service]
 
 

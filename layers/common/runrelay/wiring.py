@@ -173,7 +173,7 @@ def reconcile_service() -> ReconcileService:
 def results_service() -> ResultsService:
     # Imported here: the webhook's cold start (benchmarked) must not pay for the results code.
     from .adapters.eventbridge import EventBridgePublisher
-    from .adapters.s3 import S3ObjectWriter
+    from .adapters.s3_uploads import S3ObjectWriter
     from .results_file import ResultsWriter
     from .results_logic import ResultsService
 

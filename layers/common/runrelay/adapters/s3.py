@@ -1,8 +1,9 @@
-"""S3: the payload store (result texts too large for a DynamoDB item) and the results files' writer."""
+"""S3: the payload store (result texts too large for a DynamoDB item); the results files' writer is
+`adapters.s3_uploads`."""
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import Any
 
 from ..aws_clients import client
 
@@ -27,13 +28,3 @@ class S3PayloadStore:
         bucket, _, key = ref.removeprefix("s3://").partition("/")
         body: bytes = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         return body
-
-
-class S3ObjectWriter:
-    """Whole objects from a stream (multipart for big ones, through boto3's transfer manager)."""
-
-    def __init__(self, *, s3: Any) -> None:
-        self.s3 = s3
-
-    def upload(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None:
-        self.s3.upload_fileobj(body, bucket, key, ExtraArgs={"ContentType": content_type})

@@ -7,13 +7,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 # DynamoDB nests documents at most 32 levels; a stored value sits a few levels down (results.<id>.…).
 MAX_STORED_DEPTH = 24
 _INFINITY = float("inf")
 _INT_LIMIT = 10**38  # integers below it in magnitude fit DynamoDB's 38 digits as they are
-_deserializer = TypeDeserializer()
 
 
 def to_dynamo(value: Any) -> dict[str, Any]:
@@ -81,16 +78,36 @@ def _fits_dynamo_number(number: Decimal) -> bool:
 
 
 def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain values of a typed item. An empty attribute (a stream image's `{}` for an empty map) is
-    left out."""
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items() if value}
+    """Plain values of a typed item: numbers as int or float, sets as lists. An empty attribute (a stream
+    image's `{}` for an empty map) is left out."""
+    return {key: _plain(value) for key, value in item.items() if value}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value
+def _plain(typed: Mapping[str, Any]) -> Any:
+    # Written out rather than boto3's TypeDeserializer, which would import boto3 into every handler for
+    # this alone (aws_clients), and which takes a second pass to turn its Decimals into numbers.
+    ((kind, value),) = typed.items()
+    if kind == "S" or kind == "BOOL":
+        return value
+    if kind == "N":
+        return _number_value(value)
+    if kind == "M":
+        return {key: _plain(item) for key, item in value.items()}
+    if kind == "L":
+        return [_plain(item) for item in value]
+    if kind == "NULL":
+        return None
+    if kind == "SS" or kind == "BS":
+        return list(value)
+    if kind == "NS":
+        return [_number_value(item) for item in value]
+    if kind == "B":
+        return value
+    raise TypeError(f"DynamoDB type {kind!r} is not supported")
+
+
+def _number_value(text: str) -> int | float:
+    if text.isdecimal() or (text[:1] == "-" and text[1:].isdecimal()):
+        return int(text)
+    number = Decimal(text)
+    return int(number) if number == number.to_integral_value() else float(number)
