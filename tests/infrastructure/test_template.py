@@ -37,7 +37,12 @@ FUNCTION_ENV = {
         "INGEST_QUEUE_URL",
     },
     "WebhookFunction": {"WEBHOOK_SECRET_ID", "MAX_WEBHOOK_BODY_BYTES"},
-    "ReconcileFunction": {"RUNWARE_API_KEY_SECRET_ID", "OVERDUE_AFTER_SECONDS", "MAX_TASK_AGE_SECONDS"},
+    "ReconcileFunction": {
+        "RUNWARE_API_KEY_SECRET_ID",
+        "OVERDUE_AFTER_SECONDS",
+        "MAX_TASK_AGE_SECONDS",
+        "RECONCILE_MAX_TASKS_PER_RUN",
+    },
 }
 STACK_SUFFIX = {
     "Fn::Select": [
@@ -149,6 +154,7 @@ def test_parameters_and_defaults(template: dict[str, Any]) -> None:
         "FanOutRangeBytes": 16777216,
         "OverdueAfterSeconds": 900,
         "MaxTaskAgeSeconds": 86400,
+        "ReconcileMaxTasksPerRun": 20000,
         "Environment": "dev",
     }
     assert {name: params[name]["Default"] for name in expected} == expected

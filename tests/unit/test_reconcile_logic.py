@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from runrelay.contract import InferenceResult, RunwareError
 from runrelay.deadline import Deadline
 from runrelay.domain.tasks import NewTask, TaskStatus
@@ -103,3 +105,94 @@ def test_fresh_tasks_are_not_polled_and_runware_trouble_stops_quietly(tasks: Fak
     service.config = ReconcileConfig(overdue_after_seconds=0)
     report = service.run(Deadline.after(30), now=time.time() + 10)
     assert (report.checked, report.polls) == (1, 0)
+
+
+class _CountingPoller(FakeRunware):
+    """Answers every poll with every asked task completed, after a pause, counting polls in flight."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.fail_after = fail_after  # polls answered before Runware starts refusing
+
+    def get_response(self, task_uuids: list[str], deadline: Deadline) -> PollOutcome:
+        with self._lock:
+            self.asked.append(list(task_uuids))
+            failing = self.fail_after is not None and len(self.asked) > self.fail_after
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.02)
+            if failing:
+                raise TransientRunwareError(503, [], "busy")
+            return PollOutcome(results=[InferenceResult(taskUUID=uuid, text="late") for uuid in task_uuids])
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def _open_tasks(tasks: FakeTaskRepository, count: int) -> list[str]:
+    return [open_task(tasks, f"many:{i}") for i in range(count)]
+
+
+def test_batches_after_the_first_are_polled_several_at_once(tasks: FakeTaskRepository) -> None:
+    uuids = _open_tasks(tasks, 100)
+    runware = _CountingPoller()
+    config = ReconcileConfig(overdue_after_seconds=0, poll_batch_size=10, polls_in_flight=4)
+    report = ReconcileService(tasks, runware, config).run(Deadline.after(30), now=time.time() + 10)
+    assert (report.checked, report.polls, report.completed, report.results_stored) == (100, 10, 100, 100)
+    assert report.outcomes == {"completed": 100}
+    assert runware.most_in_flight == 4
+    assert len(runware.asked[0]) == 10  # the first batch went alone: nothing else was asked before it
+    assert sorted(uuid for asked in runware.asked for uuid in asked) == sorted(uuids)
+    assert all(tasks.get_task(uuid).status == TaskStatus.COMPLETED for uuid in uuids)  # type: ignore[union-attr]
+
+
+def test_runware_trouble_on_the_first_poll_sends_no_other(tasks: FakeTaskRepository) -> None:
+    _open_tasks(tasks, 100)
+    runware = _CountingPoller(fail_after=0)
+    config = ReconcileConfig(overdue_after_seconds=0, poll_batch_size=10, polls_in_flight=4)
+    report = ReconcileService(tasks, runware, config).run(Deadline.after(30), now=time.time() + 10)
+    assert (len(runware.asked), report.polls, report.completed) == (1, 0, 0)
+
+
+def test_runware_trouble_midway_stops_new_polls_and_keeps_what_was_stored(tasks: FakeTaskRepository) -> None:
+    uuids = _open_tasks(tasks, 200)
+    runware = _CountingPoller(fail_after=3)
+    config = ReconcileConfig(overdue_after_seconds=0, poll_batch_size=10, polls_in_flight=4)
+    report = ReconcileService(tasks, runware, config).run(Deadline.after(30), now=time.time() + 10)
+    # The three answered polls stored their tasks; at most the polls already in flight met the refusal.
+    assert (report.polls, report.completed) == (3, 30)
+    assert 4 <= len(runware.asked) <= 3 + config.polls_in_flight
+    completed = [uuid for uuid in uuids if tasks.get_task(uuid).status == TaskStatus.COMPLETED]  # type: ignore[union-attr]
+    assert len(completed) == 30
+
+
+def test_a_short_deadline_starts_no_poll(tasks: FakeTaskRepository) -> None:
+    _open_tasks(tasks, 30)
+    runware = _CountingPoller()
+    config = ReconcileConfig(overdue_after_seconds=0, poll_batch_size=10, reserve_seconds=5.0)
+    report = ReconcileService(tasks, runware, config).run(Deadline.after(4), now=time.time() + 10)
+    assert (report.checked, report.polls, runware.asked) == (30, 0, [])
+
+
+def test_a_broken_batch_is_raised_and_stops_the_others(tasks: FakeTaskRepository) -> None:
+    _open_tasks(tasks, 100)
+    runware = _CountingPoller()
+    broken = RuntimeError("DynamoDB is gone")
+    original = tasks.tasks_in_order
+    calls = 0
+
+    def failing_read(task_uuids: list[str], **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise broken
+        return original(task_uuids, **kwargs)  # type: ignore[arg-type]
+
+    tasks.tasks_in_order = failing_read  # type: ignore[method-assign,assignment]
+    config = ReconcileConfig(overdue_after_seconds=0, poll_batch_size=10, polls_in_flight=2)
+    with pytest.raises(RuntimeError, match="DynamoDB is gone"):
+        ReconcileService(tasks, runware, config).run(Deadline.after(30), now=time.time() + 10)
+    assert len(runware.asked) < 10  # the batches still queued were not polled

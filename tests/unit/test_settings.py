@@ -53,4 +53,17 @@ def test_bad_values_are_refused_with_the_variable_named(environ: dict[str, str],
 
 def test_every_field_has_its_environment_name() -> None:
     assert "TABLE_NAME" in RuntimeSettings.environment_names()
-    assert len(RuntimeSettings.environment_names()) == 17
+    assert len(RuntimeSettings.environment_names()) == 18
+
+
+def test_a_reconciler_run_is_sized_from_the_environment() -> None:
+    base = {"TABLE_NAME": "t"}
+    assert RuntimeSettings.from_environ(base).reconcile_max_tasks_per_run == 20_000
+    assert (
+        RuntimeSettings.from_environ(
+            {**base, "RECONCILE_MAX_TASKS_PER_RUN": "60000"}
+        ).reconcile_max_tasks_per_run
+        == 60_000
+    )
+    with pytest.raises(ValueError, match="RECONCILE_MAX_TASKS_PER_RUN must be between 1 and 1000000"):
+        RuntimeSettings.from_environ({**base, "RECONCILE_MAX_TASKS_PER_RUN": "0"})

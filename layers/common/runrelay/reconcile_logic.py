@@ -1,7 +1,8 @@
 """Reconcile: heal lost webhooks by polling Runware (getResponse) for tasks open too long.
 
 Overdue tasks come from the sparse OpenTasks index (never a Scan); each is read (one BatchGetItem per
-batch) to poll the Runware task of every result it wants. Results go through the same
+batch) to poll the Runware task of every result it wants, several batches at once after the first.
+Results go through the same
 idempotent `TaskRepository.store_result` as webhooks, so a late webhook and a poll never double-store.
 A task Runware never had is failed once it is too old, or cancelled at once when its source was cancelled
 (a PENDING row may or may not have been sent: only Runware's answer tells).
@@ -9,9 +10,11 @@ A task Runware never had is failed once it is too old, or cancelled at once when
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from .deadline import Deadline
@@ -38,13 +41,27 @@ class ReconcileReport:
     polls: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: ReconcileReport) -> None:
+        """Count a batch's report into this one."""
+        for counter in fields(self):
+            if counter.name != "outcomes":
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+        for outcome, count in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+
 
 @dataclass(frozen=True)
 class ReconcileConfig:
+    """How much one run takes on (RECONCILE_MAX_TASKS_PER_RUN; docs/capacity.md has the rates)."""
+
     overdue_after_seconds: int = 900
     max_task_age_seconds: int = 86_400
     poll_batch_size: int = 50
-    max_tasks_per_run: int = 5_000
+    # The deadline ends a run in any case; the count keeps one run's list of overdue tasks in proportion.
+    max_tasks_per_run: int = 20_000
+    # Batches polled at once (each a getResponse and the writes of its answer): a run spends most of
+    # its time waiting on Runware and DynamoDB, so a few in flight multiply what it heals.
+    polls_in_flight: int = 4
     # Stop starting new polls with this much time left.
     reserve_seconds: float = 5.0
 
@@ -67,25 +84,48 @@ class ReconcileService:
         cutoff = int(now - self.config.overdue_after_seconds)
         overdue = list(self.store.open_tasks_since_before(cutoff, limit=self.config.max_tasks_per_run))
         report = ReconcileReport(checked=len(overdue))
-        for start in range(0, len(overdue), self.config.poll_batch_size):
-            if deadline.remaining() < self.config.reserve_seconds:
-                break
-            batch = overdue[start : start + self.config.poll_batch_size]
-            # Read first: a task's results are polled under their own Runware tasks, one per slot.
-            tasks = [task for task in self.store.tasks_in_order(batch) if task.status in OPEN_STATUSES]
-            slots = {
-                result_task_uuid(task.task_uuid, slot, task.attempt): (task, slot)
-                for task in tasks
-                for slot in range(task.number_results)
-            }
-            if not slots:
-                continue
+        size = self.config.poll_batch_size
+        batches = [overdue[start : start + size] for start in range(0, len(overdue), size)]
+        stop = threading.Event()  # Runware is struggling, time is short, or a batch broke: start no more
+
+        def reconcile(batch: list[str]) -> ReconcileReport | None:
+            if stop.is_set() or deadline.remaining() < self.config.reserve_seconds:
+                stop.set()
+                return None
             try:
-                outcome = self.runware.get_response(list(slots), deadline)
+                return self._reconcile_batch(batch, deadline, now)
             except TransientRunwareError:
-                break  # Runware is struggling; the next scheduled run tries again
-            report.polls += 1
-            self._apply(tasks, slots, outcome, now, report)
+                stop.set()  # the next scheduled run tries again
+                return None
+            except BaseException:
+                stop.set()
+                raise
+
+        # The first batch alone: it opens the Runware client, and tells whether Runware answers at all
+        # before more polls are sent its way.
+        parts = [reconcile(batch) for batch in batches[:1]]
+        if len(batches) > 1 and not stop.is_set():
+            with ThreadPoolExecutor(self.config.polls_in_flight, thread_name_prefix="polls") as pool:
+                parts.extend(pool.map(reconcile, batches[1:]))
+        for part in parts:
+            if part is not None:
+                report.add(part)
+        return report
+
+    def _reconcile_batch(self, batch: list[str], deadline: Deadline, now: float) -> ReconcileReport:
+        report = ReconcileReport()
+        # Read first: a task's results are polled under their own Runware tasks, one per slot.
+        tasks = [task for task in self.store.tasks_in_order(batch) if task.status in OPEN_STATUSES]
+        slots = {
+            result_task_uuid(task.task_uuid, slot, task.attempt): (task, slot)
+            for task in tasks
+            for slot in range(task.number_results)
+        }
+        if not slots:
+            return report
+        outcome = self.runware.get_response(list(slots), deadline)
+        report.polls += 1
+        self._apply(tasks, slots, outcome, now, report)
         return report
 
     def _apply(

@@ -39,6 +39,7 @@ class RuntimeSettings:
     max_webhook_body_bytes: int = _env("MAX_WEBHOOK_BODY_BYTES", 1_048_576, ge=1024)
     overdue_after_seconds: int = _env("OVERDUE_AFTER_SECONDS", 900, ge=1)
     max_task_age_seconds: int = _env("MAX_TASK_AGE_SECONDS", 86_400, ge=1)
+    reconcile_max_tasks_per_run: int = _env("RECONCILE_MAX_TASKS_PER_RUN", 20_000, ge=1, le=1_000_000)
     task_retention_days: int = _env("TASK_RETENTION_DAYS", 30, ge=1)
     # shared: after a 429/503 every environment obeys one throttle record in the table (back_pressure.py);
     # local: each environment backs off alone.

@@ -164,6 +164,7 @@ def reconcile_service() -> ReconcileService:
         ReconcileConfig(
             overdue_after_seconds=config.overdue_after_seconds,
             max_task_age_seconds=config.max_task_age_seconds,
+            max_tasks_per_run=config.reconcile_max_tasks_per_run,
         ),
         job_repository().cancellation,
     )
