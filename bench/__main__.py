@@ -28,6 +28,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench.submit_memory", []),
     ("bench.capacity", []),
     ("bench.write_units", []),
+    ("bench.reconcile_rate", []),
 ]
 
 

@@ -26,6 +26,7 @@ class Measured:
     submit_tasks_per_second: float = 889.0  # benchmark 5: one submitter, 20 ms to Runware
     write_units_per_task: float = 3.45  # benchmark 8: table and indexes, submit to final
     read_units_per_task: float = 0.65  # benchmark 8
+    reconcile_tasks_per_second: float = 479.0  # benchmark 10: one run healing lost webhooks, 20 ms away
     # Not measured: one stream batch of 100 (events, tallies, job, the odd results file), generously.
     results_seconds_per_batch: float = 1.0
 
@@ -54,11 +55,12 @@ class Plan:
     webhook_loss: float = 0.02  # share of webhooks Runware never delivers (the reconciler polls them)
     largest_file_share: float = 1.0  # share of the burst coming from one file (its job and BySource key)
     tasks_per_tally_per_batch: float = 20.0  # a stream batch of 100 spread over this many tallies (5)
-    submit_max_concurrency: int = 10  # template: the ingest event source's MaximumConcurrency
-    parallelization_factor: int = 1  # template: the stream event source's (1 by default, up to 10)
+    submit_max_concurrency: int = 10  # template: SubmitMaxConcurrency
+    parallelization_factor: int = 1  # template: ResultsParallelizationFactor (1 by default, up to 10)
     open_shards: int = 4  # DynamoTaskRepository.open_shards
-    reconcile_tasks_per_run: int = 5_000  # ReconcileConfig.max_tasks_per_run
+    reconcile_tasks_per_run: int = 20_000  # template: ReconcileMaxTasksPerRun
     reconcile_period_seconds: float = 300.0  # template: rate(5 minutes)
+    reconcile_run_seconds: float = 290.0  # template: the function's Timeout (300 s) less its reserves
     tally_lines: int = 100  # domain.jobs.TALLY_LINES
 
 
@@ -96,10 +98,12 @@ def lines(plan: Plan, measured: Measured, quotas: Quotas) -> list[Line]:
     shards = max(1, math.ceil(write_units / quotas.dynamodb_partition_wcu))  # a stream shard per partition
     results_batches = burst / 100
     lost = average * plan.results_per_task * plan.webhook_loss
-    reconcile_rate = plan.reconcile_tasks_per_run / plan.reconcile_period_seconds
+    # A run ends at its cap or its time limit, whichever comes first.
+    run_limit = measured.reconcile_tasks_per_second * plan.reconcile_run_seconds
+    reconcile_rate = min(plan.reconcile_tasks_per_run, run_limit) / plan.reconcile_period_seconds
     return [
         Line("Submit: environments for the burst (SQS MaximumConcurrency)", submitters,
-             plan.submit_max_concurrency, "envs", "ScalingConfig.MaximumConcurrency (up to 1,000)"),
+             plan.submit_max_concurrency, "envs", "SubmitMaxConcurrency (the event source's, up to 1,000)"),
         Line("Webhook: concurrent environments for the burst", webhook_environments,
              quotas.lambda_concurrency, "envs", "Lambda concurrency quota (shared by all functions)"),
         Line("API Gateway: webhook requests per second", webhooks, quotas.http_api_rps, "req/s",
@@ -116,11 +120,11 @@ def lines(plan: Plan, measured: Measured, quotas: Quotas) -> list[Line]:
              quotas.dynamodb_partition_wcu, "WCU/s", "DynamoTaskRepository.open_shards"),
         Line("Results: environments for the stream batches", results_batches
              * measured.results_seconds_per_batch, shards * plan.parallelization_factor, "envs",
-             f"ParallelizationFactor (1-{quotas.stream_parallelization} per shard)"),
+             f"ResultsParallelizationFactor (1-{quotas.stream_parallelization} per shard)"),
         Line("EventBridge: PutEvents requests per second (10 entries each)", math.ceil(burst / 10),
              quotas.eventbridge_put_events_rps, "req/s", "PutEvents quota (lower outside 3 regions)"),
         Line("Reconciler: lost webhooks per second vs tasks polled per second", lost, reconcile_rate,
-             "tasks/s", "ReconcileConfig.max_tasks_per_run, the schedule's rate"),
+             "tasks/s", f"ReconcileMaxTasksPerRun (a run's time allows ~{run_limit:,.0f}), the schedule"),
     ]  # fmt: skip
 
 

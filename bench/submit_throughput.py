@@ -28,7 +28,7 @@ from bench import harness
 from bench.stats import Check, Report, median
 from bench.wan import WanLink
 
-_SUBJECT = """
+SUBMIT_CHILD = """
 import json, sys, time, uuid
 sys.path[:0] = {path!r}
 import boto3
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> Report:
         def subject(
             url: str, tag: str, count: int, budget: float, range_bytes: int | None = None
         ) -> dict[str, Any]:
-            code = _SUBJECT.format(
+            code = SUBMIT_CHILD.format(
                 path=path,
                 lines=count,
                 tag=f"{tag}-{time.time_ns()}",
@@ -172,11 +172,11 @@ def run(args: argparse.Namespace) -> Report:
             return float(out["tasks"] / out["seconds"])
 
         if args.large_only:
-            with _link(base, args.rtt) as wan:
+            with runware_link(base, args.rtt) as wan:
                 return _large_report(
                     args, subject(wan, "large", args.large_lines, args.budget, args.range_bytes)
                 )
-        with _link(base, args.rtt) as wan:
+        with runware_link(base, args.rtt) as wan:
             # Untimed: DynamoDB Local's JIT compiles its write paths (PartiQL's the slowest) over the first
             # thousands of writes.
             subject(wan, "warm", 5000 if not args.quick else 300, 600)
@@ -257,7 +257,7 @@ def _large_report(args: argparse.Namespace, large: dict[str, Any]) -> Report:
 
 
 @contextmanager
-def _link(base: str, rtt: float) -> Iterator[str]:
+def runware_link(base: str, rtt: float) -> Iterator[str]:
     """The emulator's URL as seen across a link with this round-trip time (none: the URL itself)."""
     if not rtt:
         yield base

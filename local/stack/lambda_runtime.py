@@ -40,6 +40,8 @@ class FunctionSpec:
     code_dirs: tuple[Path, ...] = ()  # CodeUri, then layer ContentUris (what Lambda puts on sys.path)
     handler: str = ""  # the template's Handler: module.function
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
+    # The smallest ScalingConfig.MaximumConcurrency of its SQS event sources, if any sets one.
+    event_source_concurrency: int | None = None
 
 
 # ---------------------------------------------------------------------- specs from the template
@@ -90,6 +92,7 @@ def function_specs(
             code_dirs=(code_dir, *_layer_dirs(template, config, template_dir)),
             handler=str(config["Handler"]),
             reserved_concurrency=_optional_int(resolver, config.get("ReservedConcurrentExecutions")),
+            event_source_concurrency=_sqs_maximum_concurrency(resolver, config.get("Events") or {}),
         )
     return specs
 
@@ -109,20 +112,19 @@ def _optional_int(resolver: IntrinsicResolver, value: Any) -> int | None:
     return None if value is None else int(resolver.resolve_str(value))
 
 
-def event_source_concurrency(spec: FunctionSpec) -> int | None:
-    """The smallest MaximumConcurrency of the function's SQS event sources, if any sets one."""
+def _sqs_maximum_concurrency(resolver: IntrinsicResolver, events: Mapping[str, Any]) -> int | None:
     limits = []
-    for event in spec.events.values():
+    for event in events.values():
         scaling = (event.get("Properties") or {}).get("ScalingConfig") or {}
         if event.get("Type") == "SQS" and "MaximumConcurrency" in scaling:
-            limits.append(int(scaling["MaximumConcurrency"]))
+            limits.append(int(resolver.resolve_str(scaling["MaximumConcurrency"])))
     return min(limits) if limits else None
 
 
 def concurrency_limit(spec: FunctionSpec, *, default: int, cap: int | None = None) -> int:
     """How many environments the function may run at once: its reserved concurrency or its event
     source's MaximumConcurrency, else `default`; never more than `cap` when one is given."""
-    limits = [limit for limit in (spec.reserved_concurrency, event_source_concurrency(spec)) if limit]
+    limits = [limit for limit in (spec.reserved_concurrency, spec.event_source_concurrency) if limit]
     limit = min(limits) if limits else default
     return max(1, min(limit, cap) if cap else limit)
 

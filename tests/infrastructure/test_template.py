@@ -155,6 +155,8 @@ def test_parameters_and_defaults(template: dict[str, Any]) -> None:
         "OverdueAfterSeconds": 900,
         "MaxTaskAgeSeconds": 86400,
         "ReconcileMaxTasksPerRun": 20000,
+        "SubmitMaxConcurrency": 10,
+        "ResultsParallelizationFactor": 1,
         "Environment": "dev",
     }
     assert {name: params[name]["Default"] for name in expected} == expected
@@ -225,7 +227,9 @@ def test_sqs_event_source_and_visibility_timeout(template: dict[str, Any]) -> No
     assert ingest["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert ingest["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= ingest["BatchSize"] <= 10
-    assert ingest["ScalingConfig"]["MaximumConcurrency"] >= 2  # the AWS minimum
+    assert ingest["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SubmitMaxConcurrency"}
+    assert template["Parameters"]["SubmitMaxConcurrency"]["MinValue"] == 2  # the AWS minimum
+    assert template["Parameters"]["SubmitMaxConcurrency"]["MaxValue"] == 1000
     # AWS: visibility timeout >= 6 x function timeout, or a batch in retry gets handed out twice.
     assert properties(template, "IngestQueue")["VisibilityTimeout"] >= 6 * submit["Timeout"]
 

@@ -60,7 +60,8 @@ class ReconcileConfig:
     # The deadline ends a run in any case; the count keeps one run's list of overdue tasks in proportion.
     max_tasks_per_run: int = 20_000
     # Batches polled at once (each a getResponse and the writes of its answer): a run spends most of
-    # its time waiting on Runware and DynamoDB, so a few in flight multiply what it heals.
+    # its time waiting on Runware and DynamoDB, and polls in flight overlap those waits
+    # (bench/README.md, reconcile_rate).
     polls_in_flight: int = 4
     # Stop starting new polls with this much time left.
     reserve_seconds: float = 5.0

@@ -7,6 +7,7 @@ import io
 import os
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,11 @@ def test_concurrency_comes_from_the_event_source_or_a_default(provisioned_stack:
     assert concurrency_limit(specs["SubmitFunction"], default=4) == 10  # its SQS MaximumConcurrency
     assert concurrency_limit(specs["SubmitFunction"], default=4, cap=2) == 2
     assert concurrency_limit(specs["WebhookFunction"], default=4) == 4
+    # The template's SubmitMaxConcurrency parameter, as a deployment would set it.
+    tuned = replace(
+        provisioned_stack, parameters={**provisioned_stack.parameters, "SubmitMaxConcurrency": "3"}
+    )
+    assert concurrency_limit(_specs(tuned)["SubmitFunction"], default=4) == 3
 
 
 # ---------------------------------------------------------------------- execution environments
