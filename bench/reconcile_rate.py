@@ -5,11 +5,13 @@ emulator, which drops every webhook: the object's tasks stay PENDING, as after a
 child with the reconcile function's Lambda environment runs `ReconcileService.run` on them with the
 template's settings except the polls in flight: four (the default) or one (the baseline, what the
 reconciler did before). Runware is reached across `bench.wan.WanLink` (20 ms round trip), DynamoDB
-Local directly. Every task must come back COMPLETED. On this machine DynamoDB Local, sharing two cores
-with the rest, bounds the concurrent runs (bench/README.md): the ratio is a floor, and the target only
-asks that polls in flight pay at all (a reconciler gone serial again measures about 1x). No results consumer runs here, so after each run
-the bench takes the healed tallies out of the OpenTasks index as that consumer would (each run sees its
-own round's tasks only). The healed tasks per second feed the capacity plan (docs/capacity.md).
+Local directly. Every task must come back COMPLETED.
+
+No results consumer runs here, so after each run the bench takes the healed tallies out of the
+OpenTasks index as that consumer would: each run sees its own round's tasks only. On this machine
+DynamoDB Local, sharing two cores with the rest, bounds the concurrent runs (bench/README.md): the ratio
+is a floor, and the target only asks that polls in flight pay at all (a serial reconciler measures
+about 1x). The healed tasks per second feed the capacity plan (docs/capacity.md).
 """
 
 from __future__ import annotations
