@@ -23,10 +23,10 @@ class Measured:
     """From `make bench` (bench/README.md): each is a per-environment or per-task figure."""
 
     webhook_seconds: float = 0.006  # benchmark 4: a warm webhook, p50 (DynamoDB Local; ~same on AWS)
-    submit_tasks_per_second: float = 889.0  # benchmark 5: one submitter, 20 ms to Runware
+    submit_tasks_per_second: float = 961.0  # benchmark 5: one submitter, 20 ms to Runware
     write_units_per_task: float = 3.45  # benchmark 8: table and indexes, submit to final
     read_units_per_task: float = 0.65  # benchmark 8
-    reconcile_tasks_per_second: float = 479.0  # benchmark 10: one run healing lost webhooks, 20 ms away
+    reconcile_tasks_per_second: float = 542.0  # benchmark 10: one run healing lost webhooks, 20 ms away
     # Not measured: one stream batch of 100 (events, tallies, job, the odd results file), generously.
     results_seconds_per_batch: float = 1.0
 

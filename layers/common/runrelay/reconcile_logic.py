@@ -102,8 +102,8 @@ class ReconcileService:
                 stop.set()
                 raise
 
-        # The first batch alone: it opens the Runware client, and tells whether Runware answers at all
-        # before more polls are sent its way.
+        # The first batch alone: a Runware that does not answer gets one poll, not one per thread, and the
+        # client (its key read from Secrets Manager) is made once.
         parts = [reconcile(batch) for batch in batches[:1]]
         if len(batches) > 1 and not stop.is_set():
             with ThreadPoolExecutor(self.config.polls_in_flight, thread_name_prefix="polls") as pool:
