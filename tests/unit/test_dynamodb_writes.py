@@ -139,3 +139,41 @@ def test_the_submitters_reads_before_each_chunk_ride_out_a_spent_retry_quota() -
         "b": TaskStatus.PENDING,
     }
     assert flaky.calls == 4
+
+
+class _FlakyPages(_FlakyReads):
+    """Also a Query of three pages, each failing transiently once before it is answered."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.asked: list[int] = []
+
+    def query(self, **params: Any) -> dict[str, Any]:
+        start = params.get("ExclusiveStartKey")
+        page = 0 if start is None else int(start["n"]["N"])
+        self.asked.append(page)
+        if self.asked.count(page) == 1:
+            raise EndpointConnectionError(endpoint_url="http://x")
+        answer: dict[str, Any] = {"Items": [{"n": {"N": str(page)}}]}
+        if page < 2:
+            answer["LastEvaluatedKey"] = {"n": {"N": str(page + 1)}}
+        return answer
+
+
+def test_a_querys_pages_ride_out_transient_failures_page_by_page() -> None:
+    from runrelay.adapters.dynamodb.reads import query_pages
+
+    client = _FlakyPages()
+    pages = list(query_pages(client, TableName="t", KeyConditionExpression="k = :k"))
+    assert [page["Items"][0]["n"]["N"] for page in pages] == ["0", "1", "2"]
+    # Each page was asked twice (once failing), and a failure re-asked only its own page.
+    assert client.asked == [0, 0, 1, 1, 2, 2]
+
+
+def test_the_reconcilers_reads_ride_out_a_spent_retry_quota() -> None:
+    from runrelay.adapters.dynamodb.reads import batch_get
+
+    flaky = _FlakyReads(failures=3)
+    keys = [{"pk": {"S": f"TASK#{n}"}, "sk": {"S": "TASK"}} for n in range(150)]
+    assert len(list(batch_get(flaky, "t", keys))) == 150
+    assert flaky.calls == 5  # two requests of at most 100 keys, the first tried four times

@@ -40,7 +40,7 @@ from ...domain.tasks import (
     TaskStatus,
 )
 from .codec import from_dynamo, to_dynamo
-from .reads import BATCH_GET_LIMIT, batch_get
+from .reads import BATCH_GET_LIMIT, batch_get, query_pages
 from .schema import (
     BY_CALLER_INDEX,
     BY_SOURCE_INDEX,
@@ -207,18 +207,11 @@ class DynamoTaskRepository:
         ]
 
     def _statuses(self, task_uuids: Sequence[str]) -> dict[str, TaskStatus]:
-        """The rows' statuses, read patiently: every redelivery of a record reads them."""
+        """The rows' statuses (read patiently, as every `batch_get`: every redelivery of a record reads
+        them)."""
         keys = [task_key(task_uuid) for task_uuid in task_uuids]
-        items = patiently(
-            lambda: list(
-                batch_get(
-                    self.dynamodb,
-                    self.table_name,
-                    keys,
-                    projection="pk, #status",
-                    names={"#status": "status"},
-                )
-            )
+        items = batch_get(
+            self.dynamodb, self.table_name, keys, projection="pk, #status", names={"#status": "status"}
         )
         return {task_uuid_of(item): TaskStatus(item["status"]["S"]) for item in items}
 
@@ -634,7 +627,8 @@ class DynamoTaskRepository:
         Through the sparse OpenTasks index, never a Scan."""
         yielded = 0
         for shard in range(self.open_shards):
-            pages = self.dynamodb.get_paginator("query").paginate(
+            pages = query_pages(
+                self.dynamodb,
                 TableName=self.table_name,
                 IndexName=OPEN_TASKS_INDEX,
                 KeyConditionExpression="openShard = :shard AND openSince < :cutoff",
@@ -662,7 +656,8 @@ class DynamoTaskRepository:
             if not unclosed:
                 continue
             first, last = line_range(tally)
-            pages = self.dynamodb.get_paginator("query").paginate(
+            pages = query_pages(
+                self.dynamodb,
                 TableName=self.table_name,
                 IndexName=BY_SOURCE_INDEX,
                 KeyConditionExpression="sourceId = :source AND sourceSeq BETWEEN :first AND :last",
@@ -697,7 +692,8 @@ class DynamoTaskRepository:
         return bool(answer.get("Items"))
 
     def _query_uuids(self, index: str, attribute: str, value: str) -> list[str]:
-        pages = self.dynamodb.get_paginator("query").paginate(
+        pages = query_pages(
+            self.dynamodb,
             TableName=self.table_name,
             IndexName=index,
             KeyConditionExpression=f"{attribute} = :v",
