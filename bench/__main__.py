@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench.capacity", []),
     ("bench.write_units", []),
     ("bench.reconcile_rate", []),
+    ("bench.results_rate", []),
 ]
 
 

@@ -27,8 +27,9 @@ class Measured:
     write_units_per_task: float = 3.45  # benchmark 8: table and indexes, submit to final
     read_units_per_task: float = 0.65  # benchmark 8
     reconcile_tasks_per_second: float = 542.0  # benchmark 10: one run healing lost webhooks, 20 ms away
-    # Not measured: one stream batch of 100 (events, tallies, job, the odd results file), generously.
-    results_seconds_per_batch: float = 1.0
+    # benchmark 11: one stream batch of 100 completions (events, tallies, job), each batch spanning up to
+    # 30 tallies (the plan's own assumption is 5: this is the slow end)
+    results_seconds_per_batch: float = 0.32
 
 
 @dataclass(frozen=True)
