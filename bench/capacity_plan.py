@@ -55,7 +55,7 @@ class Plan:
     results_per_task: int = 1
     webhook_loss: float = 0.02  # share of webhooks Runware never delivers (the reconciler polls them)
     largest_file_share: float = 1.0  # share of the burst coming from one file (its job and BySource key)
-    tasks_per_tally_per_batch: float = 20.0  # a stream batch of 100 spread over this many tallies (5)
+    records_per_batch: float = 100.0  # template: the stream event source's BatchSize
     submit_max_concurrency: int = 10  # template: SubmitMaxConcurrency
     parallelization_factor: int = 1  # template: ResultsParallelizationFactor (1 by default, up to 10)
     open_shards: int = 4  # DynamoTaskRepository.open_shards
@@ -93,11 +93,12 @@ def lines(plan: Plan, measured: Measured, quotas: Quotas) -> list[Line]:
     submitters = burst / measured.submit_tasks_per_second
     write_units = burst * measured.write_units_per_task
     tallies_per_second = burst / plan.tally_lines
-    # The results consumer: one transaction per tally per batch, each writing the job item (2 units).
+    # The results consumer: one transaction per file per stream batch (up to 32 of its tallies), each
+    # writing the job item once (2 units, transactional).
     file_burst = burst * plan.largest_file_share
-    job_item_units = file_burst / plan.tasks_per_tally_per_batch * 2
+    job_item_units = file_burst / plan.records_per_batch * 2
     shards = max(1, math.ceil(write_units / quotas.dynamodb_partition_wcu))  # a stream shard per partition
-    results_batches = burst / 100
+    results_batches = burst / plan.records_per_batch
     lost = average * plan.results_per_task * plan.webhook_loss
     # A run ends at its cap or its time limit, whichever comes first.
     run_limit = measured.reconcile_tasks_per_second * plan.reconcile_run_seconds
@@ -116,7 +117,7 @@ def lines(plan: Plan, measured: Measured, quotas: Quotas) -> list[Line]:
         Line("DynamoDB: BySource writes of the largest file (one key)", file_burst,
              quotas.dynamodb_partition_wcu, "WCU/s", "split a file into several; a sharded BySource key"),
         Line("DynamoDB: writes to the largest file's JOB item", job_item_units,
-             quotas.dynamodb_partition_wcu, "WCU/s", "bigger stream batches; split the file"),
+             quotas.dynamodb_partition_wcu, "WCU/s", "bigger stream batches (BatchSize); split the file"),
         Line("DynamoDB: OpenTasks index writes per shard", tallies_per_second * 2 / plan.open_shards,
              quotas.dynamodb_partition_wcu, "WCU/s", "DynamoTaskRepository.open_shards"),
         Line("Results: environments for the stream batches", results_batches

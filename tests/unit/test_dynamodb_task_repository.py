@@ -273,3 +273,44 @@ def test_webhook_integers_beyond_dynamodb_are_kept_as_text_not_answered_5xx(
     assert view is not None
     name, value = stored
     assert view.results[0][name] == value
+
+
+def test_a_batch_over_many_tallies_of_a_file_writes_its_job_once_per_32_tallies(
+    store: DynamoTaskRepository,
+) -> None:
+    jobs = DynamoJobRepository(store.table_name, dynamodb=store.dynamodb)
+    source = "s3://b/many.jsonl#e1"
+    # 40 tallies, two lines each, and a second attempt of line 0 (its tally then has three marks).
+    lines = [FinalLine(str(task_uuid_for(f"many:{seq}")), source, seq) for seq in range(0, 4000, 50)]
+    lines.append(FinalLine(lines[0].task_uuid, source, 0, attempt=1))
+    calls = _calls(store)
+    assert sorted(jobs.record_finals(lines), key=lambda line: line.mark) == sorted(
+        lines, key=lambda line: line.mark
+    )
+    assert calls.count("TransactWriteItems") == 2  # 32 tallies with the job, then the other 8 with it
+    progress = jobs.get(source)
+    assert progress is not None
+    assert progress.finals == 81
+    # The same batch again (a redelivered stream batch): nothing recorded, nothing counted twice.
+    assert jobs.record_finals(lines) == []
+    # Half of it new: only that half is recorded and counted.
+    more = [FinalLine(str(task_uuid_for(f"more:{seq}")), source, seq) for seq in range(25, 4000, 50)]
+    assert len(jobs.record_finals([*lines[:40], *more])) == len(more)
+    progress = jobs.get(source)
+    assert progress is not None
+    assert progress.finals == 81 + len(more)
+
+
+def test_write_groups_put_a_tally_once_in_each_write() -> None:
+    from runrelay.adapters.dynamodb.jobs import _write_groups
+
+    source = "s3://b/k#e"
+    # Tally 0 has 150 marks (lines with several attempts), tally 1 has one: two writes, each tally at most
+    # once in each (a transaction changes an item once).
+    busy = {mark: FinalLine(f"t{mark}", source, mark % 100, mark // 100) for mark in range(150)}
+    groups = _write_groups({0: busy, 1: {0: FinalLine("u", source, 100)}})
+    assert [sorted(group) for group in groups] == [[0, 1], [0]]
+    assert [len(group[0]) for group in groups] == [100, 50]
+    # 70 tallies of one line: writes of 32, 32 and 6 tallies.
+    many = _write_groups({tally: {0: FinalLine("x", source, tally * 100)} for tally in range(70)})
+    assert [len(group) for group in many] == [32, 32, 6]

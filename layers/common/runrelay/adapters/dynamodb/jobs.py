@@ -4,11 +4,12 @@
 Item: pk=`JOB#<sourceId>`, sk=`JOB` in the tasks table. Two writers, neither ever overwriting the other:
 - the submitter sets `expected` (the file's task count) once it has written every task row of the
   file; only the invocation that reaches the end of the file knows the count (continuations!);
-- the results consumer adds to `finals` the tasks of a stream batch that became final, one transaction
-  per tally (`tallies.py`: 100 lines of a source) that adds their marks to the tally on the condition
-  that none is there yet, so a task is counted once however often its stream record comes (the same
-  mark says its TaskCompleted event went out). One tally write and one job write for up to 100 lines,
-  where a mark item per task cost a transactional put and a job update each.
+- the results consumer adds to `finals` the tasks of a stream batch that became final, in one
+  transaction with the file's tallies involved (`tallies.py`: 100 lines of a source each), each tally
+  adding its lines' marks on the condition that none is there yet, so a task is counted once however
+  often its stream record comes (the same mark says its TaskCompleted event went out). One job write per
+  file per stream batch, where a mark item per task once cost a transactional put and a job update
+  each, and one job write per tally later did.
 
 `finals` only grows and `expected` is set once, so exactly one write moves the item from "incomplete"
 to "complete" (`finals >= expected`): its stream record is what triggers the results file and the
@@ -32,10 +33,14 @@ from ...domain.jobs import TALLY_LINES, FinalLine, JobProgress, TotalMismatch, h
 from .budgets import settlement_actions
 from .codec import from_dynamo, to_dynamo
 from .schema import cancellation_key, job_key, job_progress
-from .tallies import close_if_complete, read_tallies, record_action
+from .tallies import TallyState, close_if_complete, read_tallies, record_action
 from .writes import is_condition_failure, patiently, transact, write_one
 
 _TALLY_RETRIES = 20
+# Tallies of one source in one transaction: with their job and a few budgets, well within DynamoDB's 100
+# actions. One job write per batch of a file instead of one per tally: the JOB item is a single partition
+# (docs/capacity.md).
+_TALLIES_PER_WRITE = 32
 
 
 class DynamoJobRepository:
@@ -85,41 +90,49 @@ class DynamoJobRepository:
 
     def record_finals(self, lines: Sequence[FinalLine]) -> list[FinalLine]:
         """Record each line once: its mark added to its tally, counted in its file's job, its budgets
-        settled, all in one write per tally (a transaction when it has more than the tally to change);
-        a tally whose lines are all closed then leaves the OpenTasks index. Returns the lines this call
+        settled. The tallies of one source are written together, up to `_TALLIES_PER_WRITE` in one
+        transaction with one job update (a single write when there is only the tally to change); a tally
+        whose lines are all closed then leaves the OpenTasks index. Returns the lines this call
         recorded; the others were recorded before."""
-        groups: dict[tuple[str, int], dict[int, FinalLine]] = {}
+        by_source: dict[str, dict[int, dict[int, FinalLine]]] = {}
         for line in lines:
-            groups.setdefault((line.source_id, line.tally), {}).setdefault(line.mark, line)
+            by_source.setdefault(line.source_id, {}).setdefault(line.tally, {}).setdefault(line.mark, line)
         recorded: list[FinalLine] = []
-        for (source_id, tally), by_mark in groups.items():
-            marks = list(by_mark.values())
-            for start in range(0, len(marks), TALLY_LINES):  # more only when one line has several attempts
-                recorded += self._record_tally(source_id, tally, marks[start : start + TALLY_LINES])
-            close_if_complete(self.dynamodb, self.table_name, source_id, tally)
+        for source_id, tallies in by_source.items():
+            for group in _write_groups(tallies):
+                recorded += self._record_tallies(source_id, group)
+            for tally in tallies:
+                close_if_complete(self.dynamodb, self.table_name, source_id, tally)
         return recorded
 
-    def _record_tally(self, source_id: str, tally: int, lines: list[FinalLine]) -> list[FinalLine]:
+    def _record_tallies(self, source_id: str, tallies: dict[int, list[FinalLine]]) -> list[FinalLine]:
         for _ in range(_TALLY_RETRIES):
-            if not lines:
+            tallies = {tally: lines for tally, lines in tallies.items() if lines}
+            if not tallies:
                 return []
-            actions = self._tally_actions(source_id, tally, lines)
+            actions = self._tally_actions(source_id, tallies)
             if len(actions) == 1:
                 written, _ = write_one(self.dynamodb, actions[0])
             else:
                 written = not transact(self.dynamodb, actions)
             if written:
-                return lines
+                return [line for lines in tallies.values() for line in lines]
             # Some were recorded meanwhile (a redelivery, or another batch): record only the others.
-            state = read_tallies(self.dynamodb, self.table_name, [(source_id, tally)]).get((source_id, tally))
-            known = state.marks if state else set()
-            lines = [line for line in lines if line.mark not in known]
-        raise RuntimeError(f"could not record the finals of {source_id} tally {tally}: too much contention")
+            states = read_tallies(self.dynamodb, self.table_name, [(source_id, tally) for tally in tallies])
+            tallies = {
+                tally: [line for line in lines if line.mark not in _marks(states.get((source_id, tally)))]
+                for tally, lines in tallies.items()
+            }
+        raise RuntimeError(f"could not record the finals of {source_id}: too much contention")
 
-    def _tally_actions(self, source_id: str, tally: int, lines: list[FinalLine]) -> list[dict[str, Any]]:
+    def _tally_actions(self, source_id: str, tallies: dict[int, list[FinalLine]]) -> list[dict[str, Any]]:
         now = time.time()
         expires = int(now + self.retention_seconds)
-        actions = [record_action(self.table_name, source_id, tally, lines, expires)]
+        actions = [
+            record_action(self.table_name, source_id, tally, lines, expires)
+            for tally, lines in tallies.items()
+        ]
+        lines = [line for tally_lines in tallies.values() for line in tally_lines]
         if has_job(source_id):
             actions.append(
                 {
@@ -232,3 +245,26 @@ class DynamoJobRepository:
 def _cancellation(source_id: str, item: Mapping[str, Any]) -> Cancellation:
     plain = from_dynamo(item)
     return Cancellation(source_id, str(plain["requestedBy"]), float(plain["requestedAt"]))
+
+
+def _marks(state: TallyState | None) -> set[int]:
+    return state.marks if state is not None else set()
+
+
+def _write_groups(tallies: Mapping[int, Mapping[int, FinalLine]]) -> list[dict[int, list[FinalLine]]]:
+    """The writes that record these tallies' lines: up to `_TALLIES_PER_WRITE` tallies each, and a tally
+    at most once per write (DynamoDB's transactions change an item once). A tally has more than
+    `TALLY_LINES` marks only when one line has several attempts; the rest go in later writes."""
+    rounds: list[dict[int, list[FinalLine]]] = []
+    for tally, by_mark in tallies.items():
+        marks = list(by_mark.values())
+        for number, start in enumerate(range(0, len(marks), TALLY_LINES)):
+            if number == len(rounds):
+                rounds.append({})
+            rounds[number][tally] = marks[start : start + TALLY_LINES]
+    groups = []
+    for chunk in rounds:
+        names = list(chunk)
+        for start in range(0, len(names), _TALLIES_PER_WRITE):
+            groups.append({tally: chunk[tally] for tally in names[start : start + _TALLIES_PER_WRITE]})
+    return groups
