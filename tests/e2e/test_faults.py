@@ -10,7 +10,9 @@ JobCompleted, both DLQs empty.
 
 from __future__ import annotations
 
-from local.tools.chaos import ChaosSettings, run_chaos
+from dataclasses import replace
+
+from local.tools.chaos import CHAOS_AWS_FAULTS, ChaosSettings, run_chaos
 
 
 def test_500_tasks_under_injected_faults_end_exactly_as_the_emulator_decided(
@@ -24,6 +26,9 @@ def test_500_tasks_under_injected_faults_end_exactly_as_the_emulator_decided(
         timeout_seconds=300,
         outage_start_seconds=10,
         outage_seconds=15,  # make chaos: 60 s; the retry budget is scaled to the outage either way
+        # Two files make few transactions (one per file per stream batch): conflicts at half of them, so
+        # that they surely strike (each is retried, and a batch they exhaust is redelivered).
+        aws_faults=replace(CHAOS_AWS_FAULTS, transaction_conflict=0.5),
     )
     report = run_chaos(settings, dynamodb_url=dynamodb_local, moto_url=moto_server)
 
