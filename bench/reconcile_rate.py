@@ -17,12 +17,11 @@ about 1x). The healed tasks per second feed the capacity plan (docs/capacity.md)
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from bench import harness
 from bench.stats import Check, Report, median
-from bench.submit_throughput import SUBMIT_CHILD, emulator, runware_link
+from bench.submit_throughput import emulator, runware_link, submit_object
 
 _RECONCILE = """
 import json, sys, time
@@ -63,17 +62,7 @@ def run(args: argparse.Namespace) -> Report:
 
         def lose_webhooks_of(tag: str) -> None:
             """A fresh object's tasks submitted, every webhook dropped by the emulator."""
-            code = SUBMIT_CHILD.format(
-                path=harness.lambda_sys_path("submit"),
-                lines=tasks,
-                tag=f"{tag}-{time.time_ns()}",
-                bucket=aws.stack.bucket_name,
-                budget=600,
-                queue=aws.stack.ingest_queue_url,
-                prefix=harness.RESULT_PREFIX,
-            )
-            env = aws.function_env("submit", {"RUNWARE_API_URL": f"{wan}/v1"})
-            harness.run_child(code, harness.child_env(env), timeout=900)
+            submit_object(aws, wan, tasks, tag)
 
         def heal(in_flight: int) -> float:
             code = _RECONCILE.format(

@@ -15,13 +15,12 @@ judged.
 from __future__ import annotations
 
 import argparse
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench import harness
 from bench.stats import Check, Report, median, percentile
-from bench.submit_throughput import SUBMIT_CHILD, emulator
+from bench.submit_throughput import emulator, submit_object
 
 _RESULTS = """
 import json, sys, time
@@ -100,17 +99,7 @@ def run(args: argparse.Namespace) -> Report:
     lines = 300 if args.quick else 3000
     source = _stream_event_source()
     with harness.local_aws("bres") as aws, emulator() as base:
-        code = SUBMIT_CHILD.format(
-            path=harness.lambda_sys_path("submit"),
-            lines=lines,
-            tag=f"results-{time.time_ns()}",
-            bucket=aws.stack.bucket_name,
-            budget=600,
-            queue=aws.stack.ingest_queue_url,
-            prefix=harness.RESULT_PREFIX,
-        )
-        env = aws.function_env("submit", {"RUNWARE_API_URL": f"{base}/v1"})
-        harness.run_child(code, harness.child_env(env), timeout=900)
+        submit_object(aws, base, lines, "results")
         tasks = complete_every_task(aws.clients.dynamodb, aws.stack.table_name)
         code = _RESULTS.format(
             path=[*harness.lambda_sys_path("results"), str(harness.ROOT)],

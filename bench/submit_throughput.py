@@ -95,6 +95,22 @@ print({prefix!r} + json.dumps({{"seconds": time.perf_counter() - start, "tasks":
 """
 
 
+def submit_object(aws: harness.LocalAws, runware_url: str, lines: int, tag: str) -> dict[str, Any]:
+    """A fresh JSONL object of `lines` tasks through the submit logic (this benchmark's child), against
+    the Runware API at `runware_url`: what the child reported."""
+    code = SUBMIT_CHILD.format(
+        path=harness.lambda_sys_path("submit"),
+        lines=lines,
+        tag=f"{tag}-{time.time_ns()}",
+        bucket=aws.stack.bucket_name,
+        budget=600,
+        queue=aws.stack.ingest_queue_url,
+        prefix=harness.RESULT_PREFIX,
+    )
+    env = aws.function_env("submit", {"RUNWARE_API_URL": f"{runware_url}/v1"})
+    return dict(harness.run_child(code, harness.child_env(env), timeout=max(900, lines / 100)))
+
+
 @contextmanager
 def emulator() -> Iterator[str]:
     from local.net import free_port, wait_for
