@@ -98,6 +98,7 @@ def complete_every_task(dynamodb: Any, table: str) -> int:
 def run(args: argparse.Namespace) -> Report:
     lines = 300 if args.quick else 3000
     source = _stream_event_source()
+    batch_size = int(source.get("BatchSize", 100))
     with harness.local_aws("bres") as aws, emulator() as base:
         submit_object(aws, base, lines, "results")
         tasks = complete_every_task(aws.clients.dynamodb, aws.stack.table_name)
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> Report:
             path=[*harness.lambda_sys_path("results"), str(harness.ROOT)],
             dynamodb_url=aws.dynamodb_url,
             stream_arn=aws.stack.attribute("TasksTable", "StreamArn"),
-            batch_size=int(source.get("BatchSize", 100)),
+            batch_size=batch_size,
             patterns=[str(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]],
             tasks=tasks,
             prefix=harness.RESULT_PREFIX,
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> Report:
     if errors or counted < tasks or not files.get("KeyCount"):
         found = files.get("KeyCount")
         raise SystemExit(f"{counted} of {tasks} tasks counted, results files: {found}, errors: {errors}")
-    full = [batch["seconds"] for batch in batches if batch["records"] == int(source.get("BatchSize", 100))]
+    full = [batch["seconds"] for batch in batches if batch["records"] == batch_size]
     per_record = sum(batch["seconds"] for batch in batches) / sum(batch["records"] for batch in batches)
     return Report(
         f"results consumer: {tasks} completions through the results handler, stream batches as Lambda "

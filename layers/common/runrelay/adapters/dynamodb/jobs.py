@@ -232,8 +232,8 @@ class DynamoJobRepository:
     def cancellation(self, source_id: str, *, consistent: bool = False) -> Cancellation | None:
         """The source's cancellation, if any. Eventually consistent by default: the submitter reads it
         before every chunk, and a chunk more or less sent during a cancel is within what cancel promises.
-        Read patiently: the submitter reads it before every chunk, and a record must not fail on it alone
-        while botocore's retry quota is spent (`writes.patiently`)."""
+        Read patiently (`writes.patiently`): a record must not fail on this read alone while botocore's
+        retry quota is spent."""
         item = patiently(
             lambda: self.dynamodb.get_item(
                 TableName=self.table_name, Key=cancellation_key(source_id), ConsistentRead=consistent
