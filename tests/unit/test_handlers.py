@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +122,64 @@ def test_webhook_handler_answers_500_when_storage_fails(
     handler = load_handler("webhook")
     answer = handler.lambda_handler(event("webhook_wrapped.json"), Context())
     assert answer["statusCode"] == 500
+
+
+def _printed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def _metric_names(line: dict[str, Any]) -> list[str]:
+    return [m["Name"] for block in line["_aws"]["CloudWatchMetrics"] for m in block["Metrics"]]
+
+
+def test_webhook_prints_nothing_for_a_stored_delivery_and_one_metric_for_a_duplicate(
+    lambda_env: None, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """API Gateway counts every delivery; the function adds a line only for what it cannot tell apart."""
+    handler = load_handler("webhook")
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="runrelay"):
+        assert handler.lambda_handler(event("webhook_wrapped.json"), Context())["statusCode"] == 200
+    assert _printed(capsys) == []
+    assert [record.getMessage() for record in caplog.records if record.name == "runrelay"] == []
+    again = handler.lambda_handler(event("webhook_wrapped.json"), Context())
+    assert json.loads(again["body"])["outcomes"] == ["duplicate"]
+    [line] = _printed(capsys)
+    assert _metric_names(line) == ["DuplicateWebhooks"]
+    assert line["DuplicateWebhooks"] == [1.0]
+    assert line["task_uuid"] == json.loads(again["body"])["taskUUID"]
+
+
+def test_webhook_logs_and_counts_a_rejected_delivery(
+    lambda_env: None, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = load_handler("webhook")
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING, logger="runrelay"):
+        assert handler.lambda_handler(event("webhook_bad_token.json"), Context())["statusCode"] == 403
+    [warning] = [record for record in caplog.records if record.name == "runrelay"]
+    assert (warning.getMessage(), getattr(warning, "reason", None)) == ("webhook rejected", "invalidToken")
+    [metric] = [line for line in _printed(capsys) if "_aws" in line]
+    assert _metric_names(metric) == ["RejectedWebhooks"]
+    assert metric["reason"] == "invalidToken"
+
+
+def test_webhook_logs_every_stored_delivery_at_debug(
+    lambda_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stack's LogLevel at DEBUG: one line per stored delivery, with its task."""
+    handler = load_handler("webhook")
+    level = handler.logger.log_level
+    handler.logger.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="runrelay"):
+            answer = handler.lambda_handler(event("webhook_wrapped.json"), Context())
+    finally:
+        handler.logger.setLevel(level)
+    stored = [record for record in caplog.records if record.getMessage() == "webhook stored"]
+    task_uuid = json.loads(answer["body"])["taskUUID"]
+    assert [getattr(record, "task_uuid", None) for record in stored] == [task_uuid]
+    assert getattr(stored[0], "outcomes", None) == ["completed"]
 
 
 @pytest.mark.parametrize(
