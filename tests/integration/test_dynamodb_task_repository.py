@@ -6,7 +6,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from runrelay.adapters.dynamodb.inspection import TableInspector
 from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
+from runrelay.adapters.dynamodb.schema import task_key
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 from runrelay.adapters.s3 import S3PayloadStore
 from runrelay.contract import InferenceResult
@@ -52,6 +54,36 @@ def test_overdue_tasks_come_from_the_index(provisioned_stack: Any, aws_clients: 
     jobs = DynamoJobRepository(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
     jobs.record_finals([FinalLine(done_task.task_uuid, "src", 1)])
     assert list(store.open_tasks_since_before(2**31)) == [open_task.task_uuid]
+
+
+def test_rows_written_before_tallies_leave_the_index_once_final(
+    provisioned_stack: Any, aws_clients: Any
+) -> None:
+    """Earlier versions listed each open task row in OpenTasks itself. The usual completion leaves its
+    index attributes; the reconciler's next listing takes the final row out and still lists an open one."""
+    store = store_for(provisioned_stack, aws_clients)
+    done, still_open = (
+        NewTask(str(task_uuid_for(f"legacy-{n}")), f"legacy-{n}", "legacy", i) for i, n in enumerate("ab")
+    )
+    for task in (done, still_open):
+        row = store._new_item(task, TaskStatus.PENDING, 1_700_000_000.0)
+        row |= {"openShard": {"S": "OPEN#0"}, "openSince": {"N": "1700000000"}}
+        aws_clients.dynamodb.put_item(TableName=provisioned_stack.table_name, Item=row)
+    assert store.store_result(InferenceResult(taskUUID=done.task_uuid, text="t")) is StoreOutcome.COMPLETED
+    inspector = TableInspector(provisioned_stack.table_name, dynamodb=aws_clients.dynamodb)
+    assert inspector.count_open() == 1  # the final row is still in the index, but not open
+    mine = {done.task_uuid, still_open.task_uuid}
+
+    def listed() -> set[str]:
+        return set(store.open_tasks_since_before(2**31, limit=100_000)) & mine
+
+    assert listed() == {still_open.task_uuid}
+    closed = aws_clients.dynamodb.get_item(
+        TableName=provisioned_stack.table_name, Key=task_key(done.task_uuid)
+    )
+    assert "openShard" not in closed["Item"]
+    assert closed["Item"]["status"]["S"] == TaskStatus.COMPLETED.value
+    assert listed() == {still_open.task_uuid}
 
 
 def test_a_small_completion_costs_at_most_two_write_units(provisioned_stack: Any, aws_clients: Any) -> None:

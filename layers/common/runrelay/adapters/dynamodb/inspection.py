@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...domain.jobs import FinalLine
-from ...domain.tasks import TaskRecord
+from ...domain.tasks import OPEN_STATUSES, TaskRecord
 from .codec import from_dynamo
 from .reads import batch_get
 from .schema import OPEN_TASKS_INDEX, TASK_PREFIX, TASK_SK, task_key, task_record
 from .tallies import read_tallies, source_and_tally
+
+_OPEN = {status.value for status in OPEN_STATUSES}
 
 
 class TableInspector:
@@ -84,10 +86,13 @@ class TableInspector:
             TableName=self.table_name, IndexName=OPEN_TASKS_INDEX, ProjectionExpression="pk"
         )
         keys = [str(item["pk"]["S"]) for page in pages for item in page.get("Items", [])]
-        legacy = sum(key.startswith(TASK_PREFIX) for key in keys)  # rows written before tallies
+        # Rows written before tallies are entries themselves; a usual completion leaves them there until
+        # the reconciler next lists them, so their status says whether they are open.
+        legacy = [key.removeprefix(TASK_PREFIX) for key in keys if key.startswith(TASK_PREFIX)]
+        legacy_open = sum(row["status"]["S"] in _OPEN for row in self._read(legacy, "pk, #s"))
         named = [source_and_tally(key) for key in keys if not key.startswith(TASK_PREFIX)]
         tallies = read_tallies(self.dynamodb, self.table_name, named)
-        return legacy + sum(len(state.unclosed) for state in tallies.values())
+        return legacy_open + sum(len(state.unclosed) for state in tallies.values())
 
     def _read(self, task_uuids: list[str], projection: str) -> Iterator[dict[str, Any]]:
         """Task items, consistently, only the attributes named (`#s` is `status`)."""
