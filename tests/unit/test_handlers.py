@@ -124,12 +124,25 @@ def test_webhook_handler_answers_500_when_storage_fails(
     assert answer["statusCode"] == 500
 
 
-def _printed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
-
-
 def _metric_names(line: dict[str, Any]) -> list[str]:
     return [m["Name"] for block in line["_aws"]["CloudWatchMetrics"] for m in block["Metrics"]]
+
+
+def _deliver(
+    handler: ModuleType, name: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[logging.LogRecord]]:
+    """The answer to one sample webhook, the EMF lines the function printed and what it logged at INFO and
+    above (read from caplog: the logger's stream is whichever stdout was current when it was first made)."""
+    capsys.readouterr()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="runrelay"):
+        answer = handler.lambda_handler(event(name), Context())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    return (
+        answer,
+        [line for line in lines if "_aws" in line],
+        [record for record in caplog.records if record.name == "runrelay"],
+    )
 
 
 def test_webhook_prints_nothing_for_a_stored_delivery_and_one_metric_for_a_duplicate(
@@ -137,14 +150,10 @@ def test_webhook_prints_nothing_for_a_stored_delivery_and_one_metric_for_a_dupli
 ) -> None:
     """API Gateway counts every delivery; the function adds a line only for what it cannot tell apart."""
     handler = load_handler("webhook")
-    capsys.readouterr()
-    with caplog.at_level(logging.INFO, logger="runrelay"):
-        assert handler.lambda_handler(event("webhook_wrapped.json"), Context())["statusCode"] == 200
-    assert _printed(capsys) == []
-    assert [record.getMessage() for record in caplog.records if record.name == "runrelay"] == []
-    again = handler.lambda_handler(event("webhook_wrapped.json"), Context())
-    assert json.loads(again["body"])["outcomes"] == ["duplicate"]
-    [line] = _printed(capsys)
+    answer, printed, logged = _deliver(handler, "webhook_wrapped.json", capsys, caplog)
+    assert (answer["statusCode"], printed, logged) == (200, [], [])
+    again, [line], logged = _deliver(handler, "webhook_wrapped.json", capsys, caplog)
+    assert (json.loads(again["body"])["outcomes"], logged) == (["duplicate"], [])
     assert _metric_names(line) == ["DuplicateWebhooks"]
     assert line["DuplicateWebhooks"] == [1.0]
     assert line["task_uuid"] == json.loads(again["body"])["taskUUID"]
@@ -153,13 +162,9 @@ def test_webhook_prints_nothing_for_a_stored_delivery_and_one_metric_for_a_dupli
 def test_webhook_logs_and_counts_a_rejected_delivery(
     lambda_env: None, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    handler = load_handler("webhook")
-    capsys.readouterr()
-    with caplog.at_level(logging.WARNING, logger="runrelay"):
-        assert handler.lambda_handler(event("webhook_bad_token.json"), Context())["statusCode"] == 403
-    [warning] = [record for record in caplog.records if record.name == "runrelay"]
+    answer, [metric], [warning] = _deliver(load_handler("webhook"), "webhook_bad_token.json", capsys, caplog)
+    assert answer["statusCode"] == 403
     assert (warning.getMessage(), getattr(warning, "reason", None)) == ("webhook rejected", "invalidToken")
-    [metric] = [line for line in _printed(capsys) if "_aws" in line]
     assert _metric_names(metric) == ["RejectedWebhooks"]
     assert metric["reason"] == "invalidToken"
 
