@@ -22,10 +22,12 @@ from dataclasses import dataclass, fields
 class Measured:
     """From `make bench` (bench/README.md): each is a per-environment or per-task figure."""
 
-    webhook_seconds: float = 0.006  # benchmark 4: a warm webhook, p50 (DynamoDB Local; ~same on AWS)
+    # An allowance for AWS: benchmark 4 measures a warm call at ~2.2 ms p50 against DynamoDB Local on
+    # loopback; DynamoDB's in-region round trip and the runtime's own exchange add a few ms.
+    webhook_seconds: float = 0.006
     submit_tasks_per_second: float = 961.0  # benchmark 5: one submitter, 20 ms to Runware
-    write_units_per_task: float = 3.45  # benchmark 8: table and indexes, submit to final
-    read_units_per_task: float = 0.65  # benchmark 8
+    write_units_per_task: float = 3.46  # benchmark 8: table and indexes, submit to final
+    read_units_per_task: float = 0.68  # benchmark 8
     reconcile_tasks_per_second: float = 542.0  # benchmark 10: one run healing lost webhooks, 20 ms away
     # benchmark 11: one stream batch of 100 completions (events, tallies, job), each batch spanning up to
     # 30 tallies of a file (written in one transaction)
