@@ -682,16 +682,8 @@ class DynamoTaskRepository:
         """Of task rows listed in OpenTasks themselves (written before tallies), those still open; a final
         one, completed by the usual write (which leaves their index attributes), is taken out of the index."""
         finals = {f":final{i}": {"S": status.value} for i, status in enumerate(sorted(FINAL_STATUSES))}
-        rows = batch_get(
-            self.dynamodb,
-            self.table_name,
-            [task_key(task_uuid) for task_uuid in task_uuids],
-            projection="pk, #s",
-            names={"#s": "status"},
-        )
-        for row in rows:
-            task_uuid = task_uuid_of(row)
-            if TaskStatus(row["status"]["S"]) not in FINAL_STATUSES:
+        for task_uuid, status in self._statuses(task_uuids).items():
+            if status not in FINAL_STATUSES:
                 yield task_uuid
                 continue
             self._transition(
