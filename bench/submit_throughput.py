@@ -95,20 +95,32 @@ print({prefix!r} + json.dumps({{"seconds": time.perf_counter() - start, "tasks":
 """
 
 
-def submit_object(aws: harness.LocalAws, runware_url: str, lines: int, tag: str) -> dict[str, Any]:
+def submit_object(
+    aws: harness.LocalAws,
+    runware_url: str,
+    lines: int,
+    tag: str,
+    *,
+    budget: float = 600,
+    range_bytes: int | None = None,
+) -> dict[str, Any]:
     """A fresh JSONL object of `lines` tasks through the submit logic (this benchmark's child), against
-    the Runware API at `runware_url`: what the child reported."""
+    the Runware API at `runware_url`, with `budget` seconds an invocation and, if given, the fan-out's range
+    size: what the child reported."""
     code = SUBMIT_CHILD.format(
         path=harness.lambda_sys_path("submit"),
         lines=lines,
         tag=f"{tag}-{time.time_ns()}",
         bucket=aws.stack.bucket_name,
-        budget=600,
+        budget=budget,
         queue=aws.stack.ingest_queue_url,
         prefix=harness.RESULT_PREFIX,
     )
-    env = aws.function_env("submit", {"RUNWARE_API_URL": f"{runware_url}/v1"})
-    return dict(harness.run_child(code, harness.child_env(env), timeout=max(900, lines / 100)))
+    overrides = {"RUNWARE_API_URL": f"{runware_url}/v1"}
+    if range_bytes is not None:
+        overrides["FAN_OUT_RANGE_BYTES"] = str(range_bytes)
+    env = harness.child_env(aws.function_env("submit", overrides))
+    return dict(harness.run_child(code, env, timeout=max(900, lines / 100)))
 
 
 @contextmanager
@@ -156,28 +168,12 @@ def run(args: argparse.Namespace) -> Report:
     checks: list[Check] = []
     notes: dict[str, Any] = {}
     with harness.local_aws("bsub") as aws, emulator() as base:
-        path = harness.lambda_sys_path("submit")
-
-        def env_for(url: str, range_bytes: int | None = None) -> dict[str, str]:
-            overrides = {"RUNWARE_API_URL": f"{url}/v1"}
-            if range_bytes is not None:
-                overrides["FAN_OUT_RANGE_BYTES"] = str(range_bytes)
-            return harness.child_env(aws.function_env("submit", overrides))
 
         def subject(
             url: str, tag: str, count: int, budget: float, range_bytes: int | None = None
         ) -> dict[str, Any]:
-            code = SUBMIT_CHILD.format(
-                path=path,
-                lines=count,
-                tag=f"{tag}-{time.time_ns()}",
-                bucket=aws.stack.bucket_name,
-                budget=budget,
-                queue=aws.stack.ingest_queue_url,
-                prefix=harness.RESULT_PREFIX,
-            )
             before = posts(base)
-            out = dict(harness.run_child(code, env_for(url, range_bytes), timeout=max(900, count / 100)))
+            out = submit_object(aws, url, count, tag, budget=budget, range_bytes=range_bytes)
             out["posts"] = posts(base) - before
             out["rate"] = out["tasks"] / out["seconds"]
             return out
