@@ -4,12 +4,16 @@ One child interpreter with the webhook's Lambda environment (DynamoDB Local, mot
 imports the handler once, then alternates blocks of handler invocations (a fresh PENDING task each,
 realistic HTTP API v2 events, function logs discarded) with blocks of `put_item` calls on a plain
 boto3 client. p50 and p99 of per-call latency are compared.
+
+`--order shuffled` (a diagnostic; `make bench` judges the blocks) sends the same calls in a shuffled
+order instead, so that neither kind of call runs in streaks (bench/README.md: what the order does).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from typing import Any
 
@@ -22,7 +26,7 @@ _CHILD = """
 import sys
 sys.path[:0] = {path!r}
 from {module} import child
-child({calls}, {table!r}, {secret!r})
+child({calls}, {table!r}, {secret!r}, **{options!r})
 """
 
 
@@ -57,7 +61,7 @@ def _seed_rows(client: Any, table: str, uuids: list[str]) -> None:
             batch = answer.get("UnprocessedItems", {}).get(table, [])
 
 
-def child(calls: int, table: str, secret: str) -> None:
+def child(calls: int, table: str, secret: str, order: str = "blocks") -> None:
     import contextlib
     import io
 
@@ -95,7 +99,18 @@ def child(calls: int, table: str, secret: str) -> None:
             put(items[calls + i])
         subject: list[float] = []
         baseline: list[float] = []
-        for start in range(0, calls, BLOCK):
+        if order == "shuffled":
+            calls_in_order = [True] * calls + [False] * calls
+            random.Random(4).shuffle(calls_in_order)
+            for is_subject in calls_in_order:
+                if is_subject:
+                    subject.append(invoke(events[len(subject)]))
+                else:
+                    baseline.append(put(items[len(baseline)]))
+                if len(subject) % BLOCK == 0:
+                    sink.seek(0)
+                    sink.truncate()
+        for start in range(0, calls if order == "blocks" else 0, BLOCK):
             block = range(start, min(start + BLOCK, calls))
             if (start // BLOCK) % 2:
                 baseline.extend(put(items[i]) for i in block)
@@ -108,9 +123,9 @@ def child(calls: int, table: str, secret: str) -> None:
     print(harness.RESULT_PREFIX + json.dumps({"subject": subject, "baseline": baseline}))
 
 
-def webhook_child_samples(module: str, stack_name: str, calls: int) -> Any:
-    """`<module>.child(calls, table, secret)` run in a fresh interpreter with the webhook's Lambda
-    environment, against a local stack of its own; what the child reported."""
+def webhook_child_samples(module: str, stack_name: str, calls: int, **options: Any) -> Any:
+    """`<module>.child(calls, table, secret, **options)` run in a fresh interpreter with the webhook's
+    Lambda environment, against a local stack of its own; what the child reported."""
     with harness.local_aws(stack_name) as aws:
         from bench.cold_start import _webhook_secret
 
@@ -120,19 +135,21 @@ def webhook_child_samples(module: str, stack_name: str, calls: int) -> Any:
             calls=calls,
             table=aws.stack.table_name,
             secret=_webhook_secret(aws),
+            options=options,
         )
         return harness.run_child(code, harness.child_env(aws.function_env("webhook")), timeout=900)
 
 
 def run(args: argparse.Namespace) -> Report:
     calls = 500 if args.quick else 5000
-    samples = webhook_child_samples("bench.warm_webhook", "bwarm", calls)
+    samples = webhook_child_samples("bench.warm_webhook", "bwarm", calls, order=args.order)
     subject, baseline = samples["subject"], samples["baseline"]
     p50 = median(subject) / median(baseline)
     p99 = percentile(subject, 99) / percentile(baseline, 99)
     ms = 1000.0
     return Report(
-        f"warm webhook invocation vs bare put_item ({calls} calls each, blocks of {BLOCK} alternating)",
+        f"warm webhook invocation vs bare put_item ({calls} calls each, "
+        + (f"blocks of {BLOCK} alternating)" if args.order == "blocks" else "shuffled)"),
         [
             Check(
                 "warm webhook p50 / put_item p50",
@@ -155,5 +172,14 @@ def run(args: argparse.Namespace) -> Report:
     )
 
 
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--order",
+        choices=("blocks", "shuffled"),
+        default="blocks",
+        help="blocks of 50 alternating (judged), or one shuffled sequence (diagnostic)",
+    )
+
+
 if __name__ == "__main__":
-    harness.main(run)
+    harness.main(run, _arguments)

@@ -1,0 +1,182 @@
+"""What the webhook's one write costs DynamoDB Local, variant by variant, against benchmark 4's `put_item`.
+
+A diagnostic next to benchmark 4 (not part of `make bench`, nothing judged). One child interpreter with
+the webhook's Lambda environment sends, on one plain boto3 client and in a shuffled order (no variant
+always follows another), each variant to fresh rows as the submitter leaves them:
+
+- `put_item`: benchmark 4's baseline, the whole completed item;
+- `update`: the store's completion (`DynamoTaskRepository._write_result`, first guess), as the webhook
+  sends it;
+- `no_condition`: the same UpdateItem without its ConditionExpression (the exactly-once lock);
+- `one_action`: one `SET` of the same result entry, no condition: the least an update expression can do;
+- `legacy`: the completion through the legacy `AttributeUpdates` and `Expected` parameters, no expression
+  to parse (they cannot address a key inside the `results` map: the result goes in a top-level attribute);
+- `update_json` / `put_item_json`: the completion and the baseline with the result entry as one JSON
+  string rather than a map.
+
+What separates the variants is DynamoDB Local's work: the client, its configuration and the payload's
+size are the same for all (bench/README.md, "where DynamoDB Local spends the webhook's write").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from typing import Any
+
+from bench import harness
+from bench.stats import Check, Report, median
+from bench.warm_webhook import webhook_child_samples
+
+VARIANTS = ("put_item", "update", "no_condition", "one_action", "legacy", "update_json", "put_item_json")
+WARMUP = 500  # shuffled calls left out of the samples: the JVM's first compilations
+
+
+def child(calls: int, table: str, secret: str) -> None:
+    del secret  # no webhook event is built here
+    import boto3
+
+    from bench.warm_webhook import _seed_rows
+    from bench.webhook_events import baseline_item, result_body
+    from runrelay.adapters.dynamodb.codec import from_dynamo
+    from runrelay.adapters.dynamodb.schema import task_key
+    from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+    from runrelay.task_ids import task_uuid_for
+    from runrelay.webhook_results import WebhookResult
+
+    bare = boto3.client("dynamodb")
+    store = DynamoTaskRepository(table, dynamodb=bare)
+    uuids = {name: [str(task_uuid_for(f"variant-{name}:{i}")) for i in range(calls)] for name in VARIANTS}
+    _seed_rows(bare, table, [uuid for name in VARIANTS if "put_item" not in name for uuid in uuids[name]])
+
+    def entry(uuid: str) -> dict[str, Any]:
+        return store._typed_entry(uuid, "0", WebhookResult.parse(result_body(uuid)["data"][0], uuid))
+
+    def as_json(typed: dict[str, Any]) -> dict[str, Any]:
+        return {"S": json.dumps(from_dynamo(typed["M"]), default=str)}
+
+    entries = {name: [entry(uuid) for uuid in uuids[name]] for name in VARIANTS if "put_item" not in name}
+    items = {name: [baseline_item(uuid) for uuid in uuids[name]] for name in ("put_item", "put_item_json")}
+    for item in items["put_item_json"]:
+        item["results"]["M"] = {rid: as_json(value) for rid, value in item["results"]["M"].items()}
+
+    def completion(name: str, i: int) -> dict[str, Any]:
+        """The UpdateItem the store sends for a first-guess completion, as a request."""
+        now = {"N": str(round(time.time(), 3))}
+        value = as_json(entries[name][i]) if name == "update_json" else entries[name][i]
+        return {
+            "TableName": table,
+            "Key": task_key(uuids[name][i]),
+            "UpdateExpression": "SET results.#rid = :r, resultCount = :next, updatedAt = :now, "
+            "#s = :completed, completedAt = :now REMOVE soleResultDue",
+            "ConditionExpression": "soleResultDue = :attempt",
+            "ExpressionAttributeNames": {"#rid": "0", "#s": "status"},
+            "ExpressionAttributeValues": {
+                ":r": value,
+                ":next": {"N": "1"},
+                ":now": now,
+                ":completed": {"S": "COMPLETED"},
+                ":attempt": {"N": "0"},
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    class Recorder:
+        def update_item(self, **request: Any) -> dict[str, Any]:
+            self.request = request
+            return {}
+
+    recorder = Recorder()  # the variants below are built from the request the store really sends
+    probe = DynamoTaskRepository(table, dynamodb=recorder)
+    probe._write_result(uuids["update"][0], "0", entries["update"][0], 0, None, True)
+    sent, ours = recorder.request, completion("update", 0)
+    for field in ("UpdateExpression", "ConditionExpression", "ExpressionAttributeNames"):
+        assert sent[field] == ours[field], (field, sent[field], ours[field])
+    assert sent["ExpressionAttributeValues"].keys() == ours["ExpressionAttributeValues"].keys()
+
+    def update(i: int) -> None:
+        uuid = uuids["update"][i]
+        written, _ = store._write_result(uuid, "0", entries["update"][i], 0, None, True)
+        assert written
+
+    def no_condition(i: int) -> None:
+        request = completion("no_condition", i)
+        del request["ConditionExpression"], request["ReturnValuesOnConditionCheckFailure"]
+        del request["ExpressionAttributeValues"][":attempt"]
+        bare.update_item(**request)
+
+    def one_action(i: int) -> None:
+        bare.update_item(
+            TableName=table,
+            Key=task_key(uuids["one_action"][i]),
+            UpdateExpression="SET #r = :r",
+            ExpressionAttributeNames={"#r": "result0"},
+            ExpressionAttributeValues={":r": entries["one_action"][i]},
+        )
+
+    def legacy(i: int) -> None:
+        now = {"N": str(round(time.time(), 3))}
+        bare.update_item(
+            TableName=table,
+            Key=task_key(uuids["legacy"][i]),
+            AttributeUpdates={
+                "result0": {"Action": "PUT", "Value": entries["legacy"][i]},
+                "resultCount": {"Action": "PUT", "Value": {"N": "1"}},
+                "updatedAt": {"Action": "PUT", "Value": now},
+                "status": {"Action": "PUT", "Value": {"S": "COMPLETED"}},
+                "completedAt": {"Action": "PUT", "Value": now},
+                "soleResultDue": {"Action": "DELETE"},
+            },
+            Expected={"soleResultDue": {"Value": {"N": "0"}, "ComparisonOperator": "EQ"}},
+        )
+
+    jobs = {
+        "put_item": lambda i: bare.put_item(TableName=table, Item=items["put_item"][i]),
+        "update": update,
+        "no_condition": no_condition,
+        "one_action": one_action,
+        "legacy": legacy,
+        "update_json": lambda i: bare.update_item(**completion("update_json", i)),
+        "put_item_json": lambda i: bare.put_item(TableName=table, Item=items["put_item_json"][i]),
+    }
+    order = [name for name in VARIANTS for _ in range(calls)]
+    random.Random(17).shuffle(order)
+    done = dict.fromkeys(VARIANTS, 0)
+    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for position, name in enumerate(order):
+        i = done[name]
+        done[name] += 1
+        start = time.perf_counter()
+        jobs[name](i)
+        if position >= WARMUP:
+            samples[name].append(time.perf_counter() - start)
+    print(harness.RESULT_PREFIX + json.dumps(samples))
+
+
+def run(args: argparse.Namespace) -> Report:
+    calls = 300 if args.quick else 2500
+    samples = webhook_child_samples("bench.update_variants", "bvariants", calls)
+    ms = 1000.0
+
+    def ratio(name: str, base: str) -> Check:
+        return Check(
+            f"{name} p50 / {base} p50",
+            median(samples[name]) / median(samples[base]),
+            0.0,
+            "min",
+            subject=median(samples[name]) * ms,
+            baseline=median(samples[base]) * ms,
+            detail="ms",
+            informational=True,
+        )
+
+    checks = [ratio(name, "put_item") for name in VARIANTS[1:6]]
+    checks.append(ratio("update_json", "put_item_json"))
+    title = f"the webhook's write on DynamoDB Local, variant by variant ({calls} calls each, shuffled)"
+    return Report(title, checks)
+
+
+if __name__ == "__main__":
+    harness.main(run)
