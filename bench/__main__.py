@@ -30,6 +30,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench.write_units", []),
     ("bench.reconcile_rate", []),
     ("bench.results_rate", []),
+    ("bench.webhook_environment", []),
 ]
 
 

@@ -17,14 +17,18 @@ import argparse
 import math
 from dataclasses import dataclass, fields
 
+ONE_VCPU_MB = 1769  # AWS Lambda: a function has the equivalent of one vCPU at 1,769 MB
+
 
 @dataclass(frozen=True)
 class Measured:
     """From `make bench` (bench/README.md): each is a per-environment or per-task figure."""
 
-    # An allowance for AWS: benchmark 4 measures a warm call at ~2.2 ms p50 against DynamoDB Local on
-    # loopback; DynamoDB's in-region round trip and the runtime's own exchange add a few ms.
-    webhook_seconds: float = 0.006
+    # Benchmark 12: the CPU one webhook takes in its environment, runtime client and handler included. An
+    # environment kept busy gets its memory's share of a vCPU, so it is busy `webhook_seconds` a webhook;
+    # DynamoDB's in-region round trip fits inside that time (docs/capacity.md, Lambda).
+    webhook_cpu_seconds: float = 0.00184
+    webhook_memory_mb: float = 512.0  # template.yaml's MemorySize
     submit_tasks_per_second: float = 961.0  # benchmark 5: one submitter, 20 ms to Runware
     write_units_per_task: float = 3.46  # benchmark 8: table and indexes, submit to final
     read_units_per_task: float = 0.68  # benchmark 8
@@ -32,6 +36,10 @@ class Measured:
     # benchmark 11: one stream batch of 100 completions (events, tallies, job), each batch spanning up to
     # 30 tallies of a file (written in one transaction)
     results_seconds_per_batch: float = 0.17
+
+    @property
+    def webhook_seconds(self) -> float:
+        return self.webhook_cpu_seconds * ONE_VCPU_MB / self.webhook_memory_mb
 
 
 @dataclass(frozen=True)

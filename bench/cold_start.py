@@ -17,10 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from bench import harness
 from bench.stats import Report
 from bench.webhook_events import api_event, baseline_item, submitted_tasks
+
+if TYPE_CHECKING:
+    from local.stack.execution_environments import WorkerSpec
 
 _BASELINE = """
 import json, sys
@@ -33,7 +37,7 @@ print({prefix!r} + "ok", flush=True)
 
 
 def run(args: argparse.Namespace) -> Report:
-    from local.stack.execution_environments import ExecutionEnvironment, FunctionLog, WorkerSpec
+    from local.stack.execution_environments import ExecutionEnvironment, FunctionLog
 
     runs = 6 if args.quick else 30
     with harness.local_aws("bcold") as aws:
@@ -44,15 +48,7 @@ def run(args: argparse.Namespace) -> Report:
         store = DynamoTaskRepository(aws.stack.table_name, dynamodb=aws.clients.dynamodb)
         uuids = iter(submitted_tasks(store, "cold", runs + 1))
         spare = iter(submitted_tasks(store, "cold-baseline", runs + 1))
-        worker = WorkerSpec(
-            function_name="runrelay-webhook",
-            handler="app.lambda_handler",
-            task_root=harness.function_dir("webhook"),
-            python_path=(harness.LAYER_DIR,),
-            environment={**env, "PYTHONPYCACHEPREFIX": str(harness.PYCACHE)},
-            timeout_seconds=10,
-            memory_mb=512,
-        )
+        worker = webhook_worker(aws)
         baseline_code = _BASELINE.format(table=aws.stack.table_name, prefix=harness.RESULT_PREFIX)
         log = FunctionLog(io.StringIO())
 
@@ -99,6 +95,24 @@ def run(args: argparse.Namespace) -> Report:
         subject_s,
         baseline_s,
         1.3,
+    )
+
+
+def webhook_worker(aws: harness.LocalAws) -> WorkerSpec:
+    """The webhook function's execution environment as the local Lambda runtime starts it."""
+    from local.stack.execution_environments import WorkerSpec
+
+    return WorkerSpec(
+        function_name="runrelay-webhook",
+        handler="app.lambda_handler",
+        task_root=harness.function_dir("webhook"),
+        python_path=(harness.LAYER_DIR,),
+        environment={
+            **harness.child_env(aws.function_env("webhook")),
+            "PYTHONPYCACHEPREFIX": str(harness.PYCACHE),
+        },
+        timeout_seconds=10,
+        memory_mb=harness.template_memory_mb("webhook"),
     )
 
 

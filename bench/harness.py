@@ -62,6 +62,13 @@ def static_lambda_env(name: str, memory_mb: int = 512) -> dict[str, str]:
     return {**lambda_runtime_env(name, memory_mb), **env}
 
 
+def template_memory_mb(name: str) -> int:
+    """Function `name`'s MemorySize in template.yaml (Globals merged)."""
+    from local.stack.template_model import function_config, load_template
+
+    return int(function_config(load_template(), LOGICAL_IDS[name])["MemorySize"])
+
+
 def lambda_runtime_env(name: str, memory_mb: int = 512) -> dict[str, str]:
     return {
         "AWS_LAMBDA_FUNCTION_NAME": f"runrelay-{name}",
