@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> Report:
             "create_pending (its tally's update, the row's INSERT with its BySource entry)": (
                 f"{pending[0]:g} WCU"
             ),
-            "completion (one UpdateItem, OpenTasks entry removed)": (
+            "completion (one UpdateItem)": (
                 f"{completion[0]:g} WCU, {completion[1]:g} RCU"
             ),
             "duplicate delivery": f"{duplicate[0]:g} WCU, {duplicate[1]:g} RCU",
