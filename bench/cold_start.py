@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> Report:
     runs = 6 if args.quick else 30
     with harness.local_aws("bcold") as aws:
         env = harness.child_env(aws.function_env("webhook"))
-        secret = _webhook_secret(aws)
+        secret = webhook_secret(aws)
         from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
 
         store = DynamoTaskRepository(aws.stack.table_name, dynamodb=aws.clients.dynamodb)
@@ -116,7 +116,7 @@ def webhook_worker(aws: harness.LocalAws) -> WorkerSpec:
     )
 
 
-def _webhook_secret(aws: harness.LocalAws) -> str:
+def webhook_secret(aws: harness.LocalAws) -> str:
     raw = aws.clients.secretsmanager.get_secret_value(SecretId=aws.stack.webhook_secret_arn)["SecretString"]
     return str(json.loads(raw)["current"])
 

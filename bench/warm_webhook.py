@@ -110,16 +110,17 @@ def child(calls: int, table: str, secret: str, order: str = "blocks") -> None:
                 if len(subject) % BLOCK == 0:
                     sink.seek(0)
                     sink.truncate()
-        for start in range(0, calls if order == "blocks" else 0, BLOCK):
-            block = range(start, min(start + BLOCK, calls))
-            if (start // BLOCK) % 2:
-                baseline.extend(put(items[i]) for i in block)
-                subject.extend(invoke(events[i]) for i in block)
-            else:
-                subject.extend(invoke(events[i]) for i in block)
-                baseline.extend(put(items[i]) for i in block)
-            sink.seek(0)
-            sink.truncate()
+        else:
+            for start in range(0, calls, BLOCK):
+                block = range(start, min(start + BLOCK, calls))
+                if (start // BLOCK) % 2:
+                    baseline.extend(put(items[i]) for i in block)
+                    subject.extend(invoke(events[i]) for i in block)
+                else:
+                    subject.extend(invoke(events[i]) for i in block)
+                    baseline.extend(put(items[i]) for i in block)
+                sink.seek(0)
+                sink.truncate()
     print(harness.RESULT_PREFIX + json.dumps({"subject": subject, "baseline": baseline}))
 
 
@@ -127,14 +128,14 @@ def webhook_child_samples(module: str, stack_name: str, calls: int, **options: A
     """`<module>.child(calls, table, secret, **options)` run in a fresh interpreter with the webhook's
     Lambda environment, against a local stack of its own; what the child reported."""
     with harness.local_aws(stack_name) as aws:
-        from bench.cold_start import _webhook_secret
+        from bench.cold_start import webhook_secret
 
         code = _CHILD.format(
             path=[*harness.lambda_sys_path("webhook"), str(harness.ROOT)],
             module=module,
             calls=calls,
             table=aws.stack.table_name,
-            secret=_webhook_secret(aws),
+            secret=webhook_secret(aws),
             options=options,
         )
         return harness.run_child(code, harness.child_env(aws.function_env("webhook")), timeout=900)

@@ -39,7 +39,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def run(args: argparse.Namespace) -> Report:
-    from bench.cold_start import _webhook_secret, webhook_worker
+    from bench.cold_start import webhook_secret, webhook_worker
     from local.stack.execution_environments import ExecutionEnvironment, FunctionLog
     from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
     from runrelay.task_ids import task_uuid_for
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> Report:
     with harness.local_aws("bwebenv") as aws:
         table, client = aws.stack.table_name, aws.clients.dynamodb
         store = DynamoTaskRepository(table, dynamodb=client)
-        secret = _webhook_secret(aws)
+        secret = webhook_secret(aws)
         events = [
             json.dumps(api_event(uuid, secret)).encode()
             for uuid in submitted_tasks(store, "environment", WARMUP + calls)
