@@ -24,9 +24,9 @@ ONE_VCPU_MB = 1769  # AWS Lambda: a function has the equivalent of one vCPU at 1
 class Measured:
     """From `make bench` (bench/README.md): each is a per-environment or per-task figure."""
 
-    # Benchmark 12: the CPU one webhook takes in its environment, runtime client and handler included. An
-    # environment kept busy gets its memory's share of a vCPU, so it is busy `webhook_seconds` a webhook;
-    # DynamoDB's in-region round trip fits inside that time (docs/capacity.md, Lambda).
+    # Benchmark 12: the CPU one webhook takes in its environment, runtime client and handler included
+    # (the slow end of its runs). An environment kept busy gets its memory's share of a vCPU, so it is
+    # busy `webhook_seconds` a webhook; DynamoDB's round trip fits inside (docs/capacity.md, Lambda).
     webhook_cpu_seconds: float = 0.0024
     webhook_memory_mb: float = 512.0  # template.yaml's MemorySize
     submit_tasks_per_second: float = 961.0  # benchmark 5: one submitter, 20 ms to Runware
