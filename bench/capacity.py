@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> Report:
             "create_pending (its tally's update, the row's INSERT with its BySource entry)": (
                 f"{pending[0]:g} WCU"
             ),
-            "completion (one UpdateItem)": (f"{completion[0]:g} WCU, {completion[1]:g} RCU"),
+            "completion (one UpdateItem)": f"{completion[0]:g} WCU, {completion[1]:g} RCU",
             "duplicate delivery": f"{duplicate[0]:g} WCU, {duplicate[1]:g} RCU",
             "first result of a 2-result task (guess refused, then written)": (
                 f"{first_of_two[0]:g} WCU, {first_of_two[1]:g} RCU"

@@ -37,6 +37,8 @@ THROTTLE_SK = "THROTTLE"
 OPEN_TASKS_INDEX = "OpenTasks"
 BY_SOURCE_INDEX = "BySource"
 BY_CALLER_INDEX = "ByCaller"
+# Takes an item (a tally, or a task row written before tallies) out of the sparse OpenTasks index.
+LEAVE_OPEN_TASKS = "REMOVE openShard, openSince"
 LAYOUT = "pk = TASK#<taskUUID>, sk = TASK; results in its 'results' map"
 
 

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from ...domain.jobs import TALLY_LINES, FinalLine
 from .reads import batch_get
-from .schema import TALLY_PREFIX, tally_key
+from .schema import LEAVE_OPEN_TASKS, TALLY_PREFIX, tally_key
 from .writes import is_condition_failure
 
 
@@ -156,7 +156,7 @@ def close_if_complete(dynamodb: Any, table_name: str, source_id: str, tally: int
         dynamodb.update_item(
             TableName=table_name,
             Key=tally_key(source_id, tally),
-            UpdateExpression="REMOVE openShard, openSince",
+            UpdateExpression=LEAVE_OPEN_TASKS,
             ConditionExpression="size(#lines) = :lines AND size(closed) = :closed",
             ExpressionAttributeNames={"#lines": "lines"},
             ExpressionAttributeValues={

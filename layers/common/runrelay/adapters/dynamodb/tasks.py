@@ -44,6 +44,7 @@ from .reads import BATCH_GET_LIMIT, batch_get, query_pages
 from .schema import (
     BY_CALLER_INDEX,
     BY_SOURCE_INDEX,
+    LEAVE_OPEN_TASKS,
     OPEN_TASKS_INDEX,
     TASK_PREFIX,
     job_key,
@@ -77,7 +78,7 @@ _WRITTEN = object()  # marks an action whose condition held
 # condition for the usual completion than the equivalent three (bench/README.md, warm_webhook).
 SOLE_RESULT_DUE = "soleResultDue"
 # What a task loses when it becomes final (openShard/openSince: rows written before tallies had them).
-_CLOSE = f"REMOVE openShard, openSince, {SOLE_RESULT_DUE}"
+_CLOSE = f"{LEAVE_OPEN_TASKS}, {SOLE_RESULT_DUE}"
 # The usual completion removes only what current rows carry: each path in an update expression is work
 # for DynamoDB on the webhook's one write (bench/README.md, warm_webhook). A row written before tallies
 # that completes this way leaves OpenTasks when the reconciler next lists it (`_open_legacy_rows`).
@@ -686,9 +687,7 @@ class DynamoTaskRepository:
             if status not in FINAL_STATUSES:
                 yield task_uuid
                 continue
-            self._transition(
-                task_uuid, "REMOVE openShard, openSince", f"#s IN ({', '.join(finals)})", dict(finals)
-            )
+            self._transition(task_uuid, LEAVE_OPEN_TASKS, f"#s IN ({', '.join(finals)})", dict(finals))
 
     def task_uuids_of_source(self, source_id: str) -> list[str]:
         """taskUUIDs of every task made from one input (an S3 object or an SQS message), in input order,
