@@ -2,7 +2,8 @@
 
 A diagnostic next to benchmark 4 (not part of `make bench`, nothing judged). One child interpreter with
 the webhook's Lambda environment sends, on one plain boto3 client and in a shuffled order (no variant
-always follows another), each variant to fresh rows as the submitter leaves them:
+always follows another), each variant to fresh rows as the submitter leaves them (`--order blocks`: in
+turns of 50 calls of one variant, the order benchmark 4 judges):
 
 - `put_item`: benchmark 4's baseline, the whole completed item;
 - `update`: the store's completion (`DynamoTaskRepository._write_result`, first guess), as the webhook
@@ -28,13 +29,13 @@ from typing import Any
 
 from bench import harness
 from bench.stats import Check, Report, median
-from bench.warm_webhook import webhook_child_samples
+from bench.warm_webhook import BLOCK, webhook_child_samples
 
 VARIANTS = ("put_item", "update", "no_condition", "one_action", "legacy", "update_json", "put_item_json")
-WARMUP = 500  # shuffled calls left out of the samples: the JVM's first compilations
+WARMUP = 500  # calls left out of the samples (the same share of each variant): the JVM's first compilations
 
 
-def child(calls: int, table: str, secret: str) -> None:
+def child(calls: int, table: str, secret: str, order: str = "shuffled") -> None:
     del secret  # no webhook event is built here
     import boto3
 
@@ -124,23 +125,31 @@ def child(calls: int, table: str, secret: str) -> None:
         "update_json": lambda i: bare.update_item(**completion("update_json", i)),
         "put_item_json": lambda i: bare.put_item(TableName=table, Item=items["put_item_json"][i]),
     }
-    order = [name for name in VARIANTS for _ in range(calls)]
-    random.Random(17).shuffle(order)
+    if order == "blocks":
+        sequence = [
+            name
+            for start in range(0, calls, BLOCK)
+            for name in VARIANTS
+            for _ in range(min(BLOCK, calls - start))
+        ]
+    else:
+        sequence = [name for name in VARIANTS for _ in range(calls)]
+        random.Random(17).shuffle(sequence)
     done = dict.fromkeys(VARIANTS, 0)
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for position, name in enumerate(order):
+    for name in sequence:
         i = done[name]
         done[name] += 1
         start = time.perf_counter()
         jobs[name](i)
-        if position >= WARMUP:
+        if i >= WARMUP // len(VARIANTS):
             samples[name].append(time.perf_counter() - start)
     print(harness.RESULT_PREFIX + json.dumps(samples))
 
 
 def run(args: argparse.Namespace) -> Report:
     calls = 300 if args.quick else 2500
-    samples = webhook_child_samples("bench.update_variants", "bvariants", calls)
+    samples = webhook_child_samples("bench.update_variants", "bvariants", calls, order=args.order)
     ms = 1000.0
 
     def ratio(name: str, base: str) -> Check:
@@ -157,9 +166,19 @@ def run(args: argparse.Namespace) -> Report:
 
     checks = [ratio(name, "put_item") for name in VARIANTS[1:6]]
     checks.append(ratio("update_json", "put_item_json"))
-    title = f"the webhook's write on DynamoDB Local, variant by variant ({calls} calls each, shuffled)"
+    order = "shuffled" if args.order == "shuffled" else f"in turns of {BLOCK}"
+    title = f"the webhook's write on DynamoDB Local, variant by variant ({calls} calls each, {order})"
     return Report(title, checks)
 
 
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--order",
+        choices=("shuffled", "blocks"),
+        default="shuffled",
+        help="one shuffled sequence, or turns of 50 calls of one variant (benchmark 4's order)",
+    )
+
+
 if __name__ == "__main__":
-    harness.main(run)
+    harness.main(run, _arguments)
