@@ -12,9 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from bench import harness
+from bench.capacity_plan import Measured, Plan, with_figures
+from bench.capacity_plan import render as render_plan
+from bench.cost import Workload
+from bench.cost import render as render_cost
 from bench.stats import Report
 
 BENCHMARKS: list[tuple[str, list[str]]] = [
@@ -60,7 +65,22 @@ def main() -> int:
         for check in report.checks:
             print("  " + check.line())
             missed = missed or check.verdict == "MISS"
+    print("\n".join(scaled_on_paper({k: v for report in reports for k, v in report.figures.items()})))
     return 1 if missed else 0
+
+
+def scaled_on_paper(figures: dict[str, float]) -> list[str]:
+    """The capacity plan and the cost of a million tasks, from this run's figures where it measured them
+    (the others: the defaults of `bench.capacity_plan.Measured`, from bench/README.md)."""
+    measured = with_figures(Measured(), figures)
+    taken = sorted(name for name in figures if name in {spec.name for spec in fields(Measured)})
+    source = f"this run's {', '.join(taken)}" if taken else "no figure of this run"
+    return [
+        f"\n==== capacity plan (docs/capacity.md), with {source}",
+        *render_plan(Plan(), measured),
+        f"\n==== cost of a million tasks on AWS (bench/README.md), with {source}",
+        *render_cost(measured, Workload()),
+    ]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 ONE_VCPU_MB = 1769  # AWS Lambda: a function has the equivalent of one vCPU at 1,769 MB
 
@@ -140,28 +147,41 @@ def lines(plan: Plan, measured: Measured, quotas: Quotas) -> list[Line]:
     ]  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for group in (Plan, Measured):
+def add_options(parser: argparse.ArgumentParser, *groups: type) -> None:
+    """A `--name` option for each field of the dataclasses `groups` (numbers; unset keeps the default)."""
+    for group in groups:
         for spec in fields(group):
             parser.add_argument(f"--{spec.name.replace('_', '-')}", type=float, default=None)
-    args = parser.parse_args()
 
-    def built(group: type) -> object:
-        given = {s.name: getattr(args, s.name) for s in fields(group) if getattr(args, s.name) is not None}
-        converted = {name: type(getattr(group(), name))(value) for name, value in given.items()}
-        return group(**converted)
 
-    plan, measured = built(Plan), built(Measured)
-    assert isinstance(plan, Plan)
-    assert isinstance(measured, Measured)
+def from_options(args: argparse.Namespace, group: type[T]) -> T:
+    """An instance of `group` (a dataclass given to `add_options`) with the options that were set."""
+    given = {s.name: getattr(args, s.name) for s in fields(group) if getattr(args, s.name) is not None}
+    return with_figures(group(), given)
+
+
+def with_figures(base: T, figures: Mapping[str, float]) -> T:
+    """`base` with those of `figures` that name its fields, each converted to the field's type."""
+    known = {spec.name for spec in fields(base)}
+    converted = {name: type(getattr(base, name))(value) for name, value in figures.items() if name in known}
+    return replace(base, **converted)
+
+
+def render(plan: Plan, measured: Measured, quotas: Quotas = Quotas()) -> list[str]:
     average = plan.tasks_per_day / 86_400
-    print(
+    header = (
         f"{plan.tasks_per_day:,.0f} tasks a day: {average:,.0f}/s on average, bursts of "
         f"{average * plan.burst_factor:,.0f}/s, {plan.results_per_task} result(s) a task"
     )
-    for line in sorted(lines(plan, measured, Quotas()), key=lambda line: -line.load):
-        print(line.render())
+    ordered = sorted(lines(plan, measured, quotas), key=lambda line: -line.load)
+    return [header, *(line.render() for line in ordered)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_options(parser, Plan, Measured)
+    args = parser.parse_args()
+    print("\n".join(render(from_options(args, Plan), from_options(args, Measured))))
 
 
 if __name__ == "__main__":

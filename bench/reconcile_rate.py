@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> Report:
             )
         ],
         notes={f"tasks/s with {n} in flight, per round": [round(r, 1) for r in rates[n]] for n in rates},
+        figures={"reconcile_tasks_per_second": median(rates[4])},
     )
 
 

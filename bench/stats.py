@@ -75,15 +75,19 @@ class Report:
     benchmark: str
     checks: list[Check] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    # What the capacity plan and the cost model take from this run, by their field names
+    # (bench.capacity_plan.Measured, bench.cost.Workload).
+    figures: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "benchmark": self.benchmark,
             "checks": [c.to_dict() for c in self.checks],
             "notes": self.notes,
+            "figures": self.figures,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Report:
         checks = [Check(**{k: v for k, v in c.items() if k != "verdict"}) for c in raw["checks"]]
-        return cls(raw["benchmark"], checks, raw.get("notes", {}))
+        return cls(raw["benchmark"], checks, raw.get("notes", {}), raw.get("figures", {}))

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> Report:
             f"CPU-bound ceiling at {share:.2f} of a vCPU (MemorySize), webhooks a second": round(share / cpu),
             "wall time of the measured part, s": round(wall, 1),
         },
+        figures={"webhook_cpu_seconds": cpu, "webhook_memory_mb": harness.template_memory_mb("webhook")},
     )
 
 

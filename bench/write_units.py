@@ -220,6 +220,8 @@ def run(args: argparse.Namespace) -> Report:
                   subject=message_run.read_per_task, informational=True),
         ],
         notes=notes,
+        figures={"write_units_per_task": file_run.write_per_task,
+                 "read_units_per_task": file_run.read_per_task},
     )  # fmt: skip
 
 
