@@ -71,15 +71,16 @@ def main() -> int:
 
 def scaled_on_paper(figures: dict[str, float]) -> list[str]:
     """The capacity plan and the cost of a million tasks, from this run's figures where it measured them
-    (the others: the defaults of `bench.capacity_plan.Measured`, from bench/README.md)."""
-    measured = with_figures(Measured(), figures)
-    taken = sorted(name for name in figures if name in {spec.name for spec in fields(Measured)})
+    (the others: the defaults of `bench.capacity_plan.Measured` and `bench.cost.Workload`)."""
+    measured, workload = with_figures(Measured(), figures), with_figures(Workload(), figures)
+    known = {spec.name for group in (Measured, Workload) for spec in fields(group)}
+    taken = sorted(name for name in figures if name in known)
     source = f"this run's {', '.join(taken)}" if taken else "no figure of this run"
     return [
         f"\n==== capacity plan (docs/capacity.md), with {source}",
         *render_plan(Plan(), measured),
         f"\n==== cost of a million tasks on AWS (bench/README.md), with {source}",
-        *render_cost(measured, Workload()),
+        *render_cost(measured, workload),
     ]
 
 

@@ -156,8 +156,7 @@ def add_options(parser: argparse.ArgumentParser, *groups: type) -> None:
 
 def from_options(args: argparse.Namespace, group: type[T]) -> T:
     """An instance of `group` (a dataclass given to `add_options`) with the options that were set."""
-    given = {s.name: getattr(args, s.name) for s in fields(group) if getattr(args, s.name) is not None}
-    return with_figures(group(), given)
+    return with_figures(group(), {name: value for name, value in vars(args).items() if value is not None})
 
 
 def with_figures(base: T, figures: Mapping[str, float]) -> T:

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> Report:
             for uuid in submitted_tasks(store, "environment", WARMUP + calls)
         ]
         items = [baseline_item(str(task_uuid_for(f"environment-base:{i}"))) for i in range(WARMUP + calls)]
-        environment = ExecutionEnvironment(webhook_worker(aws), FunctionLog(io.StringIO()))
+        worker = webhook_worker(aws)
+        environment = ExecutionEnvironment(worker, FunctionLog(io.StringIO()))
 
         def invoke(i: int) -> float:
             started = time.perf_counter()
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> Report:
         finally:
             environment.close()
     ms = 1000.0
-    share = harness.template_memory_mb("webhook") / ONE_VCPU_MB
+    share = worker.memory_mb / ONE_VCPU_MB
     busy = sum(subject)  # the environment's time on webhooks alone: its webhooks per second
     return Report(
         f"one warm webhook environment, local Lambda runtime ({calls} webhooks, one after another)",
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> Report:
             f"CPU-bound ceiling at {share:.2f} of a vCPU (MemorySize), webhooks a second": round(share / cpu),
             "wall time of the measured part, s": round(wall, 1),
         },
-        figures={"webhook_cpu_seconds": cpu, "webhook_memory_mb": harness.template_memory_mb("webhook")},
+        figures={"webhook_cpu_seconds": cpu, "webhook_memory_mb": worker.memory_mb},
     )
 
 
