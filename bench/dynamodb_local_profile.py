@@ -18,6 +18,7 @@ Kinds of write:
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from botocore.config import Config
 
 from bench import harness
 from bench.stats import Check, Report
@@ -189,56 +192,100 @@ class FlightRecorder:
 
 
 # ---------------------------------------------------------------------- the writes
-def _writers(client: Any, table: str, count: int, tag: str) -> dict[str, Callable[[int], None]]:
-    """Per kind, a function writing batch `i` (25 rows for insert, one item otherwise) of `count`."""
-    from bench.warm_webhook import _seed_rows
-    from bench.webhook_events import baseline_item, result_body
+# Each builds, for `count` writes of its kind, the calls to make: each call writes one item, or 25 rows
+# for `insert` (set-up, such as the rows a completion finds, is done here, untimed).
+Calls = list[Callable[[], object]]
+
+
+def insert_calls(client: Any, table: str, count: int, tag: str) -> Calls:
     from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
     from runrelay.adapters.dynamodb.writes import INSERT_BATCH_LIMIT, insert_batch
-    from runrelay.domain.tasks import NewTask, StoreOutcome, TaskStatus
+    from runrelay.domain.tasks import NewTask, TaskStatus
     from runrelay.task_ids import task_uuid_for
-    from runrelay.webhook_results import WebhookResult
 
     store = DynamoTaskRepository(table, dynamodb=client)
-    now = time.time()
-    source = f"s3://bench/{tag}.jsonl#etag"
+    now, source = time.time(), f"s3://bench/{tag}.jsonl#etag"
     rows = [
         store._new_item(
             NewTask(str(task_uuid_for(f"{tag}:{i}")), f"{tag}:{i}", source, i + 1), TaskStatus.PENDING, now
         )
         for i in range(count)
     ]
+    batches = [rows[start : start + INSERT_BATCH_LIMIT] for start in range(0, count, INSERT_BATCH_LIMIT)]
+    return [functools.partial(insert_batch, client, table, batch) for batch in batches]
+
+
+def complete_calls(client: Any, table: str, count: int, tag: str) -> Calls:
+    from bench.warm_webhook import _seed_rows
+    from bench.webhook_events import result_body
+    from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+    from runrelay.domain.tasks import StoreOutcome
+    from runrelay.task_ids import task_uuid_for
+    from runrelay.webhook_results import WebhookResult
+
+    store = DynamoTaskRepository(table, dynamodb=client)
     open_rows = [str(task_uuid_for(f"{tag}-open:{i}")) for i in range(count)]
-    _seed_rows(client, table, open_rows)  # set-up: what the completions find
-    results = [WebhookResult.parse(result_body(uuid)["data"][0], uuid) for uuid in open_rows]
+    _seed_rows(client, table, open_rows)
+
+    def complete(uuid: str) -> None:
+        if (
+            store.store_result(WebhookResult.parse(result_body(uuid)["data"][0], uuid))
+            is not StoreOutcome.COMPLETED
+        ):
+            raise RuntimeError(f"row {uuid} did not complete")
+
+    return [functools.partial(complete, uuid) for uuid in open_rows]
+
+
+def put_calls(client: Any, table: str, count: int, tag: str) -> Calls:
+    from bench.webhook_events import baseline_item
+    from runrelay.task_ids import task_uuid_for
+
     items = [baseline_item(str(task_uuid_for(f"{tag}-put:{i}"))) for i in range(count)]
-
-    def insert(i: int) -> None:
-        insert_batch(client, table, rows[i * INSERT_BATCH_LIMIT : (i + 1) * INSERT_BATCH_LIMIT])
-
-    def complete(i: int) -> None:
-        if store.store_result(results[i]) is not StoreOutcome.COMPLETED:
-            raise RuntimeError(f"row {open_rows[i]} did not complete")
-
-    def put(i: int) -> None:
-        client.put_item(TableName=table, Item=items[i])
-
-    return {"insert": insert, "complete": complete, "put": put}
+    return [functools.partial(client.put_item, TableName=table, Item=item) for item in items]
 
 
-def profile(kinds: Sequence[str], writes: int, warmup: int, threads: int) -> list[Profile]:
+CALLS: dict[str, Callable[[Any, str, int, str], Calls]] = {
+    "insert": insert_calls,
+    "complete": complete_calls,
+    "put": put_calls,
+}
+
+
+def dynamodb_client(aws: harness.LocalAws) -> Any:
     import boto3
 
     from local.stack.aws_credentials import LOCAL_CREDENTIALS
-    from runrelay.adapters.dynamodb.writes import INSERT_BATCH_LIMIT
 
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=aws.dynamodb_url,
+        region_name=harness.REGION,
+        **LOCAL_CREDENTIALS,
+        config=Config(max_pool_connections=32),
+    )
+
+
+def run_calls(pool: ThreadPoolExecutor, calls: Calls) -> None:
+    for done in [pool.submit(call) for call in calls]:
+        done.result()
+
+
+def rows_created_alone(aws: harness.LocalAws, rows: int, threads: int = 8) -> float:
+    """Rows a second DynamoDB Local creates as the submitter creates them (PartiQL INSERTs, 25 to a call,
+    from `threads` threads) with nothing else asking anything of it: what it allows a submitter on this
+    machine, whatever the submitter's own code. As noisy as any one figure here: compare medians."""
+    client = dynamodb_client(aws)
+    calls = insert_calls(client, aws.stack.table_name, rows, f"ceiling-{time.time_ns()}")
+    with ThreadPoolExecutor(threads) as pool:
+        start = time.perf_counter()
+        run_calls(pool, calls)
+        return rows / (time.perf_counter() - start)
+
+
+def profile(kinds: Sequence[str], writes: int, warmup: int, threads: int) -> list[Profile]:
     with harness.local_aws("bprofile") as aws, tempfile.TemporaryDirectory() as scratch:
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=aws.dynamodb_url,
-            region_name=harness.REGION,
-            **LOCAL_CREDENTIALS,
-        )
+        client = dynamodb_client(aws)
         table = aws.stack.table_name
         pid = java_pid(int(aws.dynamodb_url.rsplit(":", 1)[1]))
         recorder = FlightRecorder(pid, Path(scratch))
@@ -249,19 +296,18 @@ def profile(kinds: Sequence[str], writes: int, warmup: int, threads: int) -> lis
         # the pass without the recorder, the shares from the pass with it.
         for phase, count in (("warm", warmup), ("timed", writes), ("profiled", writes)):
             for kind in kinds:
-                write = _writers(client, table, count, f"{phase}-{kind}-{time.time_ns()}")[kind]
-                calls = range(count // INSERT_BATCH_LIMIT if kind == "insert" else count)
+                calls = CALLS[kind](client, table, count, f"{phase}-{kind}-{time.time_ns()}")
                 if phase == "warm":
-                    list(pool.map(write, calls))
+                    run_calls(pool, calls)
                 elif phase == "timed":
                     before, start = thread_cpu(pid), time.perf_counter()
-                    list(pool.map(write, calls))
+                    run_calls(pool, calls)
                     seconds, after = time.perf_counter() - start, thread_cpu(pid)
                     cpu = {group: after[group] - before[group] for group in after}
                     profiles[kind] = Profile(kind, count, seconds, cpu)
                 else:
                     recorder.start(kind)
-                    list(pool.map(write, calls))
+                    run_calls(pool, calls)
                     profiles[kind].samples = recorder.stop(kind)
         pool.shutdown()
         return list(profiles.values())

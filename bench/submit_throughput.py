@@ -9,7 +9,9 @@ it spends nothing on deliveries) through `bench.wan.WanLink`, a proxy with the r
 wide-area link (`--rtt`, default 20 ms; a connection costs one round trip to open): Runware is a
 third-party service across the internet, and round trips are what batching and connection reuse save.
 The same comparison on bare loopback is printed for information. POSTs are counted at the emulator.
-Also reports tasks/s for a large object fanned out into ranges and continuations (`--large-lines`).
+Also reports tasks/s for a large object fanned out into ranges and continuations (`--large-lines`), and,
+for information, what DynamoDB Local allows the subject: after each round, the same number of rows created
+as the submitter creates them, with nothing else running (`bench.dynamodb_local_profile.rows_created_alone`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import requests
 
 from bench import harness
+from bench.dynamodb_local_profile import rows_created_alone
 from bench.stats import Check, Report, median
 from bench.wan import WanLink
 
@@ -192,13 +195,15 @@ def run(args: argparse.Namespace) -> Report:
             # Untimed: DynamoDB Local's JIT compiles its write paths (PartiQL's the slowest) over the first
             # thousands of writes.
             subject(wan, "warm", 5000 if not args.quick else 300, 600)
-            subject_rates, naive_rates, post_rates, cpu_per_task = [], [], [], []
+            subject_rates, naive_rates, post_rates, cpu_per_task, alone_rates = [], [], [], [], []
             for round_no in range(rounds):
                 naive_rates.append(naive(wan, naive_tasks))
                 measured = subject(wan, f"tp{round_no}", lines, 600)
                 subject_rates.append(measured["rate"])
                 cpu_per_task.append(measured["cpu"] * 1000 / measured["tasks"])
                 post_rates.append(measured["posts"] * 1000 / measured["tasks"])
+                # The same rows created with nothing else running: what DynamoDB Local allows the subject.
+                alone_rates.append(rows_created_alone(aws, lines))
             naive_rates.append(naive(wan, naive_tasks))
             large = (
                 subject(wan, "large", args.large_lines, args.budget, args.range_bytes)
@@ -223,6 +228,20 @@ def run(args: argparse.Namespace) -> Report:
     checks.append(
         Check("POSTs per 1,000 tasks", median(post_rates), 10.0, unit="", subject=median(post_rates))
     )
+    alone = median(alone_rates)
+    checks.append(
+        Check(
+            "DynamoDB Local alone creating the same rows vs naive (what it allows the subject)",
+            alone / median(naive_rates),
+            40.0,
+            "min",
+            subject=alone,
+            baseline=median(naive_rates),
+            detail="tasks/s",
+            informational=True,
+        )
+    )
+    notes["subject / DynamoDB Local alone"] = f"{median(subject_rates) / alone:.0%}"
     if args.rtt:
         checks.append(
             Check(
@@ -240,6 +259,7 @@ def run(args: argparse.Namespace) -> Report:
         checks.extend(_large_report(args, large).checks)
     notes["naive tasks/s per round"] = [round(r, 1) for r in naive_rates]
     notes["subject tasks/s per round"] = [round(r, 1) for r in subject_rates]
+    notes["DynamoDB Local alone, rows/s per round"] = [round(r, 1) for r in alone_rates]
     # What MemorySize buys: Lambda's CPU share grows with memory (one vCPU at 1,769 MB).
     notes["subject CPU ms per task (all threads)"] = round(median(cpu_per_task), 3)
     # One submitter's rate across a wide-area link to Runware, as on AWS.
