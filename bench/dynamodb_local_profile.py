@@ -49,9 +49,10 @@ _SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
 </configuration>
 """
 # What a sample was doing, by the frames on its stack: the first category any frame matches.
+DECODING_JSON = "decoding stored JSON (Jackson)"
 CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
-        "decoding stored JSON (Jackson)",
+        DECODING_JSON,
         re.compile(
             r"^com\.fasterxml\.jackson\.databind\.ObjectMapper\.(readValue|readTree|treeToValue|_read)"
         ),
@@ -103,7 +104,7 @@ def json_callers(samples: Iterable[Sample], top: int = 4) -> list[tuple[str, int
     callers: Counter[str] = Counter()
     for sample in samples:
         jackson = [i for i, frame in enumerate(sample.frames) if frame.startswith("com.fasterxml.jackson")]
-        if jackson and category(sample.frames) == CATEGORIES[0][0]:
+        if jackson and category(sample.frames) == DECODING_JSON:
             below = sample.frames[max(jackson) + 1 : max(jackson) + 2]
             callers[below[0] if below else "?"] += 1
     return callers.most_common(top)
@@ -356,9 +357,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--writes", type=int, default=5000, help="rows written per kind, timed")
     parser.add_argument("--warmup", type=int, default=5000, help="rows written per kind first, untimed")
-    parser.add_argument(
-        "--threads", type=int, default=8, help="client threads (the submitter keeps ~8 calls in flight)"
-    )
+    parser.add_argument("--threads", type=int, default=8, help="client threads writing at once")
 
 
 if __name__ == "__main__":
