@@ -5,6 +5,9 @@ imports the handler once, then alternates blocks of handler invocations (a fresh
 realistic HTTP API v2 events, function logs discarded) with blocks of `put_item` calls on a plain
 boto3 client. p50 and p99 of per-call latency are compared.
 
+After the judged calls, for information, the handler's one write alone is measured the same way against
+the same `put_item`: how much of the ratio DynamoDB Local's answer to the UpdateItem takes by itself.
+
 `--order shuffled` (a diagnostic; `make bench` judges the blocks) sends the same calls in a shuffled
 order instead, so that neither kind of call runs in streaks (bench/README.md: what the order does).
 """
@@ -15,6 +18,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench import harness
@@ -121,7 +125,53 @@ def child(calls: int, table: str, secret: str, order: str = "blocks") -> None:
                     baseline.extend(put(items[i]) for i in block)
                 sink.seek(0)
                 sink.truncate()
-    print(harness.RESULT_PREFIX + json.dumps({"subject": subject, "baseline": baseline}))
+        write, write_baseline = _write_alone(bare, table, calls, put)
+    print(
+        harness.RESULT_PREFIX
+        + json.dumps(
+            {"subject": subject, "baseline": baseline, "write": write, "write_baseline": write_baseline}
+        )
+    )
+
+
+def _write_alone(
+    bare: Any, table: str, calls: int, put: Callable[[dict[str, Any]], float]
+) -> tuple[list[float], list[float]]:
+    """For information, after the judged calls: the handler's one write alone (the store's completion, on
+    the handler's own client, the result already parsed) against the same `put_item`, in the same blocks.
+    Its cost over the `put_item` is DynamoDB Local's answer to an UpdateItem, not the handler's Python."""
+    from bench.webhook_events import baseline_item, result_body
+    from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+    from runrelay.aws_clients import client
+    from runrelay.domain.tasks import StoreOutcome
+    from runrelay.task_ids import task_uuid_for
+    from runrelay.webhook_results import WebhookResult
+
+    store = DynamoTaskRepository(table, dynamodb=client("dynamodb"))
+    uuids = [str(task_uuid_for(f"warm-write:{i}")) for i in range(calls)]
+    _seed_rows(bare, table, uuids)
+    results = [WebhookResult.parse(result_body(uuid)["data"][0], uuid) for uuid in uuids]
+    items = [baseline_item(str(task_uuid_for(f"warm-write-baseline:{i}"))) for i in range(calls)]
+
+    def complete(i: int) -> float:
+        start = time.perf_counter()
+        outcome = store.store_result(results[i])
+        elapsed = time.perf_counter() - start
+        if outcome is not StoreOutcome.COMPLETED:
+            raise RuntimeError(f"{uuids[i]}: {outcome}")
+        return elapsed
+
+    write: list[float] = []
+    write_baseline: list[float] = []
+    for start in range(0, calls, BLOCK):
+        block = range(start, min(start + BLOCK, calls))
+        if (start // BLOCK) % 2:
+            write_baseline.extend(put(items[i]) for i in block)
+            write.extend(complete(i) for i in block)
+        else:
+            write.extend(complete(i) for i in block)
+            write_baseline.extend(put(items[i]) for i in block)
+    return write, write_baseline
 
 
 def webhook_child_samples(module: str, stack_name: str, calls: int, **options: Any) -> Any:
@@ -148,7 +198,7 @@ def run(args: argparse.Namespace) -> Report:
     p50 = median(subject) / median(baseline)
     p99 = percentile(subject, 99) / percentile(baseline, 99)
     ms = 1000.0
-    return Report(
+    report = Report(
         f"warm webhook invocation vs bare put_item ({calls} calls each, "
         + (f"blocks of {BLOCK} alternating)" if args.order == "blocks" else "shuffled)"),
         [
@@ -171,6 +221,18 @@ def run(args: argparse.Namespace) -> Report:
         ],
         notes={"DynamoDB calls per stored completion": "1 UpdateItem (no GetItem) in the common case"},
     )
+    report.checks.append(
+        Check(
+            "for information: the handler's write alone p50 / put_item p50 (after the judged calls)",
+            median(samples["write"]) / median(samples["write_baseline"]),
+            1.15,
+            subject=median(samples["write"]) * ms,
+            baseline=median(samples["write_baseline"]) * ms,
+            detail="ms",
+            informational=True,
+        )
+    )
+    return report
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
