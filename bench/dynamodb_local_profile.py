@@ -131,20 +131,6 @@ class Profile:
 
 
 # ---------------------------------------------------------------------- the JVM, seen from outside
-def java_pid(port: int) -> int:
-    """The DynamoDB Local process listening on `port` (its command line names the port)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"java") and b"-port" in argv and str(port).encode() in argv:
-            return int(entry.name)
-    raise RuntimeError(f"no DynamoDB Local process on port {port}")
-
-
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds so far of the JVM's SQLite thread and of all its other threads."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -217,25 +203,25 @@ def insert_calls(client: Any, table: str, count: int, tag: str) -> Calls:
 
 
 def complete_calls(client: Any, table: str, count: int, tag: str) -> Calls:
+    """The store's completion of rows as the submitter leaves them (seeded here), each result parsed
+    beforehand: a call is the store's write alone, and fails unless the row comes out COMPLETED."""
     from bench.warm_webhook import _seed_rows
     from bench.webhook_events import result_body
     from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
-    from runrelay.domain.tasks import StoreOutcome
+    from runrelay.domain.tasks import StorableResult, StoreOutcome
     from runrelay.task_ids import task_uuid_for
     from runrelay.webhook_results import WebhookResult
 
     store = DynamoTaskRepository(table, dynamodb=client)
     open_rows = [str(task_uuid_for(f"{tag}-open:{i}")) for i in range(count)]
     _seed_rows(client, table, open_rows)
+    results = [WebhookResult.parse(result_body(uuid)["data"][0], uuid) for uuid in open_rows]
 
-    def complete(uuid: str) -> None:
-        if (
-            store.store_result(WebhookResult.parse(result_body(uuid)["data"][0], uuid))
-            is not StoreOutcome.COMPLETED
-        ):
-            raise RuntimeError(f"row {uuid} did not complete")
+    def complete(result: StorableResult) -> None:
+        if (outcome := store.store_result(result)) is not StoreOutcome.COMPLETED:
+            raise RuntimeError(f"row {result.taskUUID} did not complete: {outcome}")
 
-    return [functools.partial(complete, uuid) for uuid in open_rows]
+    return [functools.partial(complete, result) for result in results]
 
 
 def put_calls(client: Any, table: str, count: int, tag: str) -> Calls:
@@ -288,7 +274,7 @@ def profile(kinds: Sequence[str], writes: int, warmup: int, threads: int) -> lis
     with harness.local_aws("bprofile") as aws, tempfile.TemporaryDirectory() as scratch:
         client = dynamodb_client(aws)
         table = aws.stack.table_name
-        pid = java_pid(int(aws.dynamodb_url.rsplit(":", 1)[1]))
+        pid = aws.dynamodb_pid
         recorder = FlightRecorder(pid, Path(scratch))
         pool = ThreadPoolExecutor(threads)
         profiles = {}

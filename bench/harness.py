@@ -147,6 +147,7 @@ class LocalAws:
     moto_url: str
     clients: Any  # local.stack.aws_resources.AwsClients
     stack: Any  # local.stack.aws_resources.StackResources
+    dynamodb_pid: int  # DynamoDB Local's JVM, for the diagnostics that look inside it
 
     def function_env(self, name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
         """The function's environment as the template resolves it for this stack, endpoints local."""
@@ -191,7 +192,8 @@ def local_aws(stack_name: str = "bench") -> Iterator[LocalAws]:
             parameter_overrides={"RunwareApiKeySecretName": f"{stack_name}/runware-api-key"},
             runware_api_key="bench-key",
         )
-        yield LocalAws(dynamodb.endpoint_url, moto.endpoint_url, clients, stack)
+        assert dynamodb.pid is not None  # started by the `with` above
+        yield LocalAws(dynamodb.endpoint_url, moto.endpoint_url, clients, stack, dynamodb.pid)
 
 
 # ---------------------------------------------------------------------- entry points

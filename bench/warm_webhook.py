@@ -115,17 +115,15 @@ def child(calls: int, table: str, secret: str, order: str = "blocks") -> None:
                     sink.seek(0)
                     sink.truncate()
         else:
-            for start in range(0, calls, BLOCK):
-                block = range(start, min(start + BLOCK, calls))
-                if (start // BLOCK) % 2:
-                    baseline.extend(put(items[i]) for i in block)
-                    subject.extend(invoke(events[i]) for i in block)
-                else:
-                    subject.extend(invoke(events[i]) for i in block)
-                    baseline.extend(put(items[i]) for i in block)
+
+            def forget_logs() -> None:
                 sink.seek(0)
                 sink.truncate()
-        write, write_baseline = _write_alone(bare, table, calls, put)
+
+            subject, baseline = alternating_blocks(
+                calls, lambda i: invoke(events[i]), lambda i: put(items[i]), after_block=forget_logs
+            )
+        write, write_baseline = _write_alone(table, calls, put)
     print(
         harness.RESULT_PREFIX
         + json.dumps(
@@ -134,44 +132,48 @@ def child(calls: int, table: str, secret: str, order: str = "blocks") -> None:
     )
 
 
+def alternating_blocks(
+    calls: int,
+    subject: Callable[[int], float],
+    baseline: Callable[[int], float],
+    after_block: Callable[[], None] = lambda: None,
+) -> tuple[list[float], list[float]]:
+    """`subject(i)` and `baseline(i)` (each returning its seconds) for every i below `calls`, in blocks of
+    BLOCK calls of one kind, the two kinds taking turns to go first: their times, in that order."""
+    subject_times: list[float] = []
+    baseline_times: list[float] = []
+    for start in range(0, calls, BLOCK):
+        block = range(start, min(start + BLOCK, calls))
+        if (start // BLOCK) % 2:
+            baseline_times.extend(baseline(i) for i in block)
+            subject_times.extend(subject(i) for i in block)
+        else:
+            subject_times.extend(subject(i) for i in block)
+            baseline_times.extend(baseline(i) for i in block)
+        after_block()
+    return subject_times, baseline_times
+
+
 def _write_alone(
-    bare: Any, table: str, calls: int, put: Callable[[dict[str, Any]], float]
+    table: str, calls: int, put: Callable[[dict[str, Any]], float]
 ) -> tuple[list[float], list[float]]:
     """For information, after the judged calls: the handler's one write alone (the store's completion, on
     the handler's own client, the result already parsed) against the same `put_item`, in the same blocks.
     Its cost over the `put_item` is DynamoDB Local's answer to an UpdateItem, not the handler's Python."""
-    from bench.webhook_events import baseline_item, result_body
-    from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
+    from bench.dynamodb_local_profile import complete_calls
+    from bench.webhook_events import baseline_item
     from runrelay.aws_clients import client
-    from runrelay.domain.tasks import StoreOutcome
     from runrelay.task_ids import task_uuid_for
-    from runrelay.webhook_results import WebhookResult
 
-    store = DynamoTaskRepository(table, dynamodb=client("dynamodb"))
-    uuids = [str(task_uuid_for(f"warm-write:{i}")) for i in range(calls)]
-    _seed_rows(bare, table, uuids)
-    results = [WebhookResult.parse(result_body(uuid)["data"][0], uuid) for uuid in uuids]
+    completions = complete_calls(client("dynamodb"), table, calls, "warm-write")
     items = [baseline_item(str(task_uuid_for(f"warm-write-baseline:{i}"))) for i in range(calls)]
 
     def complete(i: int) -> float:
         start = time.perf_counter()
-        outcome = store.store_result(results[i])
-        elapsed = time.perf_counter() - start
-        if outcome is not StoreOutcome.COMPLETED:
-            raise RuntimeError(f"{uuids[i]}: {outcome}")
-        return elapsed
+        completions[i]()
+        return time.perf_counter() - start
 
-    write: list[float] = []
-    write_baseline: list[float] = []
-    for start in range(0, calls, BLOCK):
-        block = range(start, min(start + BLOCK, calls))
-        if (start // BLOCK) % 2:
-            write_baseline.extend(put(items[i]) for i in block)
-            write.extend(complete(i) for i in block)
-        else:
-            write.extend(complete(i) for i in block)
-            write_baseline.extend(put(items[i]) for i in block)
-    return write, write_baseline
+    return alternating_blocks(calls, complete, lambda i: put(items[i]))
 
 
 def webhook_child_samples(module: str, stack_name: str, calls: int, **options: Any) -> Any:
