@@ -328,7 +328,7 @@ def report(profiles: Sequence[Profile], threads: int) -> Report:
         callers = json_callers(s for s in p.samples if s.thread.startswith(SQLITE_THREAD))
         if callers:
             notes[f"{p.kind}, SQLite thread, JSON decoded for"] = ", ".join(
-                f"{frame.rsplit('.', 2)[-2]}.{frame.rsplit('.', 1)[-1]} {count}" for frame, count in callers
+                f"{'.'.join(frame.rsplit('.', 2)[-2:])} {count}" for frame, count in callers
             )
     return Report("where DynamoDB Local spends a write (template table, one kind at a time)", checks, notes)
 
