@@ -306,8 +306,11 @@ class FunctionPool:
                 self._condition.notify()
             raise
         with self._condition:
-            self._all.add(environment)
-        return environment
+            if not self._closed:
+                self._all.add(environment)
+                return environment
+        environment.close()  # the pool stopped while this one started: `stop` never saw it
+        raise RuntimeError(f"{self.spec.function_name}: the local runtime is stopped")
 
     def _release(self, environment: ExecutionEnvironment) -> None:
         with self._condition:

@@ -61,10 +61,17 @@ class ScheduleRunner(BackgroundWorker):
             )
         except Exception as error:
             self.errors += 1
-            # The function's own log stream holds the traceback; one line here, as the rule's metrics would.
-            log.warning("scheduled invocation for %s failed: %s", self._rule_arn, error)
+            # A run cut short by the stack stopping is not the function's error. Otherwise one line here, as
+            # the rule's metrics would; the function's own log stream holds the traceback.
+            if not self._stop.is_set():
+                log.warning("scheduled invocation for %s failed: %s", self._rule_arn, error)
             return None
 
     def _run(self) -> None:
         while not self._stop.wait(self._period):
             self.fire()
+
+    def stop(self, timeout: float = 0.0) -> None:
+        """Stop ticking without waiting for a run in hand: EventBridge invokes asynchronously, so nothing
+        waits on it; stopping the function's environments ends it, as deleting the stack would."""
+        super().stop(timeout)

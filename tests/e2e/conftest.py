@@ -77,29 +77,25 @@ class Pipeline:
 
 
 @pytest.fixture
-def own_dynamodb_local() -> Iterator[str]:
-    """A DynamoDB Local of this test's own, for the tests that write tens of thousands of items: the
-    session's server slows down as every earlier test's tables accumulate in its memory."""
-    from local.stack.services import DynamoDBLocal
-
-    with DynamoDBLocal() as server:
-        yield server.endpoint_url
-
-
-@pytest.fixture
 def pipeline_factory(dynamodb_local: str, moto_server: str) -> Iterator[Callable[..., Pipeline]]:
-    """Start a local stack with its own resources on the shared servers; stopped after the test."""
+    """Start a local stack with its own resources on the shared servers; stopped after the test.
+
+    `own_dynamodb_local=True` gives the stack a DynamoDB Local of its own, for the tests that write tens of
+    thousands of items: the session's server slows down as every earlier test's tables accumulate in its
+    memory. The stack starts it and stops it after its functions and pollers, so they never outlive it.
+    """
     started: list[LocalStack] = []
 
     def start(
         emulator: dict[str, Any] | None = None,
         parameters: dict[str, str] | None = None,
         schedule_period: float = 1.0,
+        own_dynamodb_local: bool = False,
         **stack_options: Any,
     ) -> Pipeline:
         options: dict[str, Any] = {
             "stack_name": f"e2e{uuid.uuid4().hex[:8]}",
-            "dynamodb_url": dynamodb_local,
+            "dynamodb_url": None if own_dynamodb_local else dynamodb_local,
             "moto_url": moto_server,
             "runware_api_url": None,
             "emulator_options": {"time_scale": 0.05, **(emulator or {})},

@@ -40,10 +40,9 @@ def _wait_until_processed(
 
 def test_poison_inputs_are_rejected_one_by_one_and_everything_else_is_submitted(
     pipeline_factory: Callable[..., Pipeline],
-    own_dynamodb_local: str,
 ) -> None:
     pipeline = pipeline_factory(
-        dynamodb_url=own_dynamodb_local,
+        own_dynamodb_local=True,
         parameters={"LogLevel": "WARNING", "OverdueAfterSeconds": "3600"},
         emulator={"faults": FaultConfig(webhook_drop_rate=1.0)},
         batching_window_cap_seconds=0.2,

@@ -101,11 +101,10 @@ def test_sqs_tasks_get_task_events_but_no_results_file(pipeline_factory: Callabl
 
 def test_a_big_file_fans_out_and_still_gets_one_results_file_in_line_order(
     pipeline_factory: Callable[..., Pipeline],
-    own_dynamodb_local: str,
 ) -> None:
     # Ranges of ~1.5 KB: a 300-line file (~13 KB) becomes ~9 range messages on the real queue, read
     # from the moto server with byte-range GETs, submitted by concurrent invocations.
-    pipeline = pipeline_factory(dynamodb_url=own_dynamodb_local, parameters={"FanOutRangeBytes": "1500"})
+    pipeline = pipeline_factory(own_dynamodb_local=True, parameters={"FanOutRangeBytes": "1500"})
     tap = EventTap(pipeline)
     lines = [json.dumps({"prompt": f"fan-out question {i}", "metadata": {"n": i}}) for i in range(300)]
     lines[150] = ""  # a blank line still counts as a line, not as a task

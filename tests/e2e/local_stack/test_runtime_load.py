@@ -19,11 +19,10 @@ FUNCTIONS = ("SubmitFunction", "WebhookFunction", "ReconcileFunction", "ResultsF
 
 def test_a_3000_line_file_gets_no_webhook_5xx_and_every_log_line_names_its_function(
     pipeline_factory: Callable[..., Pipeline],
-    own_dynamodb_local: str,
 ) -> None:
     log = io.StringIO()
     pipeline = pipeline_factory(
-        dynamodb_url=own_dynamodb_local, function_log=log, parameters={"OverdueAfterSeconds": "600"}
+        own_dynamodb_local=True, function_log=log, parameters={"OverdueAfterSeconds": "600"}
     )
     body = "".join(json.dumps({"prompt": f"line {n}"}) + "\n" for n in range(LINES)).encode()
     source = pipeline.upload("three-thousand.jsonl", body)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -282,6 +284,44 @@ def test_past_its_timeout_the_environment_is_killed_and_replaced(
     assert pool.invoke(0) != first
     assert pool.cold_starts == 2
     assert "Status: timeout" in log.getvalue()
+
+
+def test_stopping_the_pool_ends_an_invocation_in_hand(tmp_path: Path) -> None:
+    """What the local stack's stop relies on to end a scheduled run in flight: no wait for the handler."""
+    root = _write_handler(
+        tmp_path,
+        "Busy",
+        "import os, time\n"
+        "def lambda_handler(event, context):\n"
+        "    open(event, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(60)\n",
+    )
+    pool, _ = _pool(root, timeout=120)
+    marker = tmp_path / "running"
+    outcome: list[BaseException] = []
+
+    def invoke() -> None:
+        try:
+            pool.invoke(str(marker))
+        except BaseException as error:  # handed to the test's thread
+            outcome.append(error)
+
+    caller = threading.Thread(target=invoke)
+    caller.start()
+    for _ in range(400):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.05)
+    pid = int(marker.read_text())
+    pool.stop()
+    caller.join(30)
+    assert not caller.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], FunctionError)
+    assert outcome[0].error_type == "Runtime.ExitError"
+    assert not _alive(pid)
+    with pytest.raises(RuntimeError, match="the local runtime is stopped"):
+        pool.invoke(str(marker))
 
 
 def test_layers_come_after_the_task_root_and_each_environment_has_its_own_modules(
