@@ -285,7 +285,7 @@ class FunctionPool:
         with self._condition:
             while True:
                 if self._closed:
-                    raise RuntimeError(f"{self.spec.function_name}: the local runtime is stopped")
+                    raise self._stopped()
                 while self._idle:
                     environment = self._idle.pop()  # the most recently used: warmest
                     if environment.healthy and not environment.exited.is_set():
@@ -310,7 +310,10 @@ class FunctionPool:
                 self._all.add(environment)
                 return environment
         environment.close()  # the pool stopped while this one started: `stop` never saw it
-        raise RuntimeError(f"{self.spec.function_name}: the local runtime is stopped")
+        raise self._stopped()
+
+    def _stopped(self) -> RuntimeError:
+        return RuntimeError(f"{self.spec.function_name}: the local runtime is stopped")
 
     def _release(self, environment: ExecutionEnvironment) -> None:
         with self._condition:

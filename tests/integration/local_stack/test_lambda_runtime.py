@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from local.stack import execution_environments
 from local.stack.aws_resources import PhysicalNames, StackResources, provision
 from local.stack.execution_environments import (
+    ExecutionEnvironment,
     FunctionError,
     FunctionLog,
     FunctionPool,
@@ -322,6 +324,27 @@ def test_stopping_the_pool_ends_an_invocation_in_hand(tmp_path: Path) -> None:
     assert not _alive(pid)
     with pytest.raises(RuntimeError, match="the local runtime is stopped"):
         pool.invoke(str(marker))
+
+
+def test_an_environment_that_starts_while_its_pool_stops_is_closed_not_leaked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _write_handler(tmp_path, "Late", "def lambda_handler(event, context):\n    return 1\n")
+    pool, _ = _pool(root)
+    started: list[ExecutionEnvironment] = []
+
+    class StoppedWhileStarting(ExecutionEnvironment):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+            pool.stop()  # the stack stops between the process's start and the pool's bookkeeping
+
+    monkeypatch.setattr(execution_environments, "ExecutionEnvironment", StoppedWhileStarting)
+    with pytest.raises(RuntimeError, match="the local runtime is stopped"):
+        pool.invoke({})
+    (environment,) = started
+    assert not _alive(environment.pid)
+    assert pool.environments == 0
 
 
 def test_layers_come_after_the_task_root_and_each_environment_has_its_own_modules(
