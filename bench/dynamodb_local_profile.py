@@ -271,12 +271,15 @@ def rows_created_alone(aws: harness.LocalAws, rows: int, threads: int = 8) -> fl
 
 
 def profile(kinds: Sequence[str], writes: int, warmup: int, threads: int) -> list[Profile]:
-    with harness.local_aws("bprofile") as aws, tempfile.TemporaryDirectory() as scratch:
+    with (
+        harness.local_aws("bprofile") as aws,
+        tempfile.TemporaryDirectory() as scratch,
+        ThreadPoolExecutor(threads) as pool,
+    ):
         client = dynamodb_client(aws)
         table = aws.stack.table_name
         pid = aws.dynamodb_pid
         recorder = FlightRecorder(pid, Path(scratch))
-        pool = ThreadPoolExecutor(threads)
         profiles = {}
         # Warm (the JVM compiles each kind's path over its first thousands of writes), then timed, then
         # profiled: sampling every thread each millisecond slows DynamoDB Local, so the figures come from
@@ -296,7 +299,6 @@ def profile(kinds: Sequence[str], writes: int, warmup: int, threads: int) -> lis
                     recorder.start(kind)
                     run_calls(pool, calls)
                     profiles[kind].samples = recorder.stop(kind)
-        pool.shutdown()
         return list(profiles.values())
 
 
