@@ -49,13 +49,15 @@ def run(args: argparse.Namespace) -> Report:
     from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
     from runrelay.contract import InferenceResult
     from runrelay.domain.tasks import NewTask
-    from runrelay.task_ids import task_uuid_for
+    from runrelay.task_ids import line_key, task_uuid_for
 
     with harness.local_aws("bcap") as aws:
         client = aws.clients.dynamodb
         store = DynamoTaskRepository(aws.stack.table_name, dynamodb=client)
         meter = PutItemMeter(client, {aws.stack.table_name: empty_copy(client, aws.stack.table_name)})
-        task = NewTask(str(task_uuid_for("capacity")), "capacity", "bench:capacity", 0)
+        # A file's line, keyed as the submitter keys it: its row is in no index, its new tally is.
+        key = line_key("s3://bench/capacity.jsonl#e", 1)
+        task = NewTask(str(task_uuid_for(key)), key, "s3://bench/capacity.jsonl#e", 1)
         pending = consumed(client, lambda: store.create_pending(task), meter)
         result = InferenceResult.model_validate(result_body(task.task_uuid)["data"][0])
         completion = consumed(client, lambda: store.store_result(result))
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> Report:
         "DynamoDB capacity per write (ReturnConsumedCapacity INDEXES, DynamoDB Local)",
         [Check("WCU per stored small completion", completion[0], 2.0, unit=" WCU", subject=completion[0])],
         notes={
-            "create_pending (its tally's update, the row's INSERT with its BySource entry)": (
+            "create_pending (a new tally with its BySource entry, the row's INSERT in no index)": (
                 f"{pending[0]:g} WCU"
             ),
             "completion (one UpdateItem)": f"{completion[0]:g} WCU, {completion[1]:g} RCU",

@@ -71,7 +71,7 @@ class Plan:
     burst_factor: float = 10.0
     results_per_task: int = 1
     webhook_loss: float = 0.02  # share of webhooks Runware never delivers (the reconciler polls them)
-    largest_file_share: float = 1.0  # share of the burst coming from one file (its job and BySource key)
+    largest_file_share: float = 1.0  # share of the burst coming from one file (its job and BySource keys)
     records_per_batch: float = 100.0  # template: the stream event source's BatchSize
     submit_max_concurrency: int = 10  # template: SubmitMaxConcurrency
     parallelization_factor: int = 1  # template: ResultsParallelizationFactor (1 by default, up to 10)
@@ -131,8 +131,8 @@ def lines(plan: Plan, measured: Measured, quotas: Quotas) -> list[Line]:
              "WRU/s", "on-demand table maximum (quota), warm throughput before a launch"),
         Line("DynamoDB: read units per second", burst * measured.read_units_per_task,
              quotas.dynamodb_table_rru, "RRU/s", "on-demand table maximum (quota)"),
-        Line("DynamoDB: BySource writes of the largest file (one key)", file_burst,
-             quotas.dynamodb_partition_wcu, "WCU/s", "split a file into several; a sharded BySource key"),
+        Line("DynamoDB: BySource writes of the largest file (one key)", file_burst / plan.tally_lines,
+             quotas.dynamodb_partition_wcu, "WCU/s", "one entry per tally of 100 lines; split the file"),
         Line("DynamoDB: writes to the largest file's JOB item", job_item_units,
              quotas.dynamodb_partition_wcu, "WCU/s", "bigger stream batches (BatchSize); split the file"),
         Line("DynamoDB: OpenTasks index writes per shard", tallies_per_second * 2 / plan.open_shards,

@@ -1,8 +1,9 @@
-"""Cheap, repeatable status reads for `status` and `wait`: index keys plus BatchGetItem of `status` only.
+"""Cheap, repeatable status reads for `status` and `wait`: a source's taskUUIDs, then `status` alone.
 
 `DynamoTaskRepository.tasks_of_source` reads whole items (results included); polling that every half
-second would cost a full read per task per poll. Here a poll reads the BySource keys once per poll and
-only the status of tasks not yet final (a final status never changes).
+second would cost a full read per task per poll. Here a poll lists the source's tasks (its BySource
+entries and its tallies' lines) and reads only the status of tasks not yet final (a final status never
+changes).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from local.stack.aws_call_log import read_calls
 from local.stack.event_tap import EventTap
 from local.stack.intrinsics import IntrinsicResolver, PhysicalResource, pseudo_parameters
 from local.stack.local_stack import LocalStack
+from runrelay.inputs import control_message
 from tests.support.iam_policy import ArnBook, Grant, check, grants_of
 
 from .conftest import Pipeline
@@ -149,6 +150,16 @@ def test_each_role_grants_exactly_what_the_recorded_run_called(
     # A large result for a task without a row: offloaded under completions/, kept as an orphan.
     _post_large_orphan_result(pipeline)
     assert _keys(pipeline, "completions/")
+
+    # A retry of the message, which has nothing failed: the submitter lists its tasks, and stops there.
+    pipeline.send(control_message("retry", message, "least-privilege"))
+    submitter = stack.functions["SubmitFunction"].spec.function_name
+    _wait_for(
+        "the submitter to list the message's tasks for its retry",
+        lambda: any(
+            call["function"] == submitter and call["operation"] == "Query" for call in read_calls(calls_dir)
+        ),
+    )
 
     calls = list(read_calls(calls_dir))
     names = {pool.spec.function_name: logical_id for logical_id, pool in stack.functions.items()}

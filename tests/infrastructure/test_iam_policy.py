@@ -85,6 +85,7 @@ CALLS = [
     ("SubmitFunction", _call("dynamodb", "BatchExecuteStatement", Statements=[
         {"Action": "Insert", "TableName": "tasks"}, {"Action": "Insert", "TableName": "tasks"}])),
     ("SubmitFunction", _call("dynamodb", "BatchGetItem", Tables=["tasks"])),
+    ("SubmitFunction", _call("dynamodb", "Query", TableName="tasks", IndexName="BySource")),  # a retry
     ("SubmitFunction", _call("s3", "GetObject", Bucket=BUCKET, Key="incoming/a.jsonl", VersionId=True)),
     ("SubmitFunction", _call("s3", "GetObject", Bucket=BUCKET, Key="incoming/b.jsonl")),
     ("SubmitFunction", _call("secretsmanager", "GetSecretValue", SecretId="runrelay/runware-api-key")),

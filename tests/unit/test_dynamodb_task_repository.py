@@ -11,12 +11,12 @@ import pytest
 
 from runrelay.adapters.dynamodb.codec import from_dynamo
 from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
-from runrelay.adapters.dynamodb.schema import task_key
+from runrelay.adapters.dynamodb.schema import tally_key, task_key
 from runrelay.adapters.dynamodb.tasks import INLINE_RESULT_LIMIT, SOLE_RESULT_DUE, DynamoTaskRepository
 from runrelay.contract import InferenceResult
 from runrelay.domain.jobs import FinalLine
 from runrelay.domain.tasks import NewTask, SlotResult, StorableResult, StoreOutcome, TaskStatus
-from runrelay.task_ids import task_uuid_for
+from runrelay.task_ids import line_key, task_uuid_for
 from runrelay.webhook_logic import WebhookReceiver
 from runrelay.webhook_token import token_for
 
@@ -169,6 +169,96 @@ def test_open_tasks_come_from_open_tallies_and_source_order(store: DynamoTaskRep
     assert [item["pk"]["S"] for item in index if source in item["pk"]["S"]] == []
     assert all("openShard" not in item(store, t.task_uuid) for t in tasks)
     assert [v.source_seq for v in store.tasks_of_source(source)] == [0, 1, 2, 150]
+
+
+def line_task(source: str, seq: int, key: str | None = None) -> NewTask:
+    """A task as the submitter makes it: keyed by its line unless the caller gave it a key of its own."""
+    key = key or line_key(source, seq)
+    return NewTask(str(task_uuid_for(key)), key, source, seq, 1)
+
+
+def by_source(store: DynamoTaskRepository, source: str) -> list[tuple[str, int]]:
+    """BySource's entries of a source: their pk and sourceSeq, in index order."""
+    answer = store.dynamodb.query(
+        TableName=store.table_name,
+        IndexName="BySource",
+        KeyConditionExpression="sourceId = :v",
+        ExpressionAttributeValues={":v": {"S": source}},
+    )
+    return [(entry["pk"]["S"], int(entry["sourceSeq"]["N"])) for entry in answer["Items"]]
+
+
+def test_a_task_its_line_leads_to_has_no_index_entry_and_is_found_through_its_tally(
+    store: DynamoTaskRepository,
+) -> None:
+    """One write unit a task less: a file's rows are in no index; BySource lists the file's tallies, and
+    only the tasks whose taskUUID does not follow from their line (an SQS spec's `id`)."""
+    file, message = "s3://in/big.jsonl#e", "sqs:m"
+    lines = [line_task(file, seq) for seq in (250, 1, 2, 99, 100)]
+    by_id = line_task(message, 2, key="id:mine")
+    by_place = line_task(message, 1)
+    store.create_many([(task, None) for task in lines])
+    store.create_many([(by_id, None), (by_place, None)])
+
+    assert {"sourceLine", "sourceSeq"} & set(item(store, lines[0].task_uuid)) == {"sourceLine"}
+    assert {"sourceLine", "sourceSeq"} & set(item(store, by_id.task_uuid)) == {"sourceSeq"}
+    assert sorted(by_source(store, file)) == [(f"TALLY#{file}#{n}", -1 - n) for n in (0, 1, 2)]
+    assert sorted(by_source(store, message)) == [(f"TALLY#{message}#0", -1), (f"TASK#{by_id.task_uuid}", 2)]
+
+    in_order = sorted(lines, key=lambda task: task.source_seq)
+    assert store.task_uuids_of_source(file) == [task.task_uuid for task in in_order]
+    assert store.task_uuids_of_source(message) == [by_place.task_uuid, by_id.task_uuid]
+    assert [task.source_seq for task in store.tasks_of_source(file)] == [1, 2, 99, 100, 250]
+    everything = {task.task_uuid for task in [*lines, by_id, by_place]}
+    assert set(store.open_tasks_since_before(cutoff_epoch=2**31, limit=100)) == everything
+    assert store.source_has_tasks(file)
+    assert not store.source_has_tasks("s3://in/other.jsonl#e")
+
+
+def test_rows_written_before_lines_led_to_tasks_are_still_found_and_only_once(
+    store: DynamoTaskRepository,
+) -> None:
+    """Rows and tallies of the earlier layout (every row in BySource, no tally there) next to new ones."""
+    file = "s3://in/old.jsonl#e"
+    old, new = line_task(file, 1), line_task(file, 2)
+    store.create_pending(old)
+    store.dynamodb.update_item(  # the row and its tally as earlier versions wrote them
+        TableName=store.table_name,
+        Key=task_key(old.task_uuid),
+        UpdateExpression="SET sourceSeq = sourceLine REMOVE sourceLine",
+    )
+    store.dynamodb.update_item(
+        TableName=store.table_name, Key=tally_key(file, 0), UpdateExpression="REMOVE sourceId, sourceSeq"
+    )
+    assert by_source(store, file) == [(f"TASK#{old.task_uuid}", 1)]
+    assert store.task_uuids_of_source(file) == [old.task_uuid]
+    assert list(store.open_tasks_since_before(cutoff_epoch=2**31)) == [old.task_uuid]
+
+    store.create_pending(new)
+    assert store.task_uuids_of_source(file) == [old.task_uuid, new.task_uuid]
+    assert list(store.open_tasks_since_before(cutoff_epoch=2**31)) == [old.task_uuid, new.task_uuid]
+    assert [task.source_seq for task in store.tasks_of_source(file)] == [1, 2]
+
+
+def test_a_line_whose_row_was_never_written_names_a_task_that_is_not_read(
+    store: DynamoTaskRepository,
+) -> None:
+    """A crash between a tally's write and its rows' leaves a line with no row: listed, read as nothing."""
+    file = "s3://in/crash.jsonl#e"
+    written, lost = line_task(file, 1), line_task(file, 2)
+    store.create_pending(written)
+    store.dynamodb.update_item(  # the tally lists line 2; its row is never written
+        TableName=store.table_name,
+        Key=tally_key(file, 0),
+        UpdateExpression="ADD #lines :two",
+        ExpressionAttributeNames={"#lines": "lines"},
+        ExpressionAttributeValues={":two": {"NS": ["2"]}},
+    )
+    assert store.task_uuids_of_source(file) == [written.task_uuid, lost.task_uuid]
+    assert [task.task_uuid for task in store.tasks_of_source(file)] == [written.task_uuid]
+    assert [task.task_uuid for task in store.tasks_in_order(store.task_uuids_of_source(file))] == [
+        written.task_uuid
+    ]
 
 
 def test_unknown_result_fields_are_kept(store: DynamoTaskRepository) -> None:

@@ -15,7 +15,9 @@ from runrelay.inputs import (
     continuation_message,
     items_of_message,
     items_of_object,
+    refused_message,
 )
+from runrelay.task_ids import line_key
 
 
 def s3_event(key: str, etag: str = "abc") -> str:
@@ -140,6 +142,43 @@ def test_keys_keep_the_positions_earlier_releases_used() -> None:
     assert line.idempotency_key == "s3://in/a.jsonl#e:1"
     [(empty, _)] = items_of_object(S3ObjectRef("in", "e.jsonl", "e"), io.BytesIO(b""))
     assert empty.idempotency_key == "s3://in/e.jsonl#e:0"
+
+
+def test_every_task_without_a_caller_id_is_keyed_by_its_line() -> None:
+    """The table finds such a task from its tally's line alone (`line_key`): the key inputs give and the
+    key the line gives must be the same for every kind of input, blank lines, refusals and `.JSONL` too."""
+    jsonl = b'{"prompt": "a"}\n\n  \n{"id": "x", "prompt": "b"}\nnot json\n{"prompt": "c"}'
+    objects = {
+        "a.jsonl": jsonl,
+        "B.NDJSON": jsonl,
+        "UP.JSONL": jsonl,
+        "dir#1/a.json": b'[{"prompt": "a"}, {"prompt": "b", "seed": -1}, {"id": "y", "prompt": "c"}]',
+        "one.json": b'{"prompt": "a"}',
+        "bad.json": b"[",
+        "a.txt": b"Tell me a story",
+        "empty.txt": b"  ",
+    }
+    items = [
+        item
+        for key, body in objects.items()
+        for item, _ in items_of_object(S3ObjectRef("in", key, "e"), io.BytesIO(body))
+    ]
+    items += list(items_of_message(SqsTaskMessage("m", [{"prompt": "a"}, {"id": "z", "prompt": "b"}, 3])))
+    items.append(refused_message("m2", Rejection("malformedMessage", "not JSON")))
+    # An SQS spec's id is its key; an S3 line keeps its line when it carries an id.
+    by_id = [item for item in items if item.idempotency_key.startswith("id:")]
+    assert [(item.source_id, item.seq, item.idempotency_key) for item in by_id] == [("sqs:m", 2, "id:z")]
+    by_line = [item for item in items if item not in by_id]
+    assert len(by_line) == 22
+    assert [item.seq for item in by_line if item.source_id.endswith("/a.jsonl#e")] == [1, 4, 5, 6]
+    for item in by_line:
+        assert item.idempotency_key == line_key(item.source_id, item.seq), item
+
+
+def test_the_refusal_of_a_jsonl_object_without_lines_is_not_keyed_by_a_line() -> None:
+    [(empty, _)] = items_of_object(S3ObjectRef("in", "e.jsonl", "e"), io.BytesIO(b"\n\n"))
+    assert empty.seq == 1
+    assert empty.idempotency_key != line_key(empty.source_id, empty.seq)
 
 
 def test_refused_specs_keep_the_caller_id_but_do_not_use_it_up() -> None:

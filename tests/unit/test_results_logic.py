@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -18,7 +18,7 @@ from runrelay.contract import InferenceResult
 from runrelay.deadline import Deadline
 from runrelay.domain.jobs import JobBecameComplete, TotalMismatch
 from runrelay.domain.tasks import NewTask, SlotResult, TaskBecameFinal, TaskRecord, TaskStatus
-from runrelay.results_file import ResultsWriter, result_line, results_key
+from runrelay.results_file import ResultsWriter, TasksNotVisibleYet, result_line, results_key
 from runrelay.results_logic import ResultsService
 from runrelay.submit_logic import SubmitConfig, SubmitService
 from runrelay.task_ids import task_uuid_for
@@ -289,3 +289,28 @@ def test_a_job_not_complete_when_its_change_comes_is_a_failure_to_retry(harness:
     report = harness.service.process([JobBecameComplete("000000000000000000042", job)])
     assert report.failed_sequence_number == "000000000000000000042"
     assert harness.results_versions() == []
+
+
+def test_a_listed_task_that_cannot_be_read_yet_writes_no_file(harness: Harness) -> None:
+    """A line can name a task whose row is not readable yet (its BySource entry a moment behind, so the
+    line's own taskUUID is listed instead): the file waits rather than leave the task out."""
+    tasks, _ = _final_changes(harness)
+
+    class OneEntryBehind(FakeTaskRepository):
+        def task_uuids_of_source(self, source_id: str) -> list[str]:
+            listed = harness.tasks.task_uuids_of_source(source_id)
+            return [
+                str(task_uuid_for("not written")) if uuid == tasks[1].task_uuid else uuid for uuid in listed
+            ]
+
+        def tasks_in_order(
+            self, task_uuids: Sequence[str], *, consistent: bool = True
+        ) -> Iterator[TaskRecord]:
+            return harness.tasks.tasks_in_order(task_uuids, consistent=consistent)
+
+    writer = ResultsWriter(OneEntryBehind(), harness.objects)
+    with pytest.raises(TasksNotVisibleYet, match="2 of 3 tasks could be read"):
+        writer.write(SOURCE, 3, BUCKET, "incoming/batch.jsonl")
+    assert harness.results_versions() == []
+    written = ResultsWriter(harness.tasks, harness.objects).write(SOURCE, 3, BUCKET, "incoming/batch.jsonl")
+    assert written.lines == 3

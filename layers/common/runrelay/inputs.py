@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from .contract import MAX_NUMBER_RESULTS, MAX_SEED, InferenceSettings, Message
 from .domain.retries import RetryRequest
-from .task_ids import MAX_ATTEMPTS
+from .task_ids import LINE_NUMBERED_SUFFIXES, MAX_ATTEMPTS, line_key
 
 MAX_METADATA_BYTES = 4096
 MAX_CALLER_ID_LENGTH = 512
@@ -236,7 +236,7 @@ def budget_of_metadata(metadata: Mapping[str, str]) -> float | None:
 def refused_message(message_id: str, rejection: Rejection) -> SourceItem:
     """The one item recorded for an SQS message refused as a whole, keyed as its first spec would be."""
     source_id = f"sqs:{message_id}"
-    return SourceItem(source_id, 1, f"{source_id}:0", rejection)
+    return SourceItem(source_id, 1, line_key(source_id, 1), rejection)
 
 
 def items_of_message(message: SqsTaskMessage) -> Iterator[SourceItem]:
@@ -250,7 +250,7 @@ def items_of_message(message: SqsTaskMessage) -> Iterator[SourceItem]:
         # A valid spec's id is its idempotency key (like OpenAI Batch's custom_id); else the message id
         # and position. A refused spec does not use up its id: the corrected spec may be sent again.
         # The key keeps the 0-based index it always had, so taskUUIDs of earlier messages stay the same.
-        key = f"id:{spec.id}" if isinstance(spec, TaskSpec) and spec.id else f"{source_id}:{index}"
+        key = f"id:{spec.id}" if isinstance(spec, TaskSpec) and spec.id else line_key(source_id, index + 1)
         yield SourceItem(source_id, index + 1, key, spec, caller_id_of(raw))
 
 
@@ -260,7 +260,7 @@ def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, i
     `body` is the streaming body of a GetObject (from `ref.start_byte` on when continuing).
     """
     name = ref.key.lower()
-    if name.endswith(".jsonl") or name.endswith(".ndjson"):
+    if name.endswith(LINE_NUMBERED_SUFFIXES):
         yield from _jsonl_items(ref, body)
         return
     limit = MAX_JSON_OBJECT_BYTES if name.endswith(".json") else MAX_PROMPT_OBJECT_BYTES
@@ -314,7 +314,7 @@ def _jsonl_items(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]
             parsed = Rejection("malformedLine", f"line {line_number} is not valid JSON: {error}")
         if isinstance(parsed, Rejection) and not parsed.message.startswith("line "):
             parsed = Rejection(parsed.code, f"line {line_number}: {parsed.message}")
-        yield _item(ref, line_number, parsed, caller_id_of(raw), key_position=line_number), offset
+        yield _item(ref, line_number, parsed, caller_id_of(raw)), offset
     if not seen_any:
         refusal = Rejection("emptyObject", f"{ref.key} holds no task lines")
         yield _item(ref, 1, refusal, key_position=0), offset
@@ -370,10 +370,10 @@ def _item(
     *,
     key_position: int | None = None,
 ) -> SourceItem:
-    """A task of an object. Its key ends with the position keys have always used (a JSONL line number,
-    else the 0-based place), so objects submitted before `seq` became 1-based keep their taskUUIDs."""
-    position = seq - 1 if key_position is None else key_position
-    return SourceItem(ref.source_id, seq, f"{ref.source_id}:{position}", spec, caller_id)
+    """A task of an object, keyed by its line (`task_ids.line_key`). Only the refusal of a JSONL object
+    without lines is keyed elsewhere (`key_position` 0, as it always was): it has no line."""
+    key = line_key(ref.source_id, seq) if key_position is None else f"{ref.source_id}:{key_position}"
+    return SourceItem(ref.source_id, seq, key, spec, caller_id)
 
 
 def _is_object_created(record: Any) -> bool:

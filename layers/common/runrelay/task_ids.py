@@ -35,6 +35,23 @@ def task_uuid_for(idempotency_key: str) -> uuid.UUID:
     return uuid.UUID(bytes=bytes(digest))
 
 
+# Objects read line by line key a task by its line number (1-based); every other source by its 0-based
+# place, as keys always were, so taskUUIDs made before line keys were shared stay the same.
+LINE_NUMBERED_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def line_key(source_id: str, seq: int) -> str:
+    """The idempotency key of task `seq` of a source when the caller gave it no `id`.
+
+    Every such task's taskUUID follows from its source and its line alone, so the table need not index
+    it to find it again (adapters/dynamodb/tasks.py). A source is `s3://bucket/key#etag` (the ETag holds
+    no '#') or `sqs:<messageId>`.
+    """
+    name = source_id.rsplit("#", 1)[0].lower()
+    position = seq if name.endswith(LINE_NUMBERED_SUFFIXES) else seq - 1
+    return f"{source_id}:{position}"
+
+
 def attempt_task_uuid(task_uuid: str, attempt: int) -> str:
     """The taskUUID attempt `attempt` of a task is sent under: attempt 0 is the task itself."""
     if attempt == 0:

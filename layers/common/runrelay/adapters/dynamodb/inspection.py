@@ -13,9 +13,18 @@ from ...domain.jobs import FinalLine
 from ...domain.tasks import OPEN_STATUSES, TaskRecord
 from .codec import from_dynamo
 from .reads import batch_get
-from .schema import OPEN_TASKS_INDEX, TASK_PREFIX, TASK_SK, task_key, task_record
+from .schema import (
+    OPEN_TASKS_INDEX,
+    SOURCE_LINE,
+    SOURCE_SEQ,
+    TASK_PREFIX,
+    TASK_SK,
+    task_key,
+    task_record,
+)
 from .tallies import read_tallies, source_and_tally
 
+_LINE_OF_TASK = f"taskUUID, sourceId, {SOURCE_LINE}, {SOURCE_SEQ}, attempt"
 _OPEN = {status.value for status in OPEN_STATUSES}
 
 
@@ -38,10 +47,10 @@ class TableInspector:
             FinalLine(
                 str(plain["taskUUID"]),
                 str(plain["sourceId"]),
-                int(plain["sourceSeq"]),
+                int(plain.get(SOURCE_LINE, plain.get(SOURCE_SEQ, 0))),
                 int(plain.get("attempt", 0)),
             )
-            for plain in map(from_dynamo, self._read(task_uuids, "taskUUID, sourceId, sourceSeq, attempt"))
+            for plain in map(from_dynamo, self._read(task_uuids, _LINE_OF_TASK))
         ]
         tallies = read_tallies(
             self.dynamodb, self.table_name, {(line.source_id, line.tally) for line in lines}

@@ -8,8 +8,9 @@ One table holds five kinds of item:
 - a cancellation, one per cancelled source: pk=`CANCEL#<sourceId>`, sk=`CANCEL` (see `jobs.py`);
 - the shared throttle after Runware's 429/503: pk=`THROTTLE#runware`, sk=`THROTTLE` (see `throttle.py`);
 - a budget's spend: pk=`SPEND#day#<YYYY-MM-DD>` or `SPEND#source#<sourceId>`, sk=`SPEND` (see `budgets.py`).
-Indexes: `OpenTasks` (sparse: open tasks only, by shard and age), `BySource` (a source's tasks in input
-order), `ByCaller` (tasks by the caller's `id`).
+Indexes: `OpenTasks` (sparse: open tallies, by shard and age), `BySource` (sparse, keyed by `sourceId` and
+`sourceSeq`: a source's tallies, under `sourceSeq` `-1 - n`, and the few tasks whose taskUUID does not follow
+from their line, under their line; see `tasks.py`), `ByCaller` (tasks by the caller's `id`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ THROTTLE_SK = "THROTTLE"
 OPEN_TASKS_INDEX = "OpenTasks"
 BY_SOURCE_INDEX = "BySource"
 BY_CALLER_INDEX = "ByCaller"
+# A task row's line: under SOURCE_SEQ (a BySource key) only when its taskUUID cannot be derived from it.
+SOURCE_SEQ = "sourceSeq"
+SOURCE_LINE = "sourceLine"
 # Takes an item (a tally, or a task row written before tallies) out of the sparse OpenTasks index.
 LEAVE_OPEN_TASKS = "REMOVE openShard, openSince"
 LAYOUT = "pk = TASK#<taskUUID>, sk = TASK; results in its 'results' map"
@@ -67,6 +71,15 @@ def tally_key(source_id: str, tally: int) -> dict[str, Any]:
     return {"pk": {"S": f"{TALLY_PREFIX}{source_id}#{tally}"}, "sk": {"S": TALLY_SK}}
 
 
+def tally_entry_seq(tally: int) -> int:
+    """The `sourceSeq` a tally is listed under in BySource: below every line, so never in a line range."""
+    return -1 - tally
+
+
+def tally_of_entry(seq: int) -> int:
+    return -1 - seq
+
+
 def task_uuid_of(item: Mapping[str, Any]) -> str:
     """The taskUUID of a typed task item or index entry (which carry the keys)."""
     return str(item["pk"]["S"]).removeprefix(TASK_PREFIX)
@@ -87,7 +100,7 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
         task_uuid=str(item.get("taskUUID") or str(item["pk"]).removeprefix(TASK_PREFIX)),
         status=TaskStatus(item["status"]),
         source_id=str(item.get("sourceId", "")),
-        source_seq=int(item.get("sourceSeq", 0)),
+        source_seq=int(item.get(SOURCE_LINE, item.get(SOURCE_SEQ, 0))),
         idempotency_key=str(item.get("idempotencyKey", "")),
         number_results=int(item.get("numberResults", 1)),
         result_count=int(item.get("resultCount", 0)),

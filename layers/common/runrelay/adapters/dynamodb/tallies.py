@@ -10,8 +10,9 @@ Item: pk=`TALLY#<sourceId>#<n>`, sk=`TALLY`, for lines n*100 .. n*100+99:
 - `marks`: every final attempt recorded (`FinalLine.mark`: line and attempt), so a redelivered stream
   record, or a late one of an earlier attempt, is recognised and counted nothing;
 - `openShard`/`openSince` while a line is not closed: the sparse OpenTasks index, by shard and age,
-  which the reconciler reads to find tasks whose webhook may have been lost (the task items themselves
-  are in no index but BySource).
+  which the reconciler reads to find tasks whose webhook may have been lost;
+- `sourceId`/`sourceSeq` (`-1 - n`): its entry in BySource, so a source's tallies can be listed, and from
+  their `lines` its tasks (a task item is in BySource only if its taskUUID does not follow from its line).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from ...domain.jobs import TALLY_LINES, FinalLine
 from .reads import batch_get
-from .schema import LEAVE_OPEN_TASKS, TALLY_PREFIX, tally_key
+from .schema import LEAVE_OPEN_TASKS, TALLY_PREFIX, tally_entry_seq, tally_key
 from .writes import is_condition_failure
 
 
@@ -60,17 +61,20 @@ def _open_values(shard: str, now: float) -> dict[str, Any]:
 def open_lines_action(
     table_name: str, source_id: str, tally: int, seqs: Iterable[int], *, shard: str, now: float, expires: int
 ) -> dict[str, Any]:
-    """The submitter's write before it writes rows: their lines are in the tally, and it is open."""
+    """The submitter's write before it writes rows: their lines are in the tally, it is open, and it is
+    listed in BySource (the same key each time: a write that does not change it writes no entry)."""
     return {
         "Update": {
             "TableName": table_name,
             "Key": tally_key(source_id, tally),
             "UpdateExpression": f"ADD #lines :lines SET {_KEEP_OPEN}, "
-            "expiresAt = if_not_exists(expiresAt, :exp)",
+            "expiresAt = if_not_exists(expiresAt, :exp), sourceId = :source, sourceSeq = :entry",
             "ExpressionAttributeNames": {"#lines": "lines"},
             "ExpressionAttributeValues": {
                 ":lines": _numbers(seqs),
                 ":exp": {"N": str(expires)},
+                ":source": {"S": source_id},
+                ":entry": {"N": str(tally_entry_seq(tally))},
                 **_open_values(shard, now),
             },
         }

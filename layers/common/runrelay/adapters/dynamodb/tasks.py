@@ -8,7 +8,9 @@ optimistic-lock version: two results of one task arriving at once cannot overwri
 
 Which tasks are open is kept per hundred lines, in their tally (`tallies.py`: the submitter adds the
 lines before their rows, the results consumer closes them), and only open tallies are in the sparse
-`OpenTasks` index the reconciler reads: a task item is in no index but BySource.
+`OpenTasks` index the reconciler reads. A task item is in no index at all when its taskUUID follows from
+its source and line (`task_ids.line_key`: every task but those keyed by the caller's `id`): its tally
+lists its line, and the tally is in BySource. The few others are in BySource under their line.
 
 `soleResultDue` marks the common state a webhook expects (open, one result wanted, none stored yet), so
 the usual completion is conditioned on one attribute; any stored result or final status removes it. Its
@@ -39,6 +41,7 @@ from ...domain.tasks import (
     TaskRecord,
     TaskStatus,
 )
+from ...task_ids import line_key, task_uuid_for
 from .codec import from_dynamo, to_dynamo
 from .reads import BATCH_GET_LIMIT, batch_get, query_pages
 from .schema import (
@@ -46,8 +49,12 @@ from .schema import (
     BY_SOURCE_INDEX,
     LEAVE_OPEN_TASKS,
     OPEN_TASKS_INDEX,
+    SOURCE_LINE,
+    SOURCE_SEQ,
     TASK_PREFIX,
+    is_task_item,
     job_key,
+    tally_of_entry,
     task_key,
     task_record,
     task_uuid_of,
@@ -128,7 +135,8 @@ class DynamoTaskRepository:
             "status": {"S": status.value},
             "idempotencyKey": {"S": task.idempotency_key},
             "sourceId": {"S": task.source_id},
-            "sourceSeq": {"N": str(task.source_seq)},
+            # Listed in BySource only if its line cannot lead back to it (`task_uuids_of_source`).
+            (SOURCE_LINE if _found_by_line(task) else SOURCE_SEQ): {"N": str(task.source_seq)},
             "numberResults": {"N": str(task.number_results)},
             "resultCount": {"N": "0"},
             "results": {"M": {}},
@@ -662,22 +670,11 @@ class DynamoTaskRepository:
             unclosed = state.unclosed
             if not unclosed:
                 continue
-            first, last = line_range(tally)
-            pages = query_pages(
-                self.dynamodb,
-                TableName=self.table_name,
-                IndexName=BY_SOURCE_INDEX,
-                KeyConditionExpression="sourceId = :source AND sourceSeq BETWEEN :first AND :last",
-                ExpressionAttributeValues={
-                    ":source": {"S": source_id},
-                    ":first": {"N": str(first)},
-                    ":last": {"N": str(last)},
-                },
-            )
-            for page in pages:
-                for item in page.get("Items", []):
-                    if int(item["sourceSeq"]["N"]) in unclosed:
-                        yield task_uuid_of(item)
+            # A line's task is the one its line leads to, unless BySource lists another under it. A line
+            # whose row was never written (a crash after its tally) leads to no row: nothing is read.
+            listed = self._listed_tasks(source_id, *line_range(tally))
+            for seq in sorted(unclosed):
+                yield from listed.get(seq) or [line_task_uuid(source_id, seq)]
 
     def _open_legacy_rows(self, task_uuids: list[str]) -> Iterator[str]:
         """Of task rows listed in OpenTasks themselves (written before tallies), those still open; a final
@@ -690,15 +687,57 @@ class DynamoTaskRepository:
             self._transition(task_uuid, LEAVE_OPEN_TASKS, f"#s IN ({', '.join(finals)})", dict(finals))
 
     def task_uuids_of_source(self, source_id: str) -> list[str]:
-        """taskUUIDs of every task made from one input (an S3 object or an SQS message), in input order,
-        through the BySource index (eventually consistent: a task written a moment ago may be missing)."""
-        return self._query_uuids(BY_SOURCE_INDEX, "sourceId", source_id)
+        """taskUUIDs of every task made from one input (an S3 object or an SQS message), in input order.
+
+        BySource lists the source's tallies and the few tasks whose taskUUID does not follow from their
+        line; every other line in a tally's `lines` leads to its task (`line_task_uuid`). Both reads are
+        eventually consistent: a task written a moment ago may be missing, and a line whose row is not
+        written yet (or never was, after a crash) names a task that is not there to be read.
+        """
+        from .tallies import read_tallies
+
+        listed: list[tuple[int, str]] = []
+        tallies: list[tuple[str, int]] = []
+        for item in self._source_entries(source_id):
+            seq = int(item[SOURCE_SEQ]["N"])
+            if is_task_item(item):
+                listed.append((seq, task_uuid_of(item)))
+            else:
+                tallies.append((source_id, tally_of_entry(seq)))
+        indexed = {seq for seq, _ in listed}
+        for state in read_tallies(self.dynamodb, self.table_name, tallies, consistent=False).values():
+            listed += [(seq, line_task_uuid(source_id, seq)) for seq in state.lines - indexed]
+        return [task_uuid for _, task_uuid in sorted(listed)]
+
+    def _listed_tasks(self, source_id: str, first: int, last: int) -> dict[int, list[str]]:
+        """The tasks BySource lists under lines `first` to `last` of a source, by line."""
+        lines = {":first": {"N": str(first)}, ":last": {"N": str(last)}}
+        listed: dict[int, list[str]] = {}
+        for item in self._source_entries(source_id, "AND sourceSeq BETWEEN :first AND :last", lines):
+            if is_task_item(item):
+                listed.setdefault(int(item[SOURCE_SEQ]["N"]), []).append(task_uuid_of(item))
+        return listed
+
+    def _source_entries(
+        self, source_id: str, condition: str = "", values: Mapping[str, Any] | None = None
+    ) -> Iterator[Mapping[str, Any]]:
+        pages = query_pages(
+            self.dynamodb,
+            TableName=self.table_name,
+            IndexName=BY_SOURCE_INDEX,
+            KeyConditionExpression=f"sourceId = :source {condition}".strip(),
+            ExpressionAttributeValues={":source": {"S": source_id}, **(values or {})},
+        )
+        for page in pages:
+            yield from page.get("Items", [])
 
     def task_uuids_of_caller(self, caller_id: str) -> list[str]:
         """taskUUIDs of the tasks whose spec carried this caller `id`, oldest first (ByCaller index)."""
         return self._query_uuids(BY_CALLER_INDEX, "callerId", caller_id)
 
     def source_has_tasks(self, source_id: str) -> bool:
+        """Whether anything of the source is in BySource: a tally (its lines are opened before their rows
+        are written) or a task."""
         answer = self.dynamodb.query(
             TableName=self.table_name,
             IndexName=BY_SOURCE_INDEX,
@@ -737,6 +776,16 @@ class DynamoTaskRepository:
                 item = found.get(key["pk"]["S"])
                 if item is not None:
                     yield task_record(from_dynamo(item))
+
+
+def _found_by_line(task: NewTask) -> bool:
+    """Whether a task's taskUUID is the one its source and line give (`task_ids.line_key`): true of every
+    task but those keyed by the caller's `id` and the refusal of a JSONL object without lines."""
+    return task.task_uuid == line_task_uuid(task.source_id, task.source_seq)
+
+
+def line_task_uuid(source_id: str, seq: int) -> str:
+    return str(task_uuid_for(line_key(source_id, seq)))
 
 
 def _by_tally(tasks: Sequence[TaskRecord]) -> dict[int, list[TaskRecord]]:
