@@ -37,8 +37,8 @@ class Measured:
     webhook_cpu_seconds: float = 0.0024
     webhook_memory_mb: float = 512.0  # template.yaml's MemorySize
     submit_tasks_per_second: float = 961.0  # benchmark 5: one submitter, 20 ms to Runware
-    write_units_per_task: float = 3.46  # benchmark 8: table and indexes, submit to final
-    read_units_per_task: float = 0.68  # benchmark 8
+    write_units_per_task: float = 2.51  # benchmark 8: table and indexes, submit to final
+    read_units_per_task: float = 0.65  # benchmark 8
     reconcile_tasks_per_second: float = 542.0  # benchmark 10: one run healing lost webhooks, 20 ms away
     # benchmark 11: one stream batch of 100 completions (events, tallies, job), each batch spanning up to
     # 30 tallies of a file (written in one transaction)
