@@ -261,6 +261,20 @@ def test_a_line_whose_row_was_never_written_names_a_task_that_is_not_read(
     ]
 
 
+def test_a_tally_expires_no_sooner_than_the_last_row_it_lists(store: DynamoTaskRepository) -> None:
+    """Rows are found through their tally, so under TTL it must not go before them: a row written later
+    (a redelivery, a continuation) moves the tally's expiry with it."""
+    file = "s3://in/ttl.jsonl#e"
+    # Each row expires later than the one before, as rows written later do (a longer retention stands in
+    # for the time between them).
+    for seq, days in ((1, 30), (2, 60), (3, 90)):
+        writer = DynamoTaskRepository(store.table_name, retention_days=days, dynamodb=store.dynamodb)
+        writer.create_pending(line_task(file, seq))
+    rows = [item(store, line_task(file, seq).task_uuid)["expiresAt"] for seq in (1, 2, 3)]
+    tally = store.dynamodb.get_item(TableName=store.table_name, Key=tally_key(file, 0), ConsistentRead=True)
+    assert int(tally["Item"]["expiresAt"]["N"]) >= max(rows) > min(rows)
+
+
 def test_unknown_result_fields_are_kept(store: DynamoTaskRepository) -> None:
     task = new_task()
     store.create_pending(task)

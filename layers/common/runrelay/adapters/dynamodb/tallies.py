@@ -67,8 +67,10 @@ def open_lines_action(
         "Update": {
             "TableName": table_name,
             "Key": tally_key(source_id, tally),
+            # Its rows expire as late as the last one written: a tally is how they are found, so it
+            # outlives them (`expires` is theirs).
             "UpdateExpression": f"ADD #lines :lines SET {_KEEP_OPEN}, "
-            "expiresAt = if_not_exists(expiresAt, :exp), sourceId = :source, sourceSeq = :entry",
+            "expiresAt = :exp, sourceId = :source, sourceSeq = :entry",
             "ExpressionAttributeNames": {"#lines": "lines"},
             "ExpressionAttributeValues": {
                 ":lines": _numbers(seqs),
