@@ -79,7 +79,7 @@ class ResultsWriter:
         """Write the file for a source whose `expected` tasks are all final (raises if not all listed)."""
         uuids = self.tasks.task_uuids_of_source(source_id)
         if len(uuids) < expected:
-            raise TasksNotVisibleYet(f"{source_id}: its tallies list {len(uuids)} of {expected} tasks")
+            raise TasksNotVisibleYet(f"{source_id}: {len(uuids)} of {expected} tasks listed")
         counts: dict[str, int] = {}
         lines = 0
         key = results_key(input_key)
