@@ -49,15 +49,15 @@ def run(args: argparse.Namespace) -> Report:
     from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
     from runrelay.contract import InferenceResult
     from runrelay.domain.tasks import NewTask
-    from runrelay.task_ids import line_key, task_uuid_for
+    from runrelay.task_ids import line_key, line_task_uuid, task_uuid_for
 
     with harness.local_aws("bcap") as aws:
         client = aws.clients.dynamodb
         store = DynamoTaskRepository(aws.stack.table_name, dynamodb=client)
         meter = PutItemMeter(client, {aws.stack.table_name: empty_copy(client, aws.stack.table_name)})
         # A file's line, keyed as the submitter keys it: its row is in no index, its new tally is.
-        key = line_key("s3://bench/capacity.jsonl#e", 1)
-        task = NewTask(str(task_uuid_for(key)), key, "s3://bench/capacity.jsonl#e", 1)
+        source = "s3://bench/capacity.jsonl#e"
+        task = NewTask(line_task_uuid(source, 1), line_key(source, 1), source, 1)
         pending = consumed(client, lambda: store.create_pending(task), meter)
         result = InferenceResult.model_validate(result_body(task.task_uuid)["data"][0])
         completion = consumed(client, lambda: store.store_result(result))

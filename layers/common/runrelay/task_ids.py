@@ -52,6 +52,11 @@ def line_key(source_id: str, seq: int) -> str:
     return f"{source_id}:{position}"
 
 
+def line_task_uuid(source_id: str, seq: int) -> str:
+    """The taskUUID of task `seq` of a source keyed by its line (`line_key`)."""
+    return str(task_uuid_for(line_key(source_id, seq)))
+
+
 def attempt_task_uuid(task_uuid: str, attempt: int) -> str:
     """The taskUUID attempt `attempt` of a task is sent under: attempt 0 is the task itself."""
     if attempt == 0:

@@ -19,6 +19,7 @@ from .schema import (
     SOURCE_SEQ,
     TASK_PREFIX,
     TASK_SK,
+    line_of,
     task_key,
     task_record,
 )
@@ -47,7 +48,7 @@ class TableInspector:
             FinalLine(
                 str(plain["taskUUID"]),
                 str(plain["sourceId"]),
-                int(plain.get(SOURCE_LINE, plain.get(SOURCE_SEQ, 0))),
+                line_of(plain),
                 int(plain.get("attempt", 0)),
             )
             for plain in map(from_dynamo, self._read(task_uuids, _LINE_OF_TASK))

@@ -80,6 +80,11 @@ def tally_of_entry(seq: int) -> int:
     return -1 - seq
 
 
+def line_of(item: Mapping[str, Any]) -> int:
+    """A task's line from its plain item, under whichever of the two attributes it was written."""
+    return int(item.get(SOURCE_LINE, item.get(SOURCE_SEQ, 0)))
+
+
 def task_uuid_of(item: Mapping[str, Any]) -> str:
     """The taskUUID of a typed task item or index entry (which carry the keys)."""
     return str(item["pk"]["S"]).removeprefix(TASK_PREFIX)
@@ -100,7 +105,7 @@ def task_record(item: Mapping[str, Any]) -> TaskRecord:
         task_uuid=str(item.get("taskUUID") or str(item["pk"]).removeprefix(TASK_PREFIX)),
         status=TaskStatus(item["status"]),
         source_id=str(item.get("sourceId", "")),
-        source_seq=int(item.get(SOURCE_LINE, item.get(SOURCE_SEQ, 0))),
+        source_seq=line_of(item),
         idempotency_key=str(item.get("idempotencyKey", "")),
         number_results=int(item.get("numberResults", 1)),
         result_count=int(item.get("resultCount", 0)),

@@ -41,7 +41,7 @@ from ...domain.tasks import (
     TaskRecord,
     TaskStatus,
 )
-from ...task_ids import line_key, task_uuid_for
+from ...task_ids import line_task_uuid
 from .codec import from_dynamo, to_dynamo
 from .reads import BATCH_GET_LIMIT, batch_get, query_pages
 from .schema import (
@@ -698,7 +698,7 @@ class DynamoTaskRepository:
 
         listed: list[tuple[int, str]] = []
         tallies: list[tuple[str, int]] = []
-        for item in self._source_entries(source_id):
+        for item in self._index_entries(BY_SOURCE_INDEX, "sourceId", source_id):
             seq = int(item[SOURCE_SEQ]["N"])
             if is_task_item(item):
                 listed.append((seq, task_uuid_of(item)))
@@ -713,27 +713,37 @@ class DynamoTaskRepository:
         """The tasks BySource lists under lines `first` to `last` of a source, by line."""
         lines = {":first": {"N": str(first)}, ":last": {"N": str(last)}}
         listed: dict[int, list[str]] = {}
-        for item in self._source_entries(source_id, "AND sourceSeq BETWEEN :first AND :last", lines):
+        entries = self._index_entries(
+            BY_SOURCE_INDEX, "sourceId", source_id, "AND sourceSeq BETWEEN :first AND :last", lines
+        )
+        for item in entries:
             if is_task_item(item):
                 listed.setdefault(int(item[SOURCE_SEQ]["N"]), []).append(task_uuid_of(item))
         return listed
 
-    def _source_entries(
-        self, source_id: str, condition: str = "", values: Mapping[str, Any] | None = None
+    def _index_entries(
+        self,
+        index: str,
+        attribute: str,
+        value: str,
+        condition: str = "",
+        values: Mapping[str, Any] | None = None,
     ) -> Iterator[Mapping[str, Any]]:
+        """Every entry of `index` whose key `attribute` is `value` (and that meets `condition`, on the
+        sort key, with its `values`), page after page."""
         pages = query_pages(
             self.dynamodb,
             TableName=self.table_name,
-            IndexName=BY_SOURCE_INDEX,
-            KeyConditionExpression=f"sourceId = :source {condition}".strip(),
-            ExpressionAttributeValues={":source": {"S": source_id}, **(values or {})},
+            IndexName=index,
+            KeyConditionExpression=f"{attribute} = :v {condition}".strip(),
+            ExpressionAttributeValues={":v": {"S": value}, **(values or {})},
         )
         for page in pages:
             yield from page.get("Items", [])
 
     def task_uuids_of_caller(self, caller_id: str) -> list[str]:
         """taskUUIDs of the tasks whose spec carried this caller `id`, oldest first (ByCaller index)."""
-        return self._query_uuids(BY_CALLER_INDEX, "callerId", caller_id)
+        return [task_uuid_of(item) for item in self._index_entries(BY_CALLER_INDEX, "callerId", caller_id)]
 
     def source_has_tasks(self, source_id: str) -> bool:
         """Whether anything of the source is in BySource: a tally (its lines are opened before their rows
@@ -746,16 +756,6 @@ class DynamoTaskRepository:
             Limit=1,
         )
         return bool(answer.get("Items"))
-
-    def _query_uuids(self, index: str, attribute: str, value: str) -> list[str]:
-        pages = query_pages(
-            self.dynamodb,
-            TableName=self.table_name,
-            IndexName=index,
-            KeyConditionExpression=f"{attribute} = :v",
-            ExpressionAttributeValues={":v": {"S": value}},
-        )
-        return [task_uuid_of(item) for page in pages for item in page.get("Items", [])]
 
     def tasks_of_source(self, source_id: str) -> list[TaskRecord]:
         """Every task made from one input, in input order, payloads resolved."""
@@ -782,10 +782,6 @@ def _found_by_line(task: NewTask) -> bool:
     """Whether a task's taskUUID is the one its source and line give (`task_ids.line_key`): true of every
     task but those keyed by the caller's `id` and the refusal of a JSONL object without lines."""
     return task.task_uuid == line_task_uuid(task.source_id, task.source_seq)
-
-
-def line_task_uuid(source_id: str, seq: int) -> str:
-    return str(task_uuid_for(line_key(source_id, seq)))
 
 
 def _by_tally(tasks: Sequence[TaskRecord]) -> dict[int, list[TaskRecord]]:
