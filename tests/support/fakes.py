@@ -51,6 +51,8 @@ from runrelay.domain.tasks import (
     may_move,
 )
 from runrelay.domain.throttle import Throttle
+from runrelay.result_payloads import encoded_result, pointer_entry
+from runrelay.result_payloads import resolve_payloads as resolve_payloads_of
 from runrelay.runware_client import PollOutcome, SubmitOutcome
 from runrelay.runware_errors import TransientRunwareError
 
@@ -287,13 +289,10 @@ class FakeTaskRepository:
     def _result_entry(self, task_uuid: str, rid: str, result: StorableResult) -> dict[str, Any]:
         body = result.as_document()
         body["receivedAt"] = _now()
-        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
+        encoded = encoded_result(body)
         if len(encoded) <= self.inline_limit or self.payloads is None:
             return _plain(json.loads(encoded))
-        folder = f"completions/{task_uuid}/" + (f"a{result.attempt}/" if result.attempt else "")
-        ref = self.payloads.put(f"{folder}{rid}.json", encoded)
-        summary = {k: body[k] for k in ("finishReason", "cost", "usage", "seed", "status") if k in body}
-        return _plain({**summary, "payloadRef": ref, "payloadBytes": len(encoded)})
+        return _plain(pointer_entry(self.payloads, body, encoded, task_uuid, rid, result.attempt))
 
     # -- retries -----------------------------------------------------------------------------------
 
@@ -337,11 +336,7 @@ class FakeTaskRepository:
             record = row.record() if row else None
         if record is None or not resolve_payloads or self.payloads is None:
             return record
-        for position, entry in enumerate(record.results):
-            if entry.get("payloadRef"):
-                body = self.payloads.get(entry["payloadRef"])
-                record.results[position] = {**json.loads(body), "payloadRef": entry["payloadRef"]}
-        return record
+        return resolve_payloads_of(record, self.payloads)
 
     def open_tasks_since_before(self, cutoff_epoch: int, limit: int = 1000) -> Iterator[str]:
         with self._lock:

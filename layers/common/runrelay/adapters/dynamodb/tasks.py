@@ -22,7 +22,6 @@ it. Texts too large for DynamoDB's 400 KB item limit go to the payload store wit
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +40,8 @@ from ...domain.tasks import (
     TaskRecord,
     TaskStatus,
 )
+from ...result_payloads import encoded_result, pointer_entry
+from ...result_payloads import resolve_payloads as resolve_payloads_of
 from ...task_ids import line_task_uuid
 from .codec import from_dynamo, to_dynamo
 from .reads import BATCH_GET_LIMIT, batch_get, query_pages
@@ -568,22 +569,10 @@ class DynamoTaskRepository:
     def _result_entry(self, task_uuid: str, rid: str, result: StorableResult, now: float) -> dict[str, Any]:
         body = result.as_document()
         body["receivedAt"] = round(now, 3)
-        # "replace": a lone surrogate becomes "?", as `to_dynamo` does for the inline copy.
-        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
+        encoded = encoded_result(body)
         if len(encoded) <= INLINE_RESULT_LIMIT or self.payloads is None:
             return body
-        # Written before the item points at it, so a pointer never dangles; rewriting is idempotent.
-        attempt = result.attempt
-        name = (
-            f"completions/{task_uuid}/{rid}.json"
-            if not attempt
-            else f"completions/{task_uuid}/a{attempt}/{rid}.json"
-        )
-        ref = self.payloads.put(name, encoded)
-        summary: dict[str, Any] = {
-            k: body[k] for k in ("finishReason", "cost", "usage", "seed", "status") if k in body
-        }
-        return {**summary, "payloadRef": ref, "payloadBytes": len(encoded)}
+        return pointer_entry(self.payloads, body, encoded, task_uuid, rid, result.attempt)
 
     def _create_orphan(self, task_uuid: str) -> None:
         """A result for a task we have no row for (e.g. the row expired): keep it rather than lose it."""
@@ -629,10 +618,7 @@ class DynamoTaskRepository:
     def _record(self, item: dict[str, Any], resolve_payloads: bool) -> TaskRecord:
         record = task_record(item)
         if resolve_payloads and self.payloads is not None:
-            for position, entry in enumerate(record.results):
-                if entry.get("payloadRef"):
-                    body = self.payloads.get(entry["payloadRef"])
-                    record.results[position] = {**json.loads(body), "payloadRef": entry["payloadRef"]}
+            return resolve_payloads_of(record, self.payloads)
         return record
 
     def open_tasks_since_before(self, cutoff_epoch: int, limit: int = 1000) -> Iterator[str]:
