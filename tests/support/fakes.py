@@ -37,6 +37,7 @@ from runrelay.contract import InferenceResult, RunwareError, TextInferenceTask
 from runrelay.deadline import Deadline
 from runrelay.domain.budgets import Budget, Settlement
 from runrelay.domain.cancellations import Cancellation
+from runrelay.domain.errors import bounded_error
 from runrelay.domain.jobs import FinalLine, JobBecameComplete, JobProgress, TotalMismatch, has_job
 from runrelay.domain.retries import Reopened, RetryRefused, attempt_record
 from runrelay.domain.tasks import (
@@ -184,10 +185,10 @@ class FakeTaskRepository:
                     continue
                 if error is not None:
                     row = self._new_row(task, TaskStatus.REJECTED)
-                    row.error = _plain(dict(error))
+                    row.error = _plain(bounded_error(error))
                 elif cancelled is not None:
                     row = self._new_row(task, TaskStatus.CANCELLED)
-                    row.error = _plain(dict(cancelled))
+                    row.error = _plain(bounded_error(cancelled))
                     row.completed_at = row.created_at
                 else:
                     row = self._new_row(task, TaskStatus.PENDING)
@@ -244,7 +245,7 @@ class FakeTaskRepository:
             if attempt is not None and row.attempt != attempt:
                 return False
             row.status = status
-            row.error = _plain(dict(error))
+            row.error = _plain(bounded_error(error))
             row.completed_at = row.updated_at = _now()
             row.open_since = None
             self.writes += 1

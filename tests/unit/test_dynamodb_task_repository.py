@@ -418,3 +418,36 @@ def test_write_groups_put_a_tally_once_in_each_write() -> None:
     # 70 tallies of one line: writes of 32, 32 and 6 tallies.
     many = _write_groups({tally: {0: FinalLine("x", source, tally * 100)} for tally in range(70)})
     assert [len(group) for group in many] == [32, 32, 6]
+
+
+def test_an_error_too_large_for_an_item_is_stored_bounded(store: DynamoTaskRepository) -> None:
+    # Unbounded, each of these writes failed with DynamoDB's item-size error on every try: a webhook was
+    # answered 500 for ever, a file's chunk went to the dead-letter queue.
+    huge = {"code": "providerError", "message": "m" * 500_000, "parameter": "p"}
+    failed, rejected = new_task("huge-failed"), new_task("huge-rejected")
+    store.create_pending(failed)
+    assert store.mark_failed(failed.task_uuid, huge)
+    assert store.create_rejected(rejected, huge) is None
+    for task in (failed, rejected):
+        error = item(store, task.task_uuid)["error"]
+        assert error["code"] == "providerError"
+        assert error["parameter"] == "p"
+        assert error["message"].startswith("mmm")
+        assert error["message"].endswith("(500000 characters in all)")
+
+
+def test_a_webhook_error_too_large_for_an_item_fails_the_task_not_the_webhook(
+    store: DynamoTaskRepository,
+) -> None:
+    # A 5xx would make Runware deliver the same error again until it gave up; the task would stay open.
+    task_uuid = str(task_uuid_for("webhook-huge-error"))
+    store.create_pending(NewTask(task_uuid, "webhook-huge-error", "src", 0))
+    receiver = WebhookReceiver(store, lambda: ["secret"])
+    error = {"taskUUID": task_uuid, "code": "providerError", "message": "e" * 600_000}
+    reply, _ = receiver.receive(json.dumps({"errors": [error]}), token_for("secret", task_uuid))
+    assert reply.status == 200
+    view = store.get_task(task_uuid)
+    assert view is not None
+    assert view.status == TaskStatus.FAILED
+    assert view.error is not None
+    assert view.error["message"].endswith("(600000 characters in all)")

@@ -283,3 +283,24 @@ def test_rejected_rows_keep_the_caller_id(tasks: FakeTaskRepository, runware: Fa
         (1, TaskStatus.PENDING, "good"),
         (2, TaskStatus.REJECTED, "too-many"),
     ]
+
+
+def test_a_line_with_a_huge_list_of_problems_is_rejected_and_the_file_goes_on(
+    store: TaskRepository, runware: FakeRunware
+) -> None:
+    # pydantic reports every bad element: unbounded, this line's error alone was over DynamoDB's 400 KB item
+    # limit, the chunk's write failed on every delivery and the whole file went to the dead-letter queue.
+    huge = json.dumps({"messages": [1] * 20_000})
+    lines = [json.dumps({"prompt": "before"}), huge, json.dumps({"prompt": "after"})]
+    data = ("\n".join(lines) + "\n").encode()
+    svc = service(store, runware, {"in/huge.jsonl": data})
+    report = svc.process_record("m", s3_created_event("b", "in/huge.jsonl", len(data)), Deadline.after(60))
+    assert (report.submitted, report.rejected) == (2, 1)
+    views = store.tasks_of_source("s3://b/in/huge.jsonl#e")
+    assert [view.status for view in views] == [TaskStatus.PENDING, TaskStatus.REJECTED, TaskStatus.PENDING]
+    error = views[1].error
+    assert error is not None
+    assert error["code"] == "invalidTaskSpec"
+    assert error["message"].startswith("line 2: messages.0: ")
+    assert error["message"].endswith("and 19990 more")
+    assert len(error["message"]) < 2_000

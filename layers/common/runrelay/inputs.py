@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from .contract import MAX_NUMBER_RESULTS, MAX_SEED, InferenceSettings, Message
+from .domain.errors import clipped
 from .domain.retries import RetryRequest
 from .task_ids import LINE_NUMBERED_SUFFIXES, MAX_ATTEMPTS, line_key
 
@@ -33,6 +34,8 @@ BUDGET_KEY = "budgetUSD"
 TASKS_KEY = "tasks"
 BUDGET_METADATA = "runrelay-budget-usd"  # x-amz-meta-runrelay-budget-usd on an S3 input
 _READ_CHUNK = 256 * 1024
+_PROBLEMS_LISTED = 10  # of a spec's validation problems, in its REJECTED error
+_PROBLEM_CHARS = 200
 
 
 class TaskSpec(BaseModel):
@@ -172,7 +175,14 @@ def parse_spec(raw: Any) -> TaskSpec | Rejection:
 
 
 def _problems(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(spec)'}: {e['msg']}" for e in error.errors())
+    """The first few of pydantic's problems, each clipped: a huge array can have one per element."""
+    problems = error.errors()
+    listed = [
+        clipped(f"{'.'.join(str(p) for p in e['loc']) or '(spec)'}: {e['msg']}", _PROBLEM_CHARS)
+        for e in problems[:_PROBLEMS_LISTED]
+    ]
+    more = len(problems) - len(listed)
+    return "; ".join(listed) + (f"; and {more} more" if more else "")
 
 
 def caller_id_of(raw: Any) -> str | None:

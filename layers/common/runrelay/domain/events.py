@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import bounded_error
 from .jobs import JobProgress
 from .tasks import TaskRecord, summed_cost
 
@@ -40,7 +41,10 @@ def task_completed(task: TaskRecord) -> Event:
         "numberResults": task.number_results,
         "resultCount": task.result_count,
         "cost": summed_cost(task.results),
-        "error": {"code": error.get("code"), "message": error.get("message")} if error else None,
+        # Bounded again for rows stored before errors were (`errors.bounded_error`).
+        "error": bounded_error({"code": error.get("code"), "message": error.get("message")})
+        if error
+        else None,
         "completedAt": task.completed_at,
         "attempt": task.attempt,
     }

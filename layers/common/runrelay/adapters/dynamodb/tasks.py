@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from ...aws_clients import client
+from ...domain.errors import bounded_error
 from ...domain.tasks import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -189,10 +190,10 @@ class DynamoTaskRepository:
                 item = self._new_item(task, TaskStatus.PENDING, now)
             elif error is not None:
                 item = self._new_item(task, TaskStatus.REJECTED, now)
-                item["error"] = to_dynamo(dict(error))
+                item["error"] = to_dynamo(bounded_error(error))
             else:
                 item = self._new_item(task, TaskStatus.CANCELLED, now)
-                item["error"] = to_dynamo(dict(cancelled or {}))
+                item["error"] = to_dynamo(bounded_error(cancelled or {}))
                 item["completedAt"] = {"N": str(round(now, 3))}
             items.append(item)
         existing = self._insert_rows(items)
@@ -302,7 +303,7 @@ class DynamoTaskRepository:
         condition = f"#s IN ({', '.join(allowed)})"
         values = {
             ":to": {"S": status.value},
-            ":e": to_dynamo(dict(error)),
+            ":e": to_dynamo(bounded_error(error)),
             ":now": {"N": str(round(now, 3))},
             **allowed,
         }
