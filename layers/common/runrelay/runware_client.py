@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 
 from .back_pressure import THROTTLE_STATUSES, CooldownTooLong, SharedBackPressure
@@ -27,6 +28,7 @@ from .contract import (
     TextInferenceTask,
 )
 from .deadline import Deadline
+from .domain.errors import clipped
 from .runware_errors import (
     PERMANENT_BY_STATUS,
     TRANSIENT_STATUSES,
@@ -170,23 +172,7 @@ class RunwareClient:
         if not task_uuids:
             return outcome
         items = [GetResponseTask.model_validate({"taskUUID": uuid}).to_request() for uuid in task_uuids]
-        body = self._post(items, deadline)
-        for error in _errors_of(body):
-            if error.taskUUID:
-                outcome.errors[error.taskUUID] = error
-        for raw in body.get("data") or []:
-            if not isinstance(raw, dict) or "taskUUID" not in raw:
-                continue
-            result = InferenceResult.model_validate(raw)
-            if result.is_error:
-                outcome.errors[result.taskUUID] = result.error or RunwareError(
-                    code="taskFailed", message="Runware reported status error", taskUUID=result.taskUUID
-                )
-            elif result.text is not None or result.status == "success":
-                outcome.results.append(result)
-            else:
-                outcome.processing.append(result.taskUUID)
-        return outcome
+        return poll_outcome(self._post(items, deadline))
 
     def stream(self, task: TextInferenceTask, deadline: Deadline) -> Iterator[StreamEvent]:
         """Yield deltas from Runware's SSE stream; the final events carry finishReason, usage and cost."""
@@ -365,6 +351,36 @@ def _json_body(response: requests.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {"data": body} if isinstance(body, list) else {}
 
 
+def poll_outcome(body: dict[str, Any]) -> PollOutcome:
+    """A getResponse answer, item by item: one item we cannot read fails its own task with a clear error
+    (`invalidResult`), never the whole poll, which every reconciler run would meet again."""
+    outcome = PollOutcome()
+    for error in _errors_of(body):
+        if error.taskUUID:
+            outcome.errors[error.taskUUID] = error
+    for raw in body.get("data") or []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("taskUUID"), str):
+            continue
+        try:
+            result = InferenceResult.model_validate(raw)
+        except ValidationError as problem:
+            outcome.errors[raw["taskUUID"]] = RunwareError(
+                code="invalidResult",
+                message=clipped(f"Runware's result does not match its contract: {problem}"),
+                taskUUID=raw["taskUUID"],
+            )
+            continue
+        if result.is_error:
+            outcome.errors[result.taskUUID] = result.error or RunwareError(
+                code="taskFailed", message="Runware reported status error", taskUUID=result.taskUUID
+            )
+        elif result.text is not None or result.status == "success":
+            outcome.results.append(result)
+        else:
+            outcome.processing.append(result.taskUUID)
+    return outcome
+
+
 def _errors_of(body: dict[str, Any]) -> list[RunwareError]:
     """Both documented failure keys: an `errors` array and a single `error` object."""
     raw: list[Any] = []
@@ -372,7 +388,21 @@ def _errors_of(body: dict[str, Any]) -> list[RunwareError]:
         raw.extend(body["errors"])
     if isinstance(body.get("error"), dict):
         raw.append(body["error"])
-    return [RunwareError.model_validate(item) for item in raw if isinstance(item, dict)]
+    return [_error_of(item) for item in raw if isinstance(item, dict)]
+
+
+def _error_of(item: dict[str, Any]) -> RunwareError:
+    # A null field is taken as absent (`code: null` is "unknown"), as the webhook receiver does.
+    present = {key: value for key, value in item.items() if value is not None}
+    try:
+        return RunwareError.model_validate(present)
+    except ValidationError as problem:
+        task_uuid = present.get("taskUUID")
+        return RunwareError(
+            code="invalidError",
+            message=clipped(f"Runware's error does not match its contract: {problem}"),
+            taskUUID=task_uuid if isinstance(task_uuid, str) else None,
+        )
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
