@@ -304,3 +304,29 @@ def test_a_line_with_a_huge_list_of_problems_is_rejected_and_the_file_goes_on(
     assert error["message"].startswith("line 2: messages.0: ")
     assert error["message"].endswith("and 19990 more")
     assert len(error["message"]) < 2_000
+
+
+@pytest.mark.parametrize(
+    "s3",
+    [
+        None,
+        {"bucket": {"name": "b"}, "object": {"key": 5, "eTag": "e"}},
+        {"bucket": {"name": ""}, "object": {"key": "in/a.jsonl", "eTag": "e"}},
+        {"bucket": {"name": "b"}, "object": {"key": "in/a.jsonl", "eTag": "e", "size": "10"}},
+        {"bucket": {"name": "b"}, "object": {"key": "in/a.jsonl", "eTag": ["e"]}},
+    ],
+    ids=["no-s3", "numeric-key", "empty-bucket", "text-size", "list-etag"],
+)
+def test_a_malformed_s3_notification_is_one_rejected_task(
+    tasks: FakeTaskRepository, runware: FakeRunware, s3: Any
+) -> None:
+    # Before, each raised in the submitter: five receives, then the dead-letter queue, with no row to say why.
+    record = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": s3}
+    report = service(tasks, runware).process_record("n1", json.dumps({"Records": [record]}), Deadline.after(60))
+    assert report.rejected == 1
+    [view] = [tasks.get_task(uuid) for uuid in report.task_uuids]
+    assert view is not None
+    assert view.status == TaskStatus.REJECTED
+    assert view.error is not None
+    assert view.error["code"] == "malformedNotification"
+    assert not runware.requests

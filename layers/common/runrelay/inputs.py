@@ -201,7 +201,10 @@ def classify_sqs_body(message_id: str, body: str) -> SqsBody:
         if payload.get("Event") == "s3:TestEvent":
             return IgnoredMessage("S3 test event")
         if isinstance(payload.get("Records"), list):
-            refs = [_s3_ref(record) for record in payload["Records"] if _is_object_created(record)]
+            try:
+                refs = [_s3_ref(record) for record in payload["Records"] if _is_object_created(record)]
+            except ValueError as error:
+                return Rejection("malformedNotification", f"S3 notification record: {error}")
             return refs if refs else IgnoredMessage("S3 notification without ObjectCreated records")
         if isinstance(payload.get(CONTINUATION_KEY), dict):
             try:
@@ -395,16 +398,28 @@ def _is_object_created(record: Any) -> bool:
 
 
 def _s3_ref(record: dict[str, Any]) -> S3ObjectRef:
-    s3 = record.get("s3", {})
-    obj = s3.get("object", {})
+    """The object an ObjectCreated record names; ValueError if the record is not shaped as S3 sends it."""
+    s3 = _member(record, "s3")
+    obj = _member(s3, "object")
+    name, key = _member(s3, "bucket").get("name"), obj.get("key")
+    if not isinstance(name, str) or not name or not isinstance(key, str) or not key:
+        raise ValueError("s3.bucket.name and s3.object.key must be non-empty strings")
+    etag, version_id, size = obj.get("eTag") or obj.get("etag") or "", obj.get("versionId"), obj.get("size")
+    if not isinstance(etag, str) or not isinstance(version_id, str | None):
+        raise ValueError("s3.object.eTag and s3.object.versionId must be strings")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise ValueError(f"s3.object.size must be a whole number of bytes, got {clipped(repr(size), 100)}")
     # Keys arrive URL-encoded with '+' for spaces (and moto also encodes '/').
     return S3ObjectRef(
-        bucket=s3.get("bucket", {}).get("name", ""),
-        key=unquote_plus(obj.get("key", "")),
-        etag=str(obj.get("eTag") or obj.get("etag") or "").strip('"'),
-        version_id=obj.get("versionId") or None,
-        size=obj.get("size"),
+        bucket=name, key=unquote_plus(key), etag=etag.strip('"'), version_id=version_id or None, size=size
     )
+
+
+def _member(parent: dict[str, Any], name: str) -> dict[str, Any]:
+    value = parent.get(name)
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object")
+    return value
 
 
 def _continuation_ref(raw: dict[str, Any]) -> S3ObjectRef:
