@@ -322,7 +322,9 @@ def test_a_malformed_s3_notification_is_one_rejected_task(
 ) -> None:
     # Before, each raised in the submitter: five receives, then the dead-letter queue, with no row to say why.
     record = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": s3}
-    report = service(tasks, runware).process_record("n1", json.dumps({"Records": [record]}), Deadline.after(60))
+    report = service(tasks, runware).process_record(
+        "n1", json.dumps({"Records": [record]}), Deadline.after(60)
+    )
     assert report.rejected == 1
     [view] = [tasks.get_task(uuid) for uuid in report.task_uuids]
     assert view is not None
