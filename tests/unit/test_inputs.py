@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from runrelay.inputs import (
+    MAX_LINE_BYTES,
     IgnoredMessage,
     Rejection,
     S3ObjectRef,
@@ -16,6 +20,7 @@ from runrelay.inputs import (
     items_of_message,
     items_of_object,
     refused_message,
+    split_jsonl,
 )
 from runrelay.task_ids import line_key
 
@@ -211,3 +216,36 @@ def test_a_redriven_message_is_keyed_on_its_first_message_id() -> None:
     assert idempotency_message_id(redriven) == "first-id"
     empty = {"messageId": "new-id", "messageAttributes": {REDRIVE_MESSAGE_ID_ATTRIBUTE: {"stringValue": ""}}}
     assert idempotency_message_id(empty) == "new-id"
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300).map(lambda b: b.replace(b"\x00", b"\n")), chunk=st.integers(1, 17))
+def test_lines_are_the_body_cut_after_each_newline_whatever_the_chunks(data: bytes, chunk: int) -> None:
+    import runrelay.inputs as inputs
+
+    original = inputs._READ_CHUNK
+    inputs._READ_CHUNK = chunk  # lines spanning many reads, newlines at every place in a read
+    try:
+        *complete, last = data.split(b"\n")
+        expected = [line + b"\n" for line in complete] + ([last] if last else [])
+        assert list(inputs._lines(io.BytesIO(data))) == expected
+    finally:
+        inputs._READ_CHUNK = original
+
+
+def test_a_line_over_the_limit_is_rejected_in_place_and_never_held_whole() -> None:
+    # Before, its bytes were joined chunk by chunk (copied again for every 256 KB read) and parsed whole.
+    overlong = b"x" * (MAX_LINE_BYTES + 1) + b"\n"
+    data = b'{"prompt": "a"}\n' + overlong + b'{"prompt": "b"}\n'
+    ref = S3ObjectRef("in", "big.jsonl", "e", size=len(data))
+    items = list(items_of_object(ref, io.BytesIO(data)))
+    assert [item.seq for item, _ in items] == [1, 2, 3]
+    assert [offset for _, offset in items] == [16, 16 + len(overlong), len(data)]
+    rejection = items[1][0].spec
+    assert isinstance(rejection, Rejection)
+    assert rejection.code == "lineTooLong"
+    assert rejection.message.startswith(f"line 2 is {len(overlong)} bytes")
+    assert isinstance(items[2][0].spec, TaskSpec)
+    # The fan-out counts it as the task it is, so a range's line and task numbers agree with a whole run.
+    [whole] = list(split_jsonl(ref, io.BytesIO(data), range_bytes=len(data) + 1))
+    assert (whole.end_line, whole.end_task, whole.end_byte) == (3, 3, len(data))

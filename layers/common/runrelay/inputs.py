@@ -27,6 +27,7 @@ from .task_ids import LINE_NUMBERED_SUFFIXES, MAX_ATTEMPTS, line_key
 MAX_METADATA_BYTES = 4096
 MAX_CALLER_ID_LENGTH = 512
 MAX_JSON_OBJECT_BYTES = 8 * 1024 * 1024  # a .json input is parsed whole; .jsonl has no limit
+MAX_LINE_BYTES = MAX_JSON_OBJECT_BYTES  # a .jsonl line is parsed whole too
 MAX_PROMPT_OBJECT_BYTES = 1024 * 1024  # a plain-text prompt file
 CONTINUATION_KEY = "runrelayContinuation"
 CONTROL_KEY = "runrelayControl"
@@ -313,6 +314,13 @@ def _jsonl_items(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]
     for raw_line in _lines(body):
         offset += len(raw_line)
         line_number += 1
+        if isinstance(raw_line, OverlongLine):
+            seen_any = True
+            too_long = (
+                f"line {line_number} is {len(raw_line)} bytes, over the {MAX_LINE_BYTES} a line may have"
+            )
+            yield _item(ref, line_number, Rejection("lineTooLong", too_long)), offset
+            continue
         stripped = raw_line.strip()
         if not stripped:
             continue  # blank lines are not tasks
@@ -355,7 +363,7 @@ def split_jsonl(ref: S3ObjectRef, body: Any, range_bytes: int) -> Iterator[Objec
     for raw_line in _lines(body):
         offset += len(raw_line)
         line += 1
-        tasks += bool(raw_line.strip())
+        tasks += isinstance(raw_line, OverlongLine) or bool(raw_line.strip())
         if offset - start[0] >= range_bytes:
             yield ObjectRange(start[0], offset, start[1], line, start[2], tasks)
             start = (offset, line, tasks)
@@ -363,16 +371,37 @@ def split_jsonl(ref: S3ObjectRef, body: Any, range_bytes: int) -> Iterator[Objec
         yield ObjectRange(start[0], offset, start[1], line, start[2], tasks)
 
 
-def _lines(body: Any) -> Iterator[bytes]:
-    """Lines of a streaming body, newline kept, reading fixed-size chunks (memory stays flat)."""
-    pending = b""
+@dataclass(frozen=True)
+class OverlongLine:
+    """A line longer than MAX_LINE_BYTES: read through and counted, never held whole."""
+
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def _lines(body: Any) -> Iterator[bytes | OverlongLine]:
+    """Lines of a streaming body, newline kept, reading fixed-size chunks: memory stays flat whatever the
+    lines' lengths, and each byte is copied once (a line spanning many chunks is joined at its end)."""
+    parts: list[bytes] = []  # the line not complete yet, in pieces
+    length = 0  # its length so far
     while chunk := body.read(_READ_CHUNK):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line + b"\n"
-    if pending:
-        yield pending
+        *complete, rest = chunk.split(b"\n")
+        if complete:
+            first, *inside = complete
+            yield _line(parts, first + b"\n", length + len(first) + 1)
+            yield from (line + b"\n" for line in inside)
+            parts, length = [], 0
+        length += len(rest)
+        if rest and length <= MAX_LINE_BYTES:
+            parts.append(rest)
+    if length:
+        yield _line(parts, b"", length)
+
+
+def _line(parts: list[bytes], last: bytes, length: int) -> bytes | OverlongLine:
+    return OverlongLine(length) if length > MAX_LINE_BYTES else b"".join([*parts, last])
 
 
 def _item(
