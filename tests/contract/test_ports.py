@@ -386,10 +386,6 @@ def test_a_large_text_goes_to_the_payload_store_and_reads_back(backend: Backend)
     assert "text" not in raw.results[0]
 
 
-def test_the_fake_offloads_at_the_adapters_limit() -> None:
-    assert fakes.INLINE_RESULT_LIMIT == INLINE_RESULT_LIMIT
-
-
 # ==== TaskRepository: reads ===========================================================================
 
 

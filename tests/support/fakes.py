@@ -52,7 +52,7 @@ from runrelay.domain.tasks import (
     may_move,
 )
 from runrelay.domain.throttle import Throttle
-from runrelay.result_payloads import encoded_result, pointer_entry
+from runrelay.result_payloads import INLINE_RESULT_LIMIT, encoded_result, pointer_entry
 from runrelay.result_payloads import resolve_payloads as resolve_payloads_of
 from runrelay.runware_client import PollOutcome, SubmitOutcome
 from runrelay.runware_errors import TransientRunwareError
@@ -61,8 +61,6 @@ if TYPE_CHECKING:
     from runrelay.domain.events import Event
     from runrelay.ports import PayloadStore
 
-# As the DynamoDB adapter's INLINE_RESULT_LIMIT (the contract tests check they agree).
-INLINE_RESULT_LIMIT = 48 * 1024
 _INT_LIMIT = 10**38  # integers this large are kept as text, as the DynamoDB codec keeps them
 
 _sequence = itertools.count(1)

@@ -451,3 +451,27 @@ def test_a_webhook_error_too_large_for_an_item_fails_the_task_not_the_webhook(
     assert view.status == TaskStatus.FAILED
     assert view.error is not None
     assert view.error["message"].endswith("(600000 characters in all)")
+
+
+def test_an_sqs_spec_that_fills_its_room_still_leaves_room_for_every_result(
+    store: DynamoTaskRepository,
+) -> None:
+    # The submitter refuses an SQS spec over `spec_room` (specTooLarge): at the limit, its row must still
+    # take all its results inline, each just under INLINE_RESULT_LIMIT, within DynamoDB's item size.
+    from runrelay.inputs import TaskSpec
+    from runrelay.result_payloads import encoded_result, spec_room
+
+    metadata = {"m": "k" * 4_000}
+    spec = TaskSpec(prompt="p", numberResults=4, metadata=metadata).model_dump(mode="json", exclude_none=True)
+    spec["prompt"] = "p" * (spec_room(4) - len(json.dumps(spec)) + 1)
+    assert len(json.dumps(spec)) == spec_room(4)
+    task = NewTask(str(task_uuid_for("sqs-full")), "sqs-full", "sqs:m", 1, 4, metadata=metadata, spec=spec)
+    store.create_pending(task)
+    for slot in range(4):
+        text = "r" * (INLINE_RESULT_LIMIT - 400)
+        slot_result = result(task, text, slot=slot)
+        assert len(encoded_result(slot_result.as_document())) < INLINE_RESULT_LIMIT  # stays inline
+        assert store.store_result(slot_result) in (StoreOutcome.STORED, StoreOutcome.COMPLETED)
+    stored = item(store, task.task_uuid)
+    assert stored["status"] == "COMPLETED"
+    assert all("text" in entry for entry in stored["results"].values())

@@ -249,3 +249,15 @@ def test_a_line_over_the_limit_is_rejected_in_place_and_never_held_whole() -> No
     # The fan-out counts it as the task it is, so a range's line and task numbers agree with a whole run.
     [whole] = list(split_jsonl(ref, io.BytesIO(data), range_bytes=len(data) + 1))
     assert (whole.end_line, whole.end_task, whole.end_byte) == (3, 3, len(data))
+
+
+def test_an_sqs_spec_its_row_could_not_hold_beside_its_results_is_refused() -> None:
+    # Its row keeps the spec whole: with four results inline it would pass DynamoDB's item size, and every
+    # result's write would fail (the webhook answered 500 for ever). One result leaves room for it.
+    prompt = "p" * 200_000
+    message = SqsTaskMessage("m1", [{"prompt": prompt, "numberResults": 4}, {"prompt": prompt}])
+    crowded, roomy = (item.spec for item in items_of_message(message))
+    assert isinstance(crowded, Rejection)
+    assert crowded.code == "specTooLarge"
+    assert "send it in an S3 file" in crowded.message
+    assert isinstance(roomy, TaskSpec)

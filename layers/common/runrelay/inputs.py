@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from .contract import MAX_NUMBER_RESULTS, MAX_SEED, InferenceSettings, Message
 from .domain.errors import clipped
 from .domain.retries import RetryRequest
+from .result_payloads import spec_room
 from .task_ids import LINE_NUMBERED_SUFFIXES, MAX_ATTEMPTS, line_key
 
 MAX_METADATA_BYTES = 4096
@@ -260,12 +261,27 @@ def items_of_message(message: SqsTaskMessage) -> Iterator[SourceItem]:
     if not specs:
         yield refused_message(message.message_id, Rejection("emptyMessage", "the array holds no task"))
     for index, raw in enumerate(specs):
-        spec = parse_spec(raw)
+        spec = _fits_its_row(parse_spec(raw))
         # A valid spec's id is its idempotency key (like OpenAI Batch's custom_id); else the message id
         # and position. A refused spec does not use up its id: the corrected spec may be sent again.
         # The key keeps the 0-based index it always had, so taskUUIDs of earlier messages stay the same.
         key = f"id:{spec.id}" if isinstance(spec, TaskSpec) and spec.id else line_key(source_id, index + 1)
         yield SourceItem(source_id, index + 1, key, spec, caller_id_of(raw))
+
+
+def _fits_its_row(spec: TaskSpec | Rejection) -> TaskSpec | Rejection:
+    """An SQS spec, unless its row could not hold it beside its results (the row keeps it to retry it)."""
+    if isinstance(spec, Rejection):
+        return spec
+    size = len(json.dumps(spec.model_dump(mode="json", exclude_none=True), ensure_ascii=False).encode())
+    room = spec_room(spec.numberResults)
+    if size <= room:
+        return spec
+    return Rejection(
+        "specTooLarge",
+        f"this spec takes {size} bytes; with numberResults {spec.numberResults} its row holds at most {room}"
+        " beside the results: send it in an S3 file instead (its row does not keep the spec)",
+    )
 
 
 def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]]:

@@ -13,6 +13,20 @@ if TYPE_CHECKING:
     from .domain.tasks import TaskRecord
     from .ports import PayloadStore
 
+# A result larger than this (as JSON) goes to the payload store. A row holds up to four inline results
+# (MAX_NUMBER_RESULTS) beside its own attributes, in one DynamoDB item of at most 400 KB.
+INLINE_RESULT_LIMIT = 48 * 1024
+MAX_ITEM_BYTES = 400 * 1024
+# A row's own attributes but its spec (keys, status, metadata, earlier attempts, names of the results).
+ROW_MARGIN_BYTES = 32 * 1024
+
+
+def spec_room(number_results: int) -> int:
+    """Bytes an SQS task's spec (kept whole in its row, to retry it) may take, so that its row still fits
+    one item once all its results are in, each up to INLINE_RESULT_LIMIT."""
+    return MAX_ITEM_BYTES - number_results * INLINE_RESULT_LIMIT - ROW_MARGIN_BYTES
+
+
 # What a pointer entry keeps of the result, for listings that do not read the payload.
 _SUMMARY_FIELDS = ("finishReason", "cost", "usage", "seed", "status")
 

@@ -41,7 +41,7 @@ from ...domain.tasks import (
     TaskRecord,
     TaskStatus,
 )
-from ...result_payloads import encoded_result, pointer_entry
+from ...result_payloads import INLINE_RESULT_LIMIT, encoded_result, pointer_entry
 from ...result_payloads import resolve_payloads as resolve_payloads_of
 from ...task_ids import line_task_uuid
 from .codec import from_dynamo, to_dynamo
@@ -77,8 +77,6 @@ if TYPE_CHECKING:
     from ...domain.retries import Reopened
     from ...ports import PayloadStore
 
-# Results larger than this (as JSON) go to the payload store; four of them still fit well under 400 KB.
-INLINE_RESULT_LIMIT = 48 * 1024
 _OPTIMISTIC_RETRIES = 20
 # Rows of a chunk written at once: each is one round trip, and a chunk's 100 rows should take a few.
 _PARALLEL_WRITES = 16
