@@ -196,3 +196,42 @@ def test_a_broken_batch_is_raised_and_stops_the_others(tasks: FakeTaskRepository
     with pytest.raises(RuntimeError, match="DynamoDB is gone"):
         ReconcileService(tasks, runware, config).run(Deadline.after(30), now=time.time() + 10)
     assert len(runware.asked) < 10  # the batches still queued were not polled
+
+
+def test_a_task_that_cannot_be_written_is_skipped_and_the_others_are_healed(
+    tasks: FakeTaskRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, its write's exception ended the run; runs take tasks oldest first, so every run ended there.
+    poison, first, last = open_task(tasks, "poison"), open_task(tasks, "first"), open_task(tasks, "last")
+    outcome = PollOutcome(
+        results=[InferenceResult(taskUUID=uuid, text="t") for uuid in (first, poison, last)]
+    )
+    original = tasks.store_result
+
+    def store_result(result: object) -> object:
+        if getattr(result, "taskUUID", None) == poison:
+            raise RuntimeError("ValidationException: Item size has exceeded the maximum allowed size")
+        return original(result)  # type: ignore[arg-type]
+
+    tasks.store_result = store_result  # type: ignore[method-assign,assignment]
+    service = ReconcileService(tasks, poller(outcome), ReconcileConfig(overdue_after_seconds=0))
+    report = service.run(Deadline.after(30), now=time.time() + 10)
+    assert (report.completed, report.skipped) == (2, 1)
+    assert tasks.get_task(first).status == TaskStatus.COMPLETED  # type: ignore[union-attr]
+    assert tasks.get_task(last).status == TaskStatus.COMPLETED  # type: ignore[union-attr]
+    assert tasks.get_task(poison).status == TaskStatus.PENDING  # type: ignore[union-attr]
+    assert f"task {poison} could not be written" in caplog.text
+
+
+def test_two_tasks_failing_in_a_row_stop_the_run(tasks: FakeTaskRepository) -> None:
+    # Two in a row is the store in trouble, not a task: the run stops, as before, and the next one retries.
+    uuids = [open_task(tasks, f"t{i}") for i in range(4)]
+    outcome = PollOutcome(results=[InferenceResult(taskUUID=uuid, text="t") for uuid in uuids])
+
+    def store_result(result: object) -> object:
+        raise RuntimeError("DynamoDB is gone")
+
+    tasks.store_result = store_result  # type: ignore[method-assign,assignment]
+    service = ReconcileService(tasks, poller(outcome), ReconcileConfig(overdue_after_seconds=0))
+    with pytest.raises(RuntimeError, match="DynamoDB is gone"):
+        service.run(Deadline.after(30), now=time.time() + 10)

@@ -10,12 +10,13 @@ A task Runware never had is failed once it is too old, or cancelled at once when
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .deadline import Deadline
 from .domain.retries import EXPIRED_CODE
@@ -25,8 +26,11 @@ from .runware_errors import TransientRunwareError
 from .task_ids import result_task_uuid
 
 if TYPE_CHECKING:
+    from .contract import InferenceResult, RunwareError
     from .domain.cancellations import Cancellation
     from .runware_client import PollOutcome
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +43,7 @@ class ReconcileReport:
     expired: int = 0
     cancelled: int = 0
     polls: int = 0
+    skipped: int = 0  # tasks whose write failed alone (logged): left for a later run
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: ReconcileReport) -> None:
@@ -137,56 +142,88 @@ class ReconcileService:
         now: float,
         report: ReconcileReport,
     ) -> None:
+        each = _EachTask(report)
         answered: set[str] = set()  # Runware tasks whose outcome this poll settled
         for result in outcome.results:
-            if result.taskUUID not in slots:
-                continue  # not asked for
-            task, slot = slots[result.taskUUID]
-            answered.add(result.taskUUID)
-            stored = self.store.store_result(
-                SlotResult(task.task_uuid, slot, result.as_document(), attempt=task.attempt)
-            )
-            report.outcomes[stored.value] = report.outcomes.get(stored.value, 0) + 1
-            if stored in (StoreOutcome.STORED, StoreOutcome.COMPLETED):
-                report.results_stored += 1
-            report.completed += stored == StoreOutcome.COMPLETED
+            if result.taskUUID in slots:  # else not asked for
+                answered.add(result.taskUUID)
+                task, slot = slots[result.taskUUID]
+                each.run(task.task_uuid, self._store_polled, task, slot, result, report)
         for runware_uuid, error in outcome.errors.items():
-            if runware_uuid not in slots:
-                continue
-            task, _ = slots[runware_uuid]
-            answered.add(runware_uuid)
-            # Runware does not know a task we never managed to submit: cancelled if its source was, else
-            # given up only once it is old (the submitter may yet send it).
-            if "notfound" in error.code.lower():
-                cancellation = self.cancellation_of(task.source_id)
-                if cancellation is not None:
-                    moved = self.store.mark_cancelled(
-                        task.task_uuid, cancellation.error(), attempt=task.attempt
-                    )
-                    report.cancelled += moved
-                    continue
-                if not self._too_old(task, now):
-                    continue
-            failure = error.model_dump(exclude_none=True)
-            if self.store.mark_failed(task.task_uuid, failure, attempt=task.attempt):
-                report.failed += 1
+            if runware_uuid in slots:
+                answered.add(runware_uuid)
+                task, _ = slots[runware_uuid]
+                each.run(task.task_uuid, self._settle_error, task, error, now, report)
         unsettled = {
             task.task_uuid for runware_uuid, (task, _) in slots.items() if runware_uuid not in answered
         }
         unsettled |= {slots[uuid][0].task_uuid for uuid in outcome.processing if uuid in slots}
         for task in tasks:
-            if task.task_uuid not in unsettled:
-                continue
-            view = self.store.get_task(task.task_uuid, resolve_payloads=False)
-            if view is None or view.status not in OPEN_STATUSES:
-                continue
-            if self._too_old(view, now):
-                expired = {"code": EXPIRED_CODE, "message": "no result within MAX_TASK_AGE_SECONDS"}
-                if self.store.mark_failed(task.task_uuid, expired, attempt=view.attempt):
-                    report.expired += 1
-            else:
-                report.still_processing += 1
+            if task.task_uuid in unsettled:
+                each.run(task.task_uuid, self._settle_unanswered, task, now, report)
+
+    def _store_polled(
+        self, task: TaskRecord, slot: int, result: InferenceResult, report: ReconcileReport
+    ) -> None:
+        stored = self.store.store_result(
+            SlotResult(task.task_uuid, slot, result.as_document(), attempt=task.attempt)
+        )
+        report.outcomes[stored.value] = report.outcomes.get(stored.value, 0) + 1
+        if stored in (StoreOutcome.STORED, StoreOutcome.COMPLETED):
+            report.results_stored += 1
+        report.completed += stored == StoreOutcome.COMPLETED
+
+    def _settle_error(
+        self, task: TaskRecord, error: RunwareError, now: float, report: ReconcileReport
+    ) -> None:
+        # Runware does not know a task we never managed to submit: cancelled if its source was, else
+        # given up only once it is old (the submitter may yet send it).
+        if "notfound" in error.code.lower():
+            cancellation = self.cancellation_of(task.source_id)
+            if cancellation is not None:
+                report.cancelled += self.store.mark_cancelled(
+                    task.task_uuid, cancellation.error(), attempt=task.attempt
+                )
+                return
+            if not self._too_old(task, now):
+                return
+        if self.store.mark_failed(task.task_uuid, error.model_dump(exclude_none=True), attempt=task.attempt):
+            report.failed += 1
+
+    def _settle_unanswered(self, task: TaskRecord, now: float, report: ReconcileReport) -> None:
+        view = self.store.get_task(task.task_uuid, resolve_payloads=False)
+        if view is None or view.status not in OPEN_STATUSES:
+            return
+        if self._too_old(view, now):
+            expired = {"code": EXPIRED_CODE, "message": "no result within MAX_TASK_AGE_SECONDS"}
+            if self.store.mark_failed(task.task_uuid, expired, attempt=view.attempt):
+                report.expired += 1
+        else:
+            report.still_processing += 1
 
     def _too_old(self, task: TaskRecord, now: float) -> bool:
         opened = task.attempt_opened_at
         return now - (now if opened is None else opened) > self.config.max_task_age_seconds
+
+
+class _EachTask:
+    """Runs one task's writes of a batch. A task that cannot be written is that task's trouble: logged,
+    counted (`skipped`) and left for a later run, since runs take tasks oldest first and would all stop at
+    it. Two failures in a row are the store's trouble: raised, and the run stops (the next one tries again).
+    """
+
+    def __init__(self, report: ReconcileReport) -> None:
+        self.report = report
+        self.failed_last = False
+
+    def run(self, task_uuid: str, write: Callable[..., None], *args: Any) -> None:
+        try:
+            write(*args)
+        except Exception:
+            if self.failed_last:
+                raise
+            self.failed_last = True
+            self.report.skipped += 1
+            log.exception("task %s could not be written; skipped until the next run", task_uuid)
+            return
+        self.failed_last = False
