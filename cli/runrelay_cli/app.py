@@ -23,9 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.markup import escape
 
 from runrelay.adapters.dynamodb.jobs import DynamoJobRepository
 from runrelay.adapters.dynamodb.tasks import DynamoTaskRepository
@@ -35,10 +37,18 @@ from runrelay.deadline import Deadline
 from runrelay.domain.jobs import has_job
 from runrelay.domain.retries import RetryRequest, refusal_for_job
 from runrelay.domain.tasks import TaskRecord
-from runrelay.inputs import Rejection, TaskSpec, caller_id_of, control_message, parse_spec
+from runrelay.inputs import (
+    CONTROL_KEY,
+    ControlMessage,
+    Rejection,
+    TaskSpec,
+    caller_id_of,
+    control_message,
+    parse_spec,
+)
 from runrelay.runware_client import RunwareClient
 from runrelay.runware_errors import RunwareApiError
-from runrelay.task_ids import MAX_ATTEMPTS
+from runrelay.task_ids import LINE_NUMBERED_SUFFIXES, MAX_ATTEMPTS
 from runrelay_cli import render
 from runrelay_cli.errors import CliError, explain_aws_error
 from runrelay_cli.help_format import FlagCommand, FlagGroup
@@ -212,7 +222,8 @@ def _user_errors() -> Iterator[None]:
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    render.err_console().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message carries the user's own names and AWS's words: never read as markup.
+    render.err_console().print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -325,7 +336,7 @@ def submit(
         _report_sent(session, plan, sent, ids)
     if sent.not_taken:
         render.err_console().print(
-            f"[yellow]warning:[/] the stack has not taken {', '.join(sent.not_taken)} within "
+            f"[yellow]warning:[/] the stack has not taken {escape(', '.join(sent.not_taken))} within "
             f"{PICKUP_SECONDS:g}s (is the submit function running?); until it does, these ids are unknown",
             highlight=False,
             soft_wrap=True,
@@ -356,28 +367,32 @@ def _report_sent(session: _Session, plan: _Plan, sent: _Sent, ids: list[str]) ->
             f"unchanged: this file was already submitted to the {where} ({plan.tasks} task(s)); "
             "nothing new runs",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
     elif sent.known == plan.tasks:
         out.print(
             f"nothing new runs: every spec's id already names a task in the {where}",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
     else:
         out.print(
             f"submitted {plan.tasks} task(s) via {plan.via.value.upper()} to the {where}",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
         if sent.known:
             out.print(
                 f"{sent.known} of them carry an id that already names a task: those do not run again",
                 highlight=False,
+                markup=False,
                 soft_wrap=True,
             )
     for one in ids:
-        out.print(one, highlight=False, soft_wrap=True)
+        out.print(one, highlight=False, markup=False, soft_wrap=True)
     shown = " ".join(ids[:20])
     # One unwrapped line, without markup, so that it can be copied as it is.
     out.print(
@@ -419,6 +434,25 @@ class _Sent:
     not_taken: list[str] = field(default_factory=list)  # messages the submit function has not taken yet
 
 
+def _checked_control(action: str, source_id: str, requested_by: str, **options: Any) -> str:
+    """A control message's body, refused here if the submitter would refuse it (it would be logged as
+    malformed there, and the request would silently come to nothing)."""
+    body = control_message(action, source_id, requested_by, **options)
+    try:
+        ControlMessage.model_validate(json.loads(body)[CONTROL_KEY])
+    except ValueError as error:
+        raise CliError(f"this {action} request would be refused: {error}") from None
+    return body
+
+
+def _read_as(name: str) -> str:
+    """How the submitter reads an object of this name (`inputs.items_of_object`)."""
+    lowered = name.lower()
+    if lowered.endswith(LINE_NUMBERED_SUFFIXES):
+        return "JSON Lines"
+    return "one JSON document" if lowered.endswith(".json") else "one plain-text prompt"
+
+
 def _file_plan(file: Path, via: Via, settings: dict[str, Any], key: str | None, force: bool) -> _Plan:
     checked = check_file(file)
     if not checked.specs:
@@ -437,6 +471,12 @@ def _file_plan(file: Path, via: Via, settings: dict[str, Any], key: str | None, 
             "in .jsonl/.json files put them in each spec"
         )
     if via is Via.s3:
+        if key is not None and _read_as(key) != _read_as(file.name):
+            # The submitter reads an object by its key's suffix: this file would become other tasks.
+            raise CliError(
+                f"--key {key} would be read as {_read_as(key)}, but {file.name} is {_read_as(file.name)}: "
+                "give the key the file's suffix"
+            )
         return _Plan(Via.s3, checked.task_count, s3_name=key or file.name)
     specs = checked.specs
     if checked.is_prompt_text:
@@ -640,7 +680,10 @@ def results(
     if output is None:
         sys.stdout.write("".join(f"{line}\n" for line in lines))
         return
-    output.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    try:
+        output.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    except OSError as error:
+        _fail(f"cannot write {output}: {error.strerror or error}")
     counts: dict[str, int] = {}
     for view in views:
         counts[view.status] = counts.get(view.status, 0) + 1
@@ -648,7 +691,9 @@ def results(
         render.emit_json({"path": str(output), "tasks": len(views), "counts": counts})
     else:
         shown = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        render.console().print(f"wrote {len(views)} line(s) to {output} ({shown})", highlight=False)
+        render.console().print(
+            f"wrote {len(views)} line(s) to {output} ({shown})", highlight=False, markup=False
+        )
 
 
 # -- cancel ---------------------------------------------------------------------------------------
@@ -683,7 +728,7 @@ def cancel(
         for source in sources:
             sqs.send_message(
                 QueueUrl=session.target.ingest_queue_url,
-                MessageBody=control_message("cancel", source.source_id, requested_by),
+                MessageBody=_checked_control("cancel", source.source_id, requested_by),
             )
     if as_json:
         render.emit_json({"cancelRequested": [s.source_id for s in sources], "requestedBy": requested_by})
@@ -693,6 +738,7 @@ def cancel(
             f"cancel requested for {source.label} (by {requested_by}): lines not yet sent will end "
             f"CANCELLED; see `runrelay status {source.label}`",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
 
@@ -760,7 +806,7 @@ def retry(
         sqs = session.target.client("sqs")
         for plan in planned:
             if plan["lines"]:
-                body = control_message("retry", plan["sourceId"], requested_by, **request_options)
+                body = _checked_control("retry", plan["sourceId"], requested_by, **request_options)
                 sqs.send_message(QueueUrl=session.target.ingest_queue_url, MessageBody=body)
     if as_json:
         render.emit_json({"retryRequested": planned, "requestedBy": requested_by})
@@ -775,7 +821,7 @@ def retry(
                 f"retry requested for {plan['sourceId']} ({round_note}by {requested_by}): "
                 f"{len(plan['lines'])} failed line(s) will run again: {shown}; see `runrelay status`"
             )
-        render.console().print(text, highlight=False, soft_wrap=True)
+        render.console().print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def _sources_of(session: _Session, ids: list[str]) -> list[str]:
@@ -919,7 +965,7 @@ def redrive(
             highlight=False,
         )
         for reason in report.left:
-            out.print(f"  left in the results DLQ: {reason}", highlight=False)
+            out.print(f"  left in the results DLQ: {reason}", highlight=False, markup=False)
     if report.left:
         raise typer.Exit(EXIT_ERROR)
 
@@ -980,7 +1026,8 @@ def ask(
     out.print(result.text or "", highlight=False, markup=False)
     usage = result.usage.totalTokens if result.usage else None
     out.print(
-        f"[dim]{result.finishReason} · {usage} tokens · {render.money(result.cost or 0)}[/]", highlight=False
+        f"[dim]{escape(str(result.finishReason))} · {usage} tokens · {render.money(result.cost or 0)}[/]",
+        highlight=False,
     )
 
 
@@ -988,6 +1035,9 @@ def _runware_client(api_url: str | None, api_key: str | None, state_file: Path |
     if api_url:
         if not api_key:
             raise CliError("RUNWARE_API_KEY is not set (needed with RUNWARE_API_URL / --api-url)")
+        parsed = urlsplit(api_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise CliError(f"the Runware API URL must be http(s)://host/..., got {api_url!r}")
         return RunwareClient(api_url, api_key)
     target = local_target(state_file)
     if not target.runware_api_url or not target.runware_api_key_secret_name:
@@ -1029,6 +1079,6 @@ def _ask_streaming(client: RunwareClient, task: TextInferenceTask, deadline: Dea
     tokens = (closing.get("usage") or {}).get("totalTokens")
     cost = render.money(closing.get("cost") or 0)
     render.console().print(
-        f"\n[dim]{closing.get('finishReason')} · {tokens} tokens · {cost}[/]",
+        f"\n[dim]{escape(str(closing.get('finishReason')))} · {tokens} tokens · {cost}[/]",
         highlight=False,
     )

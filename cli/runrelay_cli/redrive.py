@@ -26,6 +26,7 @@ from runrelay.adapters.s3_uploads import S3ObjectWriter
 from runrelay.results_file import ResultsWriter
 from runrelay.results_logic import ResultsService
 from runrelay.sqs_records import REDRIVE_MESSAGE_ID_ATTRIBUTE
+from runrelay_cli.errors import CliError
 
 _SQS_BATCH = 10
 
@@ -64,7 +65,7 @@ def redrive_ingest(sqs: Any, dead_letter_queue_url: str, queue_url: str) -> int:
             )
         sent = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         if sent.get("Failed"):
-            raise RuntimeError(f"the ingest queue refused redriven messages: {sent['Failed']}")
+            raise CliError(f"the ingest queue refused redriven messages (left in the DLQ): {sent['Failed']}")
         # Deleted only after the send: a crash in between sends a message twice, which its keys make harmless.
         sqs.delete_message_batch(
             QueueUrl=dead_letter_queue_url,

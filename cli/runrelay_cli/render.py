@@ -138,9 +138,9 @@ def task_table(view: TaskRecord) -> Table:
                     ),
                 )
         elif value not in (None, ""):
-            table.add_row(name, str(value))
+            table.add_row(name, Text(str(value)))  # data, never markup
     for index, result in enumerate(view.results, start=1):
-        table.add_row(f"result {index}", excerpt(result.get("text"), 100))
+        table.add_row(f"result {index}", Text(excerpt(result.get("text"), 100)))
     return table
 
 
@@ -163,7 +163,7 @@ def tally_table(rows: list[tuple[str, Tally]]) -> Table:
         table.add_column(status, justify="right", style=STATUS_STYLES[TaskStatus(status)])
     for label, tally in rows:
         counts = tally.counts
-        table.add_row(label, str(tally.total), *(str(counts.get(s, 0) or "") for s in statuses))
+        table.add_row(Text(label), str(tally.total), *(str(counts.get(s, 0) or "") for s in statuses))
     return table
 
 

@@ -104,6 +104,8 @@ def local_target(state_file: Path | None = None) -> Target:
         raise CliError(NO_LOCAL_STACK) from None
     except (OSError, ValueError) as error:
         raise CliError(f"cannot read {path}: {error}") from None
+    if not isinstance(state, dict):
+        raise CliError(f"{path} is not a local stack's description (a JSON object)")
     if not _process_alive(state.get("pid")):
         raise CliError(f"{NO_LOCAL_STACK} ({path} is stale: process {state.get('pid')} is gone)")
     try:

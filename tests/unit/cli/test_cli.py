@@ -609,3 +609,72 @@ def test_retry_sends_a_control_message_for_a_finished_file_and_refuses_what_it_c
     ]
     [body] = _queued(deployed)
     assert body["runrelayControl"]["sourceId"] == "sqs:m1"
+
+
+# -- bad input and odd names: a clear error (exit 2), never a traceback ------------------------------
+
+
+def test_names_that_look_like_markup_are_printed_as_they_are(
+    deployed: DynamoTaskRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, rich read them as markup: a MarkupError traceback (exit 1), or a wrong file name shown.
+    monkeypatch.chdir(tmp_path)
+    answer = invoke("submit", "[/x].jsonl", "--stack", "rr")
+    assert answer.exit_code == 2, answer.output
+    assert "cannot read [/x].jsonl" in answer.output
+    task_uuid = app_ids.caller_task_uuid("run[/2]")
+    _completed_task(deployed, "run[/2]", task_uuid, "sqs:[/m]", 1)
+    answer = invoke("status", task_uuid, "--stack", "rr")
+    assert answer.exit_code == 0, answer.output
+    assert "run[/2]" in answer.output
+    answer = invoke("status", "sqs:[/m]", "--stack", "rr")
+    assert answer.exit_code == 0, answer.output
+    assert "sqs:[/m]" in answer.output
+
+
+def test_results_to_a_path_that_cannot_be_written_is_a_clear_error(
+    deployed: DynamoTaskRepository, tmp_path: Path
+) -> None:
+    _completed_task(deployed, "w1", app_ids.caller_task_uuid("w1"), "sqs:w", 1)
+    for output in (tmp_path / "no" / "such" / "dir.jsonl", tmp_path):
+        answer = invoke("results", "sqs:w", "--stack", "rr", "-o", str(output))
+        assert answer.exit_code == 2, answer.output
+        assert f"cannot write {output}" in answer.output
+
+
+def test_a_key_the_submitter_would_read_otherwise_is_refused(tmp_path: Path, no_local_stack: Path) -> None:
+    # The submitter reads an object by its key's suffix: `--key batch1` made this JSONL file one prompt.
+    lines = tmp_path / "three.jsonl"
+    lines.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(3)))
+    for key, read_as in (("batch1", "one plain-text prompt"), ("batch1.json", "one JSON document")):
+        answer = invoke("submit", str(lines), "--key", key)
+        assert answer.exit_code == 2, answer.output
+        assert f"--key {key} would be read as {read_as}" in answer.output
+    answer = invoke("submit", str(lines), "--key", "batch1.ndjson")
+    assert "would be read as" not in answer.output  # the same format: on to the (missing) stack
+    assert NO_LOCAL_STACK in answer.output
+
+
+def test_a_control_request_the_submitter_would_refuse_is_not_sent(deployed: DynamoTaskRepository) -> None:
+    # Before: "cancel requested", exit 0, and the submitter dropped the message as malformed.
+    _completed_task(deployed, "k1", app_ids.caller_task_uuid("k1"), "sqs:k", 1)
+    answer = invoke("cancel", "sqs:k", "--stack", "rr", "--by", "x" * 300)
+    assert answer.exit_code == 2, answer.output
+    assert "this cancel request would be refused" in answer.output
+    queue_url = boto3.client("sqs", region_name="us-east-1").get_queue_url(QueueName="ingest")["QueueUrl"]
+    got = boto3.client("sqs", region_name="us-east-1").receive_message(QueueUrl=queue_url)
+    assert not got.get("Messages")
+
+
+def test_a_state_file_that_is_not_an_object_and_a_bad_api_url_are_clear_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "local-stack.json"
+    state.write_text("[1]")
+    monkeypatch.setenv("RUNRELAY_STATE_FILE", str(state))
+    answer = invoke("status", "x")
+    assert answer.exit_code == 2, answer.output
+    assert "is not a local stack's description" in answer.output
+    answer = invoke("ask", "hi", "--api-url", "not-a-url", env={"RUNWARE_API_KEY": "k"})
+    assert answer.exit_code == 2, answer.output
+    assert "must be http(s)://host" in answer.output
