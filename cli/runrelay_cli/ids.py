@@ -22,6 +22,8 @@ from runrelay.task_ids import task_uuid_for
 from runrelay_cli.errors import CliError
 from runrelay_cli.targets import Target
 
+# An S3 ETag: the hex MD5 of the object, or of its parts with their count after a dash.
+_ETAG = re.compile(r"^[0-9a-f]{32}(-[0-9]+)?$", re.IGNORECASE)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
@@ -66,8 +68,11 @@ def resolve(text: str, target: Target, store: DynamoTaskRepository, s3: Any) -> 
         return [SourceRef(text)]
     if text.startswith("s3://"):
         bucket, _, rest = text.removeprefix("s3://").partition("/")
-        key, _, etag = rest.partition("#")
-        return [_s3_source(s3, bucket, key, etag or None) or _unknown(text, target)]
+        key, etag = _key_and_etag(rest)
+        found = _s3_source(s3, bucket, key, etag)
+        if found is not None and etag is not None and not store.source_has_tasks(found.source_id):
+            found = found if _object_has_etag(s3, bucket, key, etag) else None  # a typo names nothing
+        return [found or _unknown(text, target)]
     callers = caller_tasks(store, text)
     if callers:
         return [TaskRef(task_uuid, f"caller id {text}") for task_uuid in callers]
@@ -90,6 +95,25 @@ def caller_tasks(store: DynamoTaskRepository, caller_id: str) -> list[str]:
     if direct not in found and store.get_task(direct, resolve_payloads=False) is not None:
         found.append(direct)  # the index is eventually consistent; the table read is not
     return found
+
+
+def _key_and_etag(rest: str) -> tuple[str, str | None]:
+    """`key#etag` split at its last `#` when what follows is an ETag; a key may hold `#` itself."""
+    key, sep, tail = rest.rpartition("#")
+    if sep and _ETAG.match(tail):
+        return key, tail
+    return rest.removesuffix("#"), None
+
+
+def _object_has_etag(s3: Any, bucket: str, key: str, etag: str) -> bool:
+    """Whether the object's current version has this ETag (one just uploaded, its tasks not listed yet)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "403"}:
+            return False
+        raise
+    return str(head["ETag"]).strip('"').lower() == etag.lower()
 
 
 def _basename(text: str) -> str:

@@ -30,6 +30,7 @@ from runrelay_cli.targets import (
     NO_LOCAL_STACK,
     SOURCE_ROOT,
     STATE_FILE_NAME,
+    resolve_target,
     stack_from_samconfig,
     state_file_path,
 )
@@ -233,7 +234,8 @@ def test_status_and_results_of_a_deployed_stack(deployed: DynamoTaskRepository, 
 def test_unknown_ids_and_stacks_are_clear_errors(deployed: DynamoTaskRepository, verb: str) -> None:
     # `wait` does not wait on a name that matches nothing: it fails as `status` does (and before its
     # --timeout, which would otherwise be the only way out).
-    for unknown in ("no-such-thing", "sqs:no-such-message", "s3://unit-payloads/incoming/none.jsonl"):
+    typo = f"s3://{BUCKET}/incoming/typo.jsonl#0123456789abcdef0123456789abcdef"  # waited 900 s before
+    for unknown in ("no-such-thing", "sqs:no-such-message", "s3://unit-payloads/incoming/none.jsonl", typo):
         answer = invoke(verb, unknown, "--stack", "rr", "--timeout", "5") if verb == "wait" else None
         answer = answer or invoke(verb, unknown, "--stack", "rr")
         assert answer.exit_code == 2, answer.output
@@ -678,3 +680,14 @@ def test_a_state_file_that_is_not_an_object_and_a_bad_api_url_are_clear_errors(
     answer = invoke("ask", "hi", "--api-url", "not-a-url", env={"RUNWARE_API_KEY": "k"})
     assert answer.exit_code == 2, answer.output
     assert "must be http(s)://host" in answer.output
+
+
+def test_an_s3_id_is_split_at_its_etag_and_a_key_may_hold_a_hash(deployed: DynamoTaskRepository) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=BUCKET, Key="incoming/run#2.jsonl", Body=b'{"prompt": "a"}\n')
+    etag = s3.head_object(Bucket=BUCKET, Key="incoming/run#2.jsonl")["ETag"].strip('"')
+    target = resolve_target(stack="rr", region="us-east-1")
+    for text in (f"s3://{BUCKET}/incoming/run#2.jsonl", f"s3://{BUCKET}/incoming/run#2.jsonl#{etag}"):
+        [ref] = app_ids.resolve(text, target, deployed, s3)
+        assert isinstance(ref, app_ids.SourceRef)
+        assert ref.source_id == f"s3://{BUCKET}/incoming/run#2.jsonl#{etag}"
