@@ -559,11 +559,14 @@ def _await_pickup(session: _Session, source_ids: list[str]) -> list[str]:
     """Wait until the submit function has written each message's tasks; the ones it has not."""
     waiting = list(source_ids)
     deadline = time.monotonic() + PICKUP_SECONDS
-    while waiting:
-        waiting = [source for source in waiting if not session.store.source_has_tasks(source)]
-        if not waiting or time.monotonic() >= deadline:
-            break
-        time.sleep(0.25)
+    try:
+        while waiting:
+            waiting = [source for source in waiting if not session.store.source_has_tasks(source)]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C while waiting: the messages are sent, so their ids are still printed
     return waiting
 
 

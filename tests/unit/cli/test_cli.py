@@ -691,3 +691,17 @@ def test_an_s3_id_is_split_at_its_etag_and_a_key_may_hold_a_hash(deployed: Dynam
         [ref] = app_ids.resolve(text, target, deployed, s3)
         assert isinstance(ref, app_ids.SourceRef)
         assert ref.source_id == f"s3://{BUCKET}/incoming/run#2.jsonl#{etag}"
+
+
+def test_ctrl_c_while_waiting_for_pickup_still_prints_the_ids(
+    deployed: DynamoTaskRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, the message was sent but Ctrl-C ended the run before its `sqs:<messageId>` was printed.
+    def interrupted(self: DynamoTaskRepository, source_id: str) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DynamoTaskRepository, "source_has_tasks", interrupted)
+    answer = invoke("submit", "--prompt", "hi", "--stack", "rr")
+    assert answer.exit_code == 0, answer.output
+    assert "sqs:" in answer.output
+    assert "has not taken" in answer.output
