@@ -163,6 +163,10 @@ class TargetChoice:
     state_file: Path | None = None
 
     def resolve(self) -> Target:
+        if self.region is not None and self.stack is None and self.config_env is None:
+            raise CliError(
+                "--region applies to a deployed stack: give --stack NAME (or --config-env) with it"
+            )
         return resolve_target(
             stack=self.stack, region=self.region, config_env=self.config_env, state_file=self.state_file
         )
@@ -301,6 +305,8 @@ def submit(
         if file is None:
             if via is Via.s3:
                 raise CliError("--prompt and --messages go over SQS; to use S3, put the spec in a file")
+            if key is not None:
+                raise CliError("--key names the S3 object of a FILE; --prompt and --messages go over SQS")
             conversation = None if messages is None else _parsed(read_messages, messages)
             raw = option_spec(prompt=prompt, messages=conversation, caller_id=caller_id, **settings)
             plan = _Plan(
@@ -831,18 +837,11 @@ def _sources_of(session: _Session, ids: list[str]) -> list[str]:
     """The sources named, directly or by one of their tasks, each once, in the order given."""
     sources: list[str] = []
     for text in ids:
-        for ref in _refs_named(session, text):
+        for ref in session.resolve([text]):  # an SQS message with no task names nothing to retry
             source_id = session.task(ref).source_id if isinstance(ref, TaskRef) else ref.source_id
             if source_id not in sources:
                 sources.append(source_id)
     return sources
-
-
-def _refs_named(session: _Session, text: str) -> list[Ref]:
-    name = text.strip()
-    return (
-        [SourceRef(name)] if name.startswith("sqs:") and len(name) > len("sqs:") else session.resolve([text])
-    )
 
 
 def _sources_named(session: _Session, text: str) -> list[SourceRef]:

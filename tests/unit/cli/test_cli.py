@@ -705,3 +705,17 @@ def test_ctrl_c_while_waiting_for_pickup_still_prints_the_ids(
     assert answer.exit_code == 0, answer.output
     assert "sqs:" in answer.output
     assert "has not taken" in answer.output
+
+
+def test_options_that_would_be_ignored_are_refused(
+    deployed: DynamoTaskRepository, no_local_stack: Path
+) -> None:
+    answer = invoke("submit", "--prompt", "hi", "--key", "a.jsonl", "--stack", "rr")
+    assert answer.exit_code == 2, answer.output
+    assert "--key names the S3 object of a FILE" in answer.output
+    answer = invoke("status", "x", "--region", "eu-west-1")
+    assert answer.exit_code == 2, answer.output
+    assert "--region applies to a deployed stack" in answer.output
+    answer = invoke("retry", "sqs:no-such-message", "--stack", "rr")  # was "nothing to retry", exit 0
+    assert answer.exit_code == 2, answer.output
+    assert "unknown id 'sqs:no-such-message'" in answer.output
