@@ -44,11 +44,12 @@ from runrelay.inputs import (
     TaskSpec,
     caller_id_of,
     control_message,
+    object_format,
     parse_spec,
 )
 from runrelay.runware_client import RunwareClient
 from runrelay.runware_errors import RunwareApiError
-from runrelay.task_ids import LINE_NUMBERED_SUFFIXES, MAX_ATTEMPTS
+from runrelay.task_ids import MAX_ATTEMPTS
 from runrelay_cli import render
 from runrelay_cli.errors import CliError, explain_aws_error
 from runrelay_cli.help_format import FlagCommand, FlagGroup
@@ -451,12 +452,12 @@ def _checked_control(action: str, source_id: str, requested_by: str, **options: 
     return body
 
 
+_READ_AS = {"lines": "JSON Lines", "json": "one JSON document", "prompt": "one plain-text prompt"}
+
+
 def _read_as(name: str) -> str:
-    """How the submitter reads an object of this name (`inputs.items_of_object`)."""
-    lowered = name.lower()
-    if lowered.endswith(LINE_NUMBERED_SUFFIXES):
-        return "JSON Lines"
-    return "one JSON document" if lowered.endswith(".json") else "one plain-text prompt"
+    """How the submitter reads an object of this name (`inputs.object_format`), in words."""
+    return _READ_AS[object_format(name)]
 
 
 def _file_plan(file: Path, via: Via, settings: dict[str, Any], key: str | None, force: bool) -> _Plan:

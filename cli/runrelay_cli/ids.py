@@ -107,13 +107,22 @@ def _key_and_etag(rest: str) -> tuple[str, str | None]:
 
 def _object_has_etag(s3: Any, bucket: str, key: str, etag: str) -> bool:
     """Whether the object's current version has this ETag (one just uploaded, its tasks not listed yet)."""
+    head = _head(s3, bucket, key)
+    return head is not None and _etag_of(head).lower() == etag.lower()
+
+
+def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object's current version (HeadObject), or None if there is none to see."""
     try:
-        head = s3.head_object(Bucket=bucket, Key=key)
+        return dict(s3.head_object(Bucket=bucket, Key=key))
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "403"}:
-            return False
+            return None
         raise
-    return str(head["ETag"]).strip('"').lower() == etag.lower()
+
+
+def _etag_of(head: dict[str, Any]) -> str:
+    return str(head["ETag"]).strip('"')
 
 
 def _basename(text: str) -> str:
@@ -125,13 +134,10 @@ def _s3_source(s3: Any, bucket: str, key: str, etag: str | None) -> SourceRef | 
         return None
     size = None
     if etag is None:
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "403"}:
-                return None
-            raise
-        etag, size = head["ETag"].strip('"'), head.get("ContentLength")
+        head = _head(s3, bucket, key)
+        if head is None:
+            return None
+        etag, size = _etag_of(head), head.get("ContentLength")
     ref = S3ObjectRef(bucket=bucket, key=key, etag=etag, size=size)
     return SourceRef(ref.source_id, ref)
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runrelay.inputs import MAX_JSON_OBJECT_BYTES, MAX_PROMPT_OBJECT_BYTES, Rejection, TaskSpec, parse_spec
+from runrelay.inputs import (
+    MAX_JSON_OBJECT_BYTES,
+    MAX_PROMPT_OBJECT_BYTES,
+    Rejection,
+    TaskSpec,
+    object_format,
+    parse_spec,
+)
 
 # One SQS message holds at most this many specs (the submitter's default batch: all rows of a message
 # are written before any is sent) and stays under SQS's 256 KiB body limit.
@@ -49,17 +56,17 @@ def check_file(path: Path) -> CheckedFile:
         data = path.read_bytes()
     except OSError as error:
         return CheckedFile(path, [], [Problem("file", f"cannot read {path}: {error.strerror or error}")])
-    name = path.name.lower()
-    if name.endswith((".jsonl", ".ndjson")):
+    kind = object_format(path.name)  # as the submitter will read the object
+    if kind == "lines":
         return _check_jsonl(path, data)
-    limit = MAX_JSON_OBJECT_BYTES if name.endswith(".json") else MAX_PROMPT_OBJECT_BYTES
+    limit = MAX_JSON_OBJECT_BYTES if kind == "json" else MAX_PROMPT_OBJECT_BYTES
     if len(data) > limit:
         return CheckedFile(path, [], [Problem("file", f"larger than {limit} bytes; use .jsonl")])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         return CheckedFile(path, [], [Problem("file", f"not UTF-8 text: {error}")])
-    if name.endswith(".json"):
+    if kind == "json":
         try:
             payload = json.loads(text)
         except ValueError as error:

@@ -27,7 +27,7 @@ from .task_ids import LINE_NUMBERED_SUFFIXES, MAX_ATTEMPTS, line_key
 
 MAX_METADATA_BYTES = 4096
 MAX_CALLER_ID_LENGTH = 512
-MAX_JSON_OBJECT_BYTES = 8 * 1024 * 1024  # a .json input is parsed whole; .jsonl has no limit
+MAX_JSON_OBJECT_BYTES = 8 * 1024 * 1024  # a .json input is parsed whole (a .jsonl object may be any size)
 MAX_LINE_BYTES = MAX_JSON_OBJECT_BYTES  # a .jsonl line is parsed whole too
 MAX_PROMPT_OBJECT_BYTES = 1024 * 1024  # a plain-text prompt file
 CONTINUATION_KEY = "runrelayContinuation"
@@ -284,16 +284,28 @@ def _fits_its_row(spec: TaskSpec | Rejection) -> TaskSpec | Rejection:
     )
 
 
+ObjectFormat = Literal["lines", "json", "prompt"]
+
+
+def object_format(key: str) -> ObjectFormat:
+    """How an object is read, by its key's suffix: a spec per line (`.jsonl`, `.ndjson`), one JSON document
+    (`.json`: a spec or an array of them), or else one plain-text prompt."""
+    name = key.lower()
+    if name.endswith(LINE_NUMBERED_SUFFIXES):
+        return "lines"
+    return "json" if name.endswith(".json") else "prompt"
+
+
 def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, int]]:
     """Task specs in an S3 object, each with the byte offset just past it (for continuations).
 
     `body` is the streaming body of a GetObject (from `ref.start_byte` on when continuing).
     """
-    name = ref.key.lower()
-    if name.endswith(LINE_NUMBERED_SUFFIXES):
+    kind = object_format(ref.key)
+    if kind == "lines":
         yield from _jsonl_items(ref, body)
         return
-    limit = MAX_JSON_OBJECT_BYTES if name.endswith(".json") else MAX_PROMPT_OBJECT_BYTES
+    limit = MAX_JSON_OBJECT_BYTES if kind == "json" else MAX_PROMPT_OBJECT_BYTES
     data = body.read(limit + 1)
     end = len(data)
     if len(data) > limit:
@@ -304,7 +316,7 @@ def items_of_object(ref: S3ObjectRef, body: Any) -> Iterator[tuple[SourceItem, i
     except UnicodeDecodeError as error:
         yield _item(ref, 1, Rejection("notUtf8", f"{ref.key} is not UTF-8 text: {error}")), end
         return
-    if name.endswith(".json"):
+    if kind == "json":
         try:
             payload = json.loads(text)
         except (ValueError, RecursionError) as error:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .domain.errors import bounded_error
 from .models import DEFAULT_MODEL
 
 # Documented result fields and the JSON types they may have (docs/runware-behaviour.md, "Results"); the
@@ -123,4 +122,4 @@ def error_document(raw: dict[str, Any]) -> dict[str, Any]:
     ):
         raise InvalidResult("error code and message must be strings")
     kept = {k: v for k, v in raw.items() if k != "status" and v is not None}
-    return bounded_error({**kept, "code": code or "unknown", "message": message or ""})
+    return {**kept, "code": code or "unknown", "message": message or ""}
